@@ -1,0 +1,1 @@
+"""The `peregrine` command line."""

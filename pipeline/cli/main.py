@@ -1,0 +1,63 @@
+"""`peregrine`: the command's root. Each command group lives in its own module
+and registers here; expected failures (a PeregrineError) print one clear
+message and exit non-zero, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import PeregrineError
+
+app = typer.Typer(
+    name="peregrine",
+    help="Runtime threat detection for Kubernetes: Falco-compatible rules on Kafka, alerts to Kafka and OpenSearch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Peregrine's command line."""
+
+
+def _register() -> None:
+    # One line per command group; each module defines `app` (a Typer) or `register(app)`.
+    pass
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except PeregrineError as error:
+        err_console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        return 2
+    except typer.Exit as stop:
+        return stop.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as error:  # click usage errors and aborts
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            return error.exit_code
+        if isinstance(error, click.exceptions.Abort):
+            return 1
+        raise
+    # click returns a typer.Exit's code in non-standalone mode
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
