@@ -29,7 +29,7 @@ def _root() -> None:
 
 def _register() -> None:
     # One line per command group; each module defines `app` (a Typer) or `register(app)`.
-    pass
+    from pipeline.cli import rules; rules.register(app)  # noqa: E702
 
 
 _register()
