@@ -30,6 +30,7 @@ def _root() -> None:
 def _register() -> None:
     # One line per command group; each module defines `app` (a Typer) or `register(app)`.
     from pipeline.cli import rules; rules.register(app)  # noqa: E702
+    from pipeline.cli import stack; stack.register(app)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,171 @@
+"""Kafka in KRaft mode, one process that is both broker and controller.
+
+Installed as plain jars (kafka_2.13 and its runtime dependencies plus log4j2)
+resolved by Maven from deploy/local/kafka/pom.xml into `<home>/kafka/libs`.
+Configuration is rewritten on every start from the settings, so a changed
+port takes effect; the storage is formatted once, on first start, with a
+generated cluster id that then lives in the data dir's meta.properties.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from pipeline.errors import StackError
+from pipeline.stack.marker import check_marker, write_marker
+from pipeline.stack.process import ServerProcess, markers_for
+from pipeline.stack.settings import REPO_ROOT, StackSettings
+from pipeline.stack.toolchain import JavaHome, mvn_copy_dependencies
+
+NAME = "kafka"
+POM = REPO_ROOT / "deploy" / "local" / "kafka" / "pom.xml"
+
+
+def server(settings: StackSettings) -> ServerProcess:
+    return ServerProcess(NAME, settings.run_dir / "kafka.pid", markers_for(NAME, settings.home))
+
+
+def data_dir(settings: StackSettings) -> Path:
+    return settings.data_dir / "kafka"
+
+
+def log_path(settings: StackSettings) -> Path:
+    return settings.logs_dir / "kafka.log"
+
+
+def install(settings: StackSettings, java: JavaHome, say) -> None:
+    """Make `<home>/kafka/libs` hold the jars of `kafka_version`; no-op when already whole."""
+    root = settings.kafka_dir
+    check = check_marker(root, settings.kafka_version)
+    if check.ok:
+        say(f"kafka {settings.kafka_version}: installed")
+        return
+    if check.reason != "not installed":
+        say(f"kafka: reinstalling, {check.reason}")
+    if not POM.is_file():
+        raise StackError(f"{POM} is missing: run `peregrine stack up` from a Peregrine source checkout")
+    say(f"kafka {settings.kafka_version}: resolving jars with mvn (cached in ~/.m2)")
+    shutil.rmtree(root, ignore_errors=True)
+    staging = settings.home / "kafka.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    mvn_copy_dependencies(
+        POM,
+        staging / "libs",
+        {"kafka.version": settings.kafka_version},
+        java=java,
+        log_path=settings.logs_dir / "mvn-kafka.log",
+        what=f"Kafka {settings.kafka_version}",
+        extra=("-DincludeScope=runtime",),
+    )
+    if not any((staging / "libs").glob(f"kafka_2.13-{settings.kafka_version}.jar")):
+        raise StackError(f"mvn finished but kafka_2.13-{settings.kafka_version}.jar is not in {staging / 'libs'}")
+    staging.replace(root)
+    write_marker(root, settings.kafka_version, skip=("config",))
+
+
+def _server_properties(settings: StackSettings) -> str:
+    host = settings.host
+    return "\n".join([
+        "# Written by `peregrine stack up` on every start; edit pipeline/stack/settings.py instead.",
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
+        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"log.dirs={data_dir(settings)}",
+        "num.partitions=1",
+        "auto.create.topics.enable=false",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.retention.hours=24",
+        "",
+    ])
+
+
+_LOG4J2 = """\
+# Written by `peregrine stack up`: everything to stdout, which goes to logs/kafka.log.
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+"""
+
+
+def configure(settings: StackSettings) -> tuple[Path, Path]:
+    """Write server.properties and log4j2.properties; returns their paths."""
+    config = settings.kafka_dir / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    properties = config / "server.properties"
+    properties.write_text(_server_properties(settings))
+    log4j = config / "log4j2.properties"
+    log4j.write_text(_LOG4J2)
+    return properties, log4j
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what StorageTool makes)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _java_base(settings: StackSettings, java: JavaHome, log4j: Path) -> list[str]:
+    return [
+        str(java.java),
+        *markers_for(NAME, settings.home),
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dkafka.logs.dir={settings.logs_dir}",
+        "-Djava.awt.headless=true",
+        "-cp",
+        str(settings.kafka_dir / "libs" / "*"),
+    ]
+
+
+def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties: Path, log4j: Path, say) -> None:
+    """Format KRaft storage once; the cluster id is then kept in meta.properties."""
+    meta = data_dir(settings) / "meta.properties"
+    if meta.is_file():
+        return
+    data_dir(settings).mkdir(parents=True, exist_ok=True)
+    cluster_id = new_cluster_id()
+    say(f"kafka: formatting storage in {data_dir(settings)} (cluster id {cluster_id})")
+    argv = _java_base(settings, java, log4j) + [
+        "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id, "--config", str(properties),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise StackError(f"kafka storage format failed in {data_dir(settings)}: {detail[0][:400]}")
+
+
+def argv(settings: StackSettings, java: JavaHome, properties: Path, log4j: Path) -> list[str]:
+    heap = settings.kafka_heap
+    return _java_base(settings, java, log4j)[:1] + [
+        f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+    ] + _java_base(settings, java, log4j)[1:] + ["kafka.Kafka", str(properties)]
+
+
+def environment(java: JavaHome) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "JAVA_TOOL_OPTIONS"))}
+    env["JAVA_HOME"] = str(java.home)
+    return env
