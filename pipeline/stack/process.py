@@ -32,14 +32,31 @@ def markers_for(name: str, home: Path) -> tuple[str, ...]:
 
 
 def command_line(pid: int) -> list[str] | None:
-    """The argv of a live process, or None when it is gone (or a zombie)."""
+    """The argv of a live process, or None when it is gone (or a zombie).
+
+    Right after a fork/exec the cmdline reads empty for a moment; a live,
+    non-zombie process with an empty cmdline is asked again briefly.
+    """
+    for _ in range(50):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if raw:
+            return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        if _state(pid) in (None, "Z", "X"):
+            return None
+        time.sleep(0.01)
+    return None
+
+
+def _state(pid: int) -> str | None:
+    """The one-letter state from /proc/<pid>/stat (R, S, Z...), None when gone."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    if not raw:
-        return None  # zombies and kernel threads have an empty cmdline
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def is_ours(pid: int, markers: tuple[str, ...]) -> bool:
@@ -111,13 +128,14 @@ def start_detached(
 
 
 def alive(pid: int) -> bool:
+    """Running (a zombie is not): signal 0 says it exists, /proc says it is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return command_line(pid) is not None
+        pass
+    return _state(pid) not in (None, "Z", "X")
 
 
 def _reap(pid: int) -> None:
