@@ -1,0 +1,481 @@
+"""Load Falco rules files into a :class:`~pipeline.rules.model.RuleSet`.
+
+Files load in order, each extending or overriding the ones before it, as
+Falco's ``-r`` options do. Reading (the YAML items -> :class:`Collector`)
+happens per file; compiling happens once at the end, like Falco's
+``rule_loader::compiler``:
+
+1. lists: a list item that names a list defined before it is replaced by
+   that list's items (recursively);
+2. macros: each condition (with its appends) is parsed, lists are expanded
+   and every macro it uses must be defined before it;
+3. rules: each condition (with its appends) plus its exceptions is parsed,
+   lists are expanded, macros must exist (anywhere: a rule may use a macro
+   defined after it), and every field is bound against the rule's source's
+   field registry. A rule with ``skip-if-unknown-filter: true`` that reads an
+   unknown field is skipped with a warning instead.
+
+Every error points into the file where the offending text is written: a
+condition's (line, col) is mapped through the YAML scalar, including folded
+and literal block scalars, quoted scalars and appended fragments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import MappingProxyType
+
+from pipeline.errors import ConditionSyntaxError, RuleError, RuleLoadError, SourceLocation
+from pipeline.rules import exceptions as falco_exceptions
+from pipeline.rules.ast import And, FieldRef, Literal, Node, Not
+from pipeline.rules.collector import Collector, RuleInfo
+from pipeline.rules.exceptions import ExceptionProblem
+from pipeline.rules.findings import Findings
+from pipeline.rules.model import List, Macro, Rule, RuleSet
+from pipeline.rules.parser import parse_condition
+from pipeline.rules.reader import FileReader
+from pipeline.rules.resolve import (
+    expand_lists,
+    field_refs,
+    inline_macros,
+    macro_refs,
+    restricts_event_type,
+)
+from pipeline.rules.yaml_source import JoinedText, SourceText, TextMap, offset_in
+
+# The sources Peregrine has field registries for; used only when the registries cannot be imported.
+DEFAULT_SOURCES = frozenset({"syscall", "k8s_audit", "aws_cloudtrail"})
+
+RegistryFor = Callable[[str], object]
+
+
+def _default_registry_for() -> RegistryFor | None:
+    try:
+        from pipeline.fields import registry_for  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return registry_for
+
+
+class RulesLoader:
+    """Accumulates rules files in order; :meth:`load` compiles them into a RuleSet.
+
+    ``collect_errors``: gather every error across files and raise one
+    :class:`~pipeline.errors.RuleErrors` from :meth:`load` (otherwise the first
+    error is raised where it is found). ``registry_for(source)`` gives a
+    source's field registry (default: :func:`pipeline.fields.registry_for`);
+    pass ``None`` to skip field checks. ``skip_unknown_sources``: Falco's
+    behaviour for a rule whose source has no registry (skip it with a
+    warning); by default it is an error, since Peregrine's sources are fixed.
+    """
+
+    def __init__(
+        self,
+        *,
+        collect_errors: bool = False,
+        registry_for: RegistryFor | None | str = "default",
+        skip_unknown_sources: bool = False,
+    ) -> None:
+        self.findings = Findings(collect=collect_errors)
+        self.collector = Collector()
+        self.registry_for: RegistryFor | None = _default_registry_for() if registry_for == "default" else registry_for  # type: ignore[assignment]
+        self.skip_unknown_sources = skip_unknown_sources
+        self._registries: dict[str, object | None] = {}
+        self._broken: set[tuple[str, str]] = set()
+        self._unreadable_files = 0
+        self.paths: list[str] = []
+
+    # -- input --------------------------------------------------------
+
+    def add_file(self, path: str | Path) -> None:
+        path = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            self.findings.error(RuleLoadError(f"cannot read rules file: {error}", SourceLocation(path, 1, 1)))
+            self._unreadable_files += 1
+            return
+        self.add_text(text, path)
+
+    def add_text(self, text: str, path: str | None = None) -> None:
+        self.paths.append(path or "<text>")
+        reader = FileReader(
+            SourceText.of(text, path), self.collector, self.findings, self._known_source,
+            self.skip_unknown_sources, self._broken,
+        )
+        if not reader.read():
+            self._unreadable_files += 1
+
+    def _registry(self, source: str):
+        if source not in self._registries:
+            registry = None
+            if self.registry_for is not None:
+                try:
+                    registry = self.registry_for(source)
+                except Exception:  # noqa: BLE001 - any failure means "no such source"
+                    registry = None
+            self._registries[source] = registry
+        return self._registries[source]
+
+    def _known_source(self, source: str) -> bool:
+        if self.registry_for is None:
+            return source in DEFAULT_SOURCES
+        return self._registry(source) is not None
+
+    # -- compile ------------------------------------------------------
+
+    def load(self) -> RuleSet:
+        """Compile everything added so far. Raises the first error, or RuleErrors in collect mode."""
+        compiled = _Compilation(self)
+        ruleset = compiled.run()
+        self.findings.raise_if_any()
+        return ruleset
+
+
+def load_rules(
+    paths: Iterable[str | Path] | str | Path,
+    *,
+    collect_errors: bool = False,
+    registry_for: RegistryFor | None | str = "default",
+    skip_unknown_sources: bool = False,
+) -> RuleSet:
+    """Load rules files in order (later files extend or override earlier ones)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    loader = RulesLoader(collect_errors=collect_errors, registry_for=registry_for, skip_unknown_sources=skip_unknown_sources)
+    for path in paths:
+        loader.add_file(path)
+    return loader.load()
+
+
+def load_rules_text(text: str, path: str | None = None, **options) -> RuleSet:
+    """Load rules from a string (tests, tools); ``path`` is only used in messages."""
+    loader = RulesLoader(**options)
+    loader.add_text(text, path)
+    return loader.load()
+
+
+def _locate(textmap: TextMap, offset: int) -> tuple[SourceLocation, str]:
+    """Where character ``offset`` of a parsed text is; just past the end for an end-of-text error."""
+    if offset >= len(textmap.text) and textmap.text:
+        location, line = textmap.locate(len(textmap.text.rstrip()) - 1 if textmap.text.strip() else 0)
+        return SourceLocation(location.path, location.line, location.col + 1), line
+    return textmap.locate(offset)
+
+
+def _at_pos(textmap: TextMap, pos) -> tuple[SourceLocation, str]:
+    if pos is None:
+        return textmap.locate(0)
+    return _locate(textmap, offset_in(textmap.text, pos.line, pos.col))
+
+
+class _Compilation:
+    """One compile of a loader's collected items (kept apart so a loader can be reused)."""
+
+    def __init__(self, loader: RulesLoader) -> None:
+        self.loader = loader
+        self.collector = loader.collector
+        self.findings = loader.findings
+        self.lenient_references = loader._unreadable_files > 0  # a file is missing: undefined names are expected
+        self.lists: dict[str, tuple[str, ...]] = {}
+        self.used_lists: set[str] = set()
+        self.used_macros: set[str] = set()
+        self.parsed_macros: dict[str, tuple[Node, TextMap]] = {}
+        self.broken_macros: set[str] = {name for kind, name in loader._broken if kind == "macro"}
+        self.resolved_macros: dict[str, Node] = {}
+        self._field_problems: dict[tuple[str, str], list[tuple[str, SourceLocation, str]]] = {}
+
+    def run(self) -> RuleSet:
+        self._compile_lists()
+        self._compile_macros()
+        rules = self._compile_rules()
+        self._warn_unused()
+        collector = self.collector
+        return RuleSet(
+            rules=tuple(rules),
+            macros=MappingProxyType({
+                name: Macro(name, self.resolved_macros[name], self.parsed_macros[name][1].text, info.location)
+                for name, info in collector.macros.items()
+                if name in self.resolved_macros
+            }),
+            lists=MappingProxyType({
+                name: List(name, self.lists[name], info.location) for name, info in collector.lists.items()
+            }),
+            required_engine_version=collector.required_engine_version[1] if collector.required_engine_version else None,
+            required_plugin_versions=tuple(collector.required_plugin_versions),
+            warnings=tuple(self.findings.warnings),
+        )
+
+    def _error(self, cls: type[RuleError], message: str, where: tuple[SourceLocation, str]) -> None:
+        self.findings.error(cls(message, where[0], where[1]))
+
+    # -- lists ----------------------------------------------------------
+
+    def _compile_lists(self) -> None:
+        infos = self.collector.lists
+
+        def expand(name: str, stack: tuple[str, ...]) -> tuple[str, ...]:
+            if name in self.lists:
+                return self.lists[name]
+            info = infos[name]
+            items: list[str] = []
+            for item in info.items:
+                ref = infos.get(item)
+                if ref is not None and ref.index < info.visibility and item not in stack and item != name:
+                    self.used_lists.add(item)
+                    items.extend(expand(item, stack + (name,)))
+                else:
+                    items.append(item)
+            self.lists[name] = tuple(items)
+            return self.lists[name]
+
+        for name in infos:
+            expand(name, ())
+
+    # -- conditions -----------------------------------------------------
+
+    def _parse(self, textmap: TextMap) -> Node | None:
+        try:
+            return parse_condition(textmap.text)
+        except ConditionSyntaxError as error:
+            location = error.location or SourceLocation(None, 1, 1)
+            self._error(ConditionSyntaxError, error.message, _locate(textmap, offset_in(textmap.text, location.line, location.col)))
+            return None
+
+    def _expand(self, node: Node, textmap: TextMap) -> Node:
+        def undefined(literal: Literal) -> None:
+            if self.lenient_references:
+                return
+            self._error(
+                RuleLoadError,
+                f"undefined list '{literal.text}' (write a defined list's name, or a literal list such as ({literal.text}))",
+                _at_pos(textmap, literal.pos),
+            )
+
+        return expand_lists(node, self.lists, self.used_lists, undefined)
+
+    @staticmethod
+    def _joined(parts: list[TextMap]) -> TextMap:
+        return parts[0] if len(parts) == 1 else JoinedText(parts)
+
+    # -- macros ---------------------------------------------------------
+
+    def _compile_macros(self) -> None:
+        infos = self.collector.macros
+        for name, info in infos.items():
+            textmap = self._joined(info.condition)
+            node = self._parse(textmap)
+            if node is None:
+                self.broken_macros.add(name)
+                continue
+            node = self._expand(node, textmap)
+            self.parsed_macros[name] = (node, textmap)
+            for ref in macro_refs(node):
+                target = infos.get(ref.name)
+                if target is not None and target.index < info.visibility:
+                    self.used_macros.add(ref.name)
+                    continue
+                if ref.name in self.broken_macros or self.lenient_references:
+                    continue
+                if target is None:
+                    message = f"undefined macro '{ref.name}' used in macro '{name}'"
+                else:
+                    message = (
+                        f"macro '{ref.name}' is used in macro '{name}' before it is defined "
+                        "(a macro may only use macros defined before it)"
+                    )
+                self.broken_macros.add(name)
+                self._error(RuleLoadError, message, _at_pos(textmap, ref.pos))
+        for name in self.parsed_macros:
+            self._resolve_macro(name, ())
+
+    def _resolve_macro(self, name: str, stack: tuple[str, ...]) -> Node | None:
+        """The macro with every macro it uses inlined, or None when it (or one it uses) is broken."""
+        if name in self.resolved_macros:
+            return self.resolved_macros[name]
+        if name not in self.parsed_macros or name in self.broken_macros:
+            return None
+        if name in stack:
+            circle = stack[stack.index(name):]
+            info = self.collector.macros[name]
+            self.broken_macros.update(circle)
+            self.findings.error(RuleLoadError(
+                f"macro reference loop: {' -> '.join(circle + (name,))}", info.location, info.source_line
+            ))
+            return None
+        node, _ = self.parsed_macros[name]
+        targets: dict[str, Node] = {}
+        for ref in macro_refs(node):
+            if ref.name not in targets:
+                resolved = self._resolve_macro(ref.name, stack + (name,))
+                if resolved is None:
+                    return None
+                targets[ref.name] = resolved
+        if name in self.broken_macros:
+            return None
+        self.resolved_macros[name] = inline_macros(node, targets)
+        return self.resolved_macros[name]
+
+    # -- rules ----------------------------------------------------------
+
+    def _compile_rules(self) -> list[Rule]:
+        rules: list[Rule] = []
+        for info in self.collector.rules.values():
+            if info.unknown_source:
+                continue
+            rule = self._compile_rule(info)
+            if rule is not None:
+                rules.append(rule)
+        return rules
+
+    def _compile_rule(self, info: RuleInfo) -> Rule | None:
+        findings_before = len(self.findings.errors)
+        textmap = self._joined(info.condition)
+        condition = self._parse(textmap)
+        parts: list[tuple[Node, TextMap]] = []
+        if condition is not None:
+            parts.append((self._expand(condition, textmap), textmap))
+        exception_parts: list[tuple[Node, TextMap]] = []
+        for exception in info.exceptions:
+            try:
+                generated = falco_exceptions.condition_text(exception)
+            except ExceptionProblem as problem:
+                where = (exception.location, exception.source_line)
+                if problem.where is not None and problem.where.scalar is not None:
+                    where = problem.where.scalar.locate(0)
+                self._error(RuleLoadError, problem.message, where)
+                continue
+            if generated is None:
+                continue
+            node = self._parse(generated)
+            if node is not None:
+                exception_parts.append((self._expand(node, generated), generated))
+        if condition is None or len(self.findings.errors) > findings_before:
+            return None
+        all_parts = parts + exception_parts
+        if not self._check_macros(info, all_parts):
+            return None
+        problems = self._unknown_fields(info.source, all_parts)
+        if problems:
+            if info.skip_if_unknown_filter:
+                message, location, line = problems[0]
+                self.findings.warn("unknown-field-skipped", f"rule '{info.name}' is skipped: {message}", location, line)
+                return None
+            for message, location, line in problems:
+                self.findings.error(RuleLoadError(message, location, line))
+            return None
+        final = inline_macros(parts[0][0], self.resolved_macros)
+        if exception_parts:
+            items = list(final.items) if isinstance(final, And) else [final]
+            for node, _ in exception_parts:
+                items.append(Not(inline_macros(node, self.resolved_macros), node.pos))
+            final = And(tuple(items), final.pos)
+        if info.source == "syscall" and info.warn_evttypes and not restricts_event_type(final):
+            self.findings.warn(
+                "no-evttype",
+                f"rule '{info.name}' does not restrict evt.type, so it is evaluated for every event "
+                "(a significant performance penalty)",
+                info.location, info.source_line,
+            )
+        return Rule(
+            name=info.name,
+            desc=info.desc,
+            condition=final,
+            condition_text=falco_exceptions.falco_condition(textmap.text, info.exceptions),
+            output=info.output,
+            priority=info.priority,
+            source=info.source,
+            enabled=info.enabled,
+            tags=tuple(sorted(info.tags)),
+            exceptions=tuple(exception.to_model() for exception in info.exceptions),
+            warn_evttypes=info.warn_evttypes,
+            skip_if_unknown_filter=info.skip_if_unknown_filter,
+            location=info.location,
+        )
+
+    def _check_macros(self, info: RuleInfo, parts: list[tuple[Node, TextMap]]) -> bool:
+        ok = True
+        for node, textmap in parts:
+            for ref in macro_refs(node):
+                if ref.name in self.resolved_macros:
+                    self.used_macros.add(ref.name)
+                    continue
+                ok = False
+                if ref.name in self.collector.macros:
+                    self.used_macros.add(ref.name)
+                    continue  # defined but broken: already reported
+                if ref.name in self.broken_macros or self.lenient_references:
+                    continue
+                self._error(RuleLoadError, f"undefined macro '{ref.name}' used in rule '{info.name}'", _at_pos(textmap, ref.pos))
+        return ok
+
+    # -- fields ---------------------------------------------------------
+
+    def _unknown_fields(self, source: str, parts: list[tuple[Node, TextMap]]) -> list[tuple[str, SourceLocation, str]]:
+        """Every field that the source's registry cannot bind, in these parts and the macros they use."""
+        registry = self.loader._registry(source)
+        if registry is None:
+            return []
+        problems: list[tuple[str, SourceLocation, str]] = []
+        seen_macros: set[str] = set()
+
+        def check(node: Node, textmap: TextMap, context: str) -> None:
+            for ref in field_refs(node):
+                message = _bind_problem(registry, ref)
+                if message is not None:
+                    location, line = _at_pos(textmap, ref.pos)
+                    problems.append((message + context, location, line))
+            for ref in macro_refs(node):
+                if ref.name in seen_macros or ref.name not in self.parsed_macros:
+                    continue
+                seen_macros.add(ref.name)
+                problems.extend(self._macro_field_problems(ref.name, source, registry))
+
+        for node, textmap in parts:
+            check(node, textmap, "")
+        return problems
+
+    def _macro_field_problems(self, name: str, source: str, registry) -> list[tuple[str, SourceLocation, str]]:
+        """Unknown fields in a macro and the macros it uses, for one source (cached)."""
+        key = (name, source)
+        if key in self._field_problems:
+            return self._field_problems[key]
+        self._field_problems[key] = []  # guards against loops (already reported)
+        node, textmap = self.parsed_macros[name]
+        problems: list[tuple[str, SourceLocation, str]] = []
+        for ref in field_refs(node):
+            message = _bind_problem(registry, ref)
+            if message is not None:
+                location, line = _at_pos(textmap, ref.pos)
+                problems.append((f"{message} (in macro '{name}')", location, line))
+        seen: set[str] = set()
+        for ref in macro_refs(node):
+            if ref.name not in seen and ref.name in self.parsed_macros:
+                seen.add(ref.name)
+                problems.extend(self._macro_field_problems(ref.name, source, registry))
+        self._field_problems[key] = problems
+        return problems
+
+    # -- warnings -------------------------------------------------------
+
+    def _warn_unused(self) -> None:
+        for name, info in self.collector.macros.items():
+            if name not in self.used_macros:
+                self.findings.warn("unused-macro", f"macro '{name}' is not used by any rule or macro", info.location, info.source_line)
+        for name, info in self.collector.lists.items():
+            if name not in self.used_lists:
+                self.findings.warn("unused-list", f"list '{name}' is not used by any rule, macro or list", info.location, info.source_line)
+
+
+def _bind_problem(registry, ref: FieldRef) -> str | None:
+    from pipeline.fields.registry import UnknownField
+
+    try:
+        registry.bind(ref.name, ref.arg)
+    except UnknownField as error:
+        return str(error.args[0]) if error.args else f"unknown field '{ref.name}'"
+    return None
+
+
+__all__ = ["RulesLoader", "load_rules", "load_rules_text"]

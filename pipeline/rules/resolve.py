@@ -1,0 +1,198 @@
+"""List expansion, macro inlining and other walks over a condition AST.
+
+Falco expands lists by text substitution before parsing; we do it on the
+AST, which gives the same result for every real rule and cannot corrupt a
+quoted string that happens to contain a list's name: inside a list literal
+``( ... )`` a *bare* word naming a list becomes that list's items (whose own
+bare items may name lists, expanded in turn); a quoted word never does.
+
+Macro inlining replaces each :class:`MacroRef` with the macro's (already
+resolved) AST. Nodes are immutable, so an inlined macro is shared, not copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from pipeline.rules.ast import (
+    And,
+    Compare,
+    FieldRef,
+    FieldValue,
+    ListValue,
+    Literal,
+    MacroRef,
+    Node,
+    Not,
+    Or,
+    Transform,
+)
+
+
+class ReferenceLoop(ValueError):
+    """Lists or macros that refer to each other in a circle."""
+
+
+def literal_from_item(item: str) -> Literal:
+    """A list item as Falco's parser reads it once substituted into a condition:
+    an item already in quotes is that string, an item with a space is quoted
+    (Falco's ``quote_item``), anything else is a bare word."""
+    if len(item) >= 2 and item[0] in "\"'" and item[-1] == item[0]:
+        return Literal(item[1:-1], True)
+    return Literal(item, " " in item)
+
+
+def expand_list_items(
+    items: tuple[str, ...] | list[str],
+    lookup: Callable[[str], tuple[str, ...] | None],
+) -> list[str]:
+    """Items with each item that names a list (per ``lookup``) replaced by that list's items."""
+    out: list[str] = []
+    for item in items:
+        found = lookup(item)
+        if found is None:
+            out.append(item)
+        else:
+            out.extend(found)
+    return out
+
+
+def expand_lists(
+    node: Node,
+    lists: Mapping[str, tuple[str, ...]],
+    used: set[str],
+    on_undefined: Callable[[Literal], None] | None = None,
+) -> Node:
+    """``node`` with list names inside list literals replaced by the lists' items.
+
+    ``lists`` maps a list name to its items, already expanded. Names used are
+    added to ``used``. ``on_undefined`` is called for ``field in name`` written
+    without parentheses when ``name`` is not a list (the one case where a
+    bare word is surely meant as a list).
+    """
+
+    def expand_value(value):
+        if isinstance(value, ListValue):
+            out: list[Literal] = []
+            changed = False
+            for literal in value.items:
+                items = None if literal.quoted else lists.get(literal.text)
+                if items is None:
+                    out.append(literal)
+                    if (
+                        on_undefined is not None
+                        and not literal.quoted
+                        and len(value.items) == 1
+                        and value.pos is not None
+                        and value.pos == literal.pos
+                    ):
+                        on_undefined(literal)
+                    continue
+                used.add(literal.text)
+                changed = True
+                out.extend(Literal(lit.text, lit.quoted, literal.pos) for lit in map(literal_from_item, items))
+            return ListValue(tuple(out), value.pos) if changed else value
+        return value
+
+    def walk(n: Node) -> Node:
+        if isinstance(n, Compare):
+            right = expand_value(n.right)
+            return n if right is n.right else Compare(n.left, n.op, right, n.pos)
+        if isinstance(n, Not):
+            operand = walk(n.operand)
+            return n if operand is n.operand else Not(operand, n.pos)
+        if isinstance(n, (And, Or)):
+            items = tuple(walk(item) for item in n.items)
+            if all(a is b for a, b in zip(items, n.items)):
+                return n
+            return type(n)(items, n.pos)
+        return n
+
+    return walk(node)
+
+
+def macro_refs(node: Node) -> Iterator[MacroRef]:
+    """Every macro reference in ``node``, in reading order."""
+    stack = [node]
+    found: list[MacroRef] = []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, MacroRef):
+            found.append(n)
+        elif isinstance(n, Not):
+            stack.append(n.operand)
+        elif isinstance(n, (And, Or)):
+            stack.extend(reversed(n.items))
+    return iter(found)
+
+
+def field_refs(node: Node) -> Iterator[FieldRef]:
+    """Every field read in ``node`` (left sides, ``val(...)`` and transformer operands), not inside macros."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Compare):
+            yield from _fields_of(n.left)
+            if isinstance(n.right, FieldValue):
+                yield from _fields_of(n.right.field)
+        elif isinstance(n, Not):
+            stack.append(n.operand)
+        elif isinstance(n, (And, Or)):
+            stack.extend(reversed(n.items))
+
+
+def _fields_of(expr) -> Iterator[FieldRef]:
+    while isinstance(expr, Transform):
+        expr = expr.operand
+    if isinstance(expr, FieldRef):
+        yield expr
+
+
+def inline_macros(node: Node, resolved: Mapping[str, Node]) -> Node:
+    """``node`` with each macro reference replaced by the macro's resolved AST.
+
+    An inlined ``and``/``or`` joins its parent of the same kind, as the parser
+    would have built it from the expanded text. Unknown names stay as MacroRef
+    (the loader has reported them).
+    """
+
+    def walk(n: Node) -> Node:
+        if isinstance(n, MacroRef):
+            return resolved.get(n.name, n)
+        if isinstance(n, Not):
+            operand = walk(n.operand)
+            return n if operand is n.operand else Not(operand, n.pos)
+        if isinstance(n, (And, Or)):
+            kind = type(n)
+            items: list[Node] = []
+            changed = False
+            for item in n.items:
+                new = walk(item)
+                changed |= new is not item
+                if type(new) is kind and new is not item:
+                    items.extend(new.items)  # type: ignore[union-attr]
+                else:
+                    items.append(new)
+            return kind(tuple(items), n.pos) if changed else n
+        return n
+
+    return walk(node)
+
+
+def restricts_event_type(node: Node, field_name: str = "evt.type") -> bool:
+    """Whether every way ``node`` can match requires a positive ``evt.type`` test.
+
+    This is Falco's ``warn_evttypes`` check in its common form: a rule that can
+    match without naming its event types is evaluated for every syscall.
+    Negations and ``!=`` do not restrict (they match almost every type).
+    """
+    if isinstance(node, Compare):
+        left = node.left
+        return isinstance(left, FieldRef) and left.name == field_name and node.op in ("=", "==", "in")
+    if isinstance(node, And):
+        return any(restricts_event_type(item, field_name) for item in node.items)
+    if isinstance(node, Or):
+        return all(restricts_event_type(item, field_name) for item in node.items)
+    if isinstance(node, Not) and isinstance(node.operand, Not):
+        return restricts_event_type(node.operand.operand, field_name)
+    return False
