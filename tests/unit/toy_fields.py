@@ -1,0 +1,81 @@
+"""A small field registry for condition tests: flat fields (inlined by the compiler),
+extractor-only fields, every field type, a list field of each kind, and fields with arguments.
+
+Events are plain dicts; flat fields live under their own name, the others are
+computed from nested data so the compiler cannot inline them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.fields.registry import MISSING, ArgKind, BoundField, FieldDef, FieldRegistry, FieldType
+
+FLAT = [
+    FieldDef("evt.type", FieldType.STRING),
+    FieldDef("proc.name", FieldType.STRING),
+    FieldDef("proc.pname", FieldType.STRING),
+    FieldDef("fd.name", FieldType.STRING),
+    FieldDef("proc.pid", FieldType.INT),
+    FieldDef("proc.ppid", FieldType.INT),
+    FieldDef("fd.sip", FieldType.IPADDR),
+    FieldDef("container.privileged", FieldType.BOOL),
+    FieldDef("ka.groups", FieldType.STRING, is_list=True),
+    FieldDef("ka.ips", FieldType.IPADDR, is_list=True),
+    FieldDef("evt.buffer", FieldType.BYTES),
+]
+COMPUTED = [
+    FieldDef("proc.cmdline", FieldType.STRING),  # from e["proc"]["cmdline"]
+    FieldDef("user.uid", FieldType.INT),  # from e["user"]["uid"]
+    FieldDef("ka.ports", FieldType.INT, is_list=True),  # from e["ports"]
+    FieldDef("proc.aname", FieldType.STRING, arg=ArgKind.OPTIONAL_INDEX),  # e["anames"][i]
+    FieldDef("evt.arg", FieldType.STRING, arg=ArgKind.KEY_OR_INDEX),  # e["args"][key]
+]
+
+
+def _nested(event: Any, *path: str) -> Any:
+    value = event
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return MISSING if value is None else value
+
+
+def _typed(value: Any, ftype: FieldType, is_list: bool) -> Any:
+    if value is MISSING:
+        return MISSING
+    if is_list:
+        return value if isinstance(value, list) else MISSING
+    if ftype is FieldType.INT:
+        return value if type(value) is int else MISSING
+    return value if isinstance(value, str) else MISSING
+
+
+def _bind(definition: FieldDef, arg: str | None, key: str) -> BoundField:
+    name = definition.name
+    if name in {f.name for f in FLAT}:
+        return BoundField(definition, arg, key, lambda e, k=name: e.get(k, MISSING), flat_key=name)
+    if name == "proc.cmdline":
+        extract = lambda e: _typed(_nested(e, "proc", "cmdline"), definition.type, False)  # noqa: E731
+    elif name == "user.uid":
+        extract = lambda e: _typed(_nested(e, "user", "uid"), definition.type, False)  # noqa: E731
+    elif name == "ka.ports":
+        extract = lambda e: _typed(_nested(e, "ports"), definition.type, True)  # noqa: E731
+    elif name == "proc.aname":
+        index = int(arg) if arg is not None else None
+
+        def extract(e: Any) -> Any:
+            names = _nested(e, "anames")
+            if not isinstance(names, list):
+                return MISSING
+            if index is None:
+                return names[1] if len(names) > 1 and isinstance(names[1], str) else MISSING
+            return names[index] if 0 <= index < len(names) and isinstance(names[index], str) else MISSING
+    else:  # evt.arg
+        extract = lambda e: _typed(_nested(e, "args", arg or ""), definition.type, False)  # noqa: E731
+    return BoundField(definition, arg, key, extract)
+
+
+def toy_registry() -> FieldRegistry:
+    return FieldRegistry("toy", FLAT + COMPUTED, _bind)
