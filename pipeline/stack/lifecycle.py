@@ -72,6 +72,18 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
             directory.mkdir(parents=True, exist_ok=True)
         settings.home.chmod(0o755)
         java = find_java()
+
+        # Decide first, so a taken port fails before anything is downloaded or started.
+        k_server, o_server = kafka.server(settings), opensearch.server(settings)
+        k_pid, o_pid = running_pid(k_server), running_pid(o_server)
+        k_foreign = k_pid is None and await _foreign_kafka(settings)
+        o_foreign = o_pid is None and _foreign_opensearch(settings)
+        if k_pid is None and not k_foreign:
+            ensure_port_free(settings.host, settings.kafka_port, "Kafka", "PEREGRINE_KAFKA_PORT")
+            ensure_port_free(settings.host, settings.kafka_controller_port, "the Kafka controller", "PEREGRINE_KAFKA_CONTROLLER_PORT")
+        if o_pid is None and not o_foreign:
+            ensure_port_free(settings.host, settings.opensearch_port, "OpenSearch", "PEREGRINE_OPENSEARCH_PORT")
+
         kafka.install(settings, java, say)
         opensearch.install(settings, java, say)
 
@@ -79,16 +91,11 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
         notes: list[str] = []
         waits: list[Awaitable[None]] = []
 
-        # Kafka
-        k_server = kafka.server(settings)
-        k_pid = running_pid(k_server)
         if k_pid is not None:
             say(f"kafka: already running (pid {k_pid})")
-        elif await _foreign_kafka(settings):
+        elif k_foreign:
             notes.append(f"kafka: using the Kafka already answering on {settings.kafka_bootstrap} (not started by peregrine)")
         else:
-            ensure_port_free(settings.host, settings.kafka_port, "Kafka", "PEREGRINE_KAFKA_PORT")
-            ensure_port_free(settings.host, settings.kafka_controller_port, "the Kafka controller", "PEREGRINE_KAFKA_CONTROLLER_PORT")
             properties, log4j = kafka.configure(settings)
             kafka.format_storage_if_needed(settings, java, properties, log4j, say)
             k_pid = start_detached(
@@ -102,15 +109,11 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
             lambda: _kafka_ready(settings),
         ))
 
-        # OpenSearch
-        o_server = opensearch.server(settings)
-        o_pid = running_pid(o_server)
         if o_pid is not None:
             say(f"opensearch: already running (pid {o_pid})")
-        elif port_in_use(settings.host, settings.opensearch_port) and opensearch_health(settings.opensearch_url):
+        elif o_foreign:
             notes.append(f"opensearch: using the OpenSearch already answering on {settings.opensearch_url} (not started by peregrine)")
         else:
-            ensure_port_free(settings.host, settings.opensearch_port, "OpenSearch", "PEREGRINE_OPENSEARCH_PORT")
             owner = opensearch.run_as(settings)
             opensearch.configure(settings, owner)
             o_pid = start_detached(
@@ -143,6 +146,13 @@ async def _foreign_kafka(settings: StackSettings) -> bool:
     if not port_in_use(settings.host, settings.kafka_port):
         return False
     return await kafka_health(settings.kafka_bootstrap, timeout_s=3.0) is not None
+
+
+def _foreign_opensearch(settings: StackSettings) -> bool:
+    """An OpenSearch we did not start, answering on our port?"""
+    if not port_in_use(settings.host, settings.opensearch_port):
+        return False
+    return opensearch_health(settings.opensearch_url) is not None
 
 
 async def _kafka_ready(settings: StackSettings) -> bool:

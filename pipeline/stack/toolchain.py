@@ -55,7 +55,10 @@ def java_major(home: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _candidates(env: Mapping[str, str]) -> list[Path]:
+JVM_DIR = Path("/usr/lib/jvm")
+
+
+def _candidates(env: Mapping[str, str], jvm_dir: Path) -> list[Path]:
     found: list[Path] = []
     for name in ("PEREGRINE_JAVA_HOME", "JAVA_HOME"):
         if env.get(name):
@@ -63,9 +66,8 @@ def _candidates(env: Mapping[str, str]) -> list[Path]:
     on_path = shutil.which("java", path=env.get("PATH"))
     if on_path:
         found.append(Path(os.path.realpath(on_path)).parent.parent)
-    jvm = Path("/usr/lib/jvm")
-    if jvm.is_dir():
-        found.extend(sorted(p for p in jvm.iterdir() if p.is_dir() and not p.is_symlink()))
+    if jvm_dir.is_dir():
+        found.extend(sorted(p for p in jvm_dir.iterdir() if p.is_dir() and not p.is_symlink()))
     unique: list[Path] = []
     for path in found:
         if path not in unique:
@@ -73,11 +75,11 @@ def _candidates(env: Mapping[str, str]) -> list[Path]:
     return unique
 
 
-def find_java(env: Mapping[str, str] | None = None) -> JavaHome:
+def find_java(env: Mapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) -> JavaHome:
     """The first Java home in the supported range, or a StackError listing what was seen."""
     env = os.environ if env is None else env
     seen: list[str] = []
-    for home in _candidates(env):
+    for home in _candidates(env, jvm_dir):
         if not os.access(home / "bin" / "java", os.X_OK):
             continue
         major = java_major(home)

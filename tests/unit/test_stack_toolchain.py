@@ -43,3 +43,13 @@ def test_mvn_missing_is_a_one_line_stack_error():
     with pytest.raises(StackError, match="mvn not found on PATH") as error:
         find_mvn({"PATH": "/nonexistent"})
     assert "\n" not in str(error.value)
+
+
+def test_no_usable_java_is_one_line_listing_what_was_found(tmp_path: Path):
+    too_new = _fake_jdk(tmp_path / "jvm" / "jdk25", "25.0.1")
+    with pytest.raises(StackError) as error:
+        find_java({"JAVA_HOME": str(too_new), "PATH": "/nonexistent"}, jvm_dir=tmp_path / "jvm")
+    text = str(error.value)
+    assert text.startswith("no Java 17..21 found")
+    assert f"{too_new} (Java 25)" in text
+    assert "PEREGRINE_JAVA_HOME" in text and "\n" not in text
