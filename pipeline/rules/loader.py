@@ -195,7 +195,7 @@ class _Compilation:
         return RuleSet(
             rules=tuple(rules),
             macros=MappingProxyType({
-                name: Macro(name, self.resolved_macros[name], self.parsed_macros[name][1].text, info.location)
+                name: Macro(name, self.parsed_macros[name][0], self.parsed_macros[name][1].text, info.location)
                 for name, info in collector.macros.items()
                 if name in self.resolved_macros
             }),
@@ -205,6 +205,7 @@ class _Compilation:
             required_engine_version=collector.required_engine_version[1] if collector.required_engine_version else None,
             required_plugin_versions=tuple(collector.required_plugin_versions),
             warnings=tuple(self.findings.warnings),
+            inlined_macros=MappingProxyType(dict(self.resolved_macros)),
         )
 
     def _error(self, cls: type[RuleError], message: str, where: tuple[SourceLocation, str]) -> None:
@@ -365,13 +366,15 @@ class _Compilation:
             for message, location, line in problems:
                 self.findings.error(RuleLoadError(message, location, line))
             return None
-        final = inline_macros(parts[0][0], self.resolved_macros)
+        final = parts[0][0]
         if exception_parts:
             items = list(final.items) if isinstance(final, And) else [final]
-            for node, _ in exception_parts:
-                items.append(Not(inline_macros(node, self.resolved_macros), node.pos))
+            items.extend(Not(node, node.pos) for node, _ in exception_parts)
             final = And(tuple(items), final.pos)
-        if info.source == "syscall" and info.warn_evttypes and not restricts_event_type(final):
+        if not self._compiles(info, all_parts):
+            return None
+        inlined = inline_macros(final, self.resolved_macros)
+        if info.source == "syscall" and info.warn_evttypes and not restricts_event_type(inlined):
             self.findings.warn(
                 "no-evttype",
                 f"rule '{info.name}' does not restrict evt.type, so it is evaluated for every event "
@@ -411,6 +414,32 @@ class _Compilation:
         return ok
 
     # -- fields ---------------------------------------------------------
+
+    def _macro_nodes(self) -> dict[str, Node]:
+        if not hasattr(self, "_macro_node_map"):
+            self._macro_node_map = {name: node for name, (node, _) in self.parsed_macros.items() if name in self.resolved_macros}
+        return self._macro_node_map
+
+    def _compiles(self, info: RuleInfo, parts: list[tuple[Node, TextMap]]) -> bool:
+        """Run the condition compiler's own checks (literal types, regexes, operators per field
+        type) on each part, reporting its errors at their file positions."""
+        check = _compiler_check()
+        registry = self.loader._registry(info.source)
+        if check is None or registry is None:
+            return True
+        check_condition, compile_error = check
+        macros = self._macro_nodes()
+        ok = True
+        for node, textmap in parts:
+            try:
+                check_condition(node, macros, registry)
+            except compile_error as error:
+                ok = False
+                macro = getattr(error, "macro", None)
+                where_text = self.parsed_macros[macro][1] if macro in self.parsed_macros else textmap
+                message = error.message
+                self._error(RuleLoadError, f"{message} (in rule '{info.name}')" if macro else message, _at_pos(where_text, getattr(error, "pos", None)))
+        return ok
 
     def _unknown_fields(self, source: str, parts: list[tuple[Node, TextMap]]) -> list[tuple[str, SourceLocation, str]]:
         """Every field that the source's registry cannot bind, in these parts and the macros they use."""
@@ -466,6 +495,15 @@ class _Compilation:
         for name, info in self.collector.lists.items():
             if name not in self.used_lists:
                 self.findings.warn("unused-list", f"list '{name}' is not used by any rule, macro or list", info.location, info.source_line)
+
+
+def _compiler_check():
+    """The condition compiler's (check_condition, ConditionCompileError), when it is available."""
+    try:
+        from pipeline.rules.compiler import ConditionCompileError, check_condition
+    except Exception:  # noqa: BLE001 - no compiler: syntax, names and fields are still checked
+        return None
+    return check_condition, ConditionCompileError
 
 
 def _bind_problem(registry, ref: FieldRef) -> str | None:

@@ -1,9 +1,12 @@
 """What a loaded Falco rules set is: lists, macros, rules and load warnings.
 
 Everything here is a frozen value built once by :mod:`pipeline.rules.loader`.
-A :class:`Rule`'s ``condition`` is ready to compile: lists are expanded,
-macros are inlined and the rule's exceptions are appended as
-``and not (...)`` terms, exactly as Falco builds them.
+A :class:`Rule`'s ``condition`` is ready to compile: lists are expanded and
+the rule's exceptions are appended as ``and not (...)`` terms, exactly as
+Falco builds them. Macros stay :class:`~pipeline.rules.ast.MacroRef` nodes,
+each known to exist, so a compiler can evaluate a shared macro once per
+event; their bodies are :attr:`RuleSet.macro_conditions`, and
+:meth:`RuleSet.inline` gives the plain tree with every macro substituted.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class List:
 
 @dataclass(frozen=True, slots=True)
 class Macro:
-    """A named condition; ``condition`` has lists expanded and other macros inlined."""
+    """A named condition; ``condition`` has lists expanded (macros it uses stay MacroRef)."""
 
     name: str
     condition: Node
@@ -136,6 +139,19 @@ class RuleSet:
     # Each entry is a set of alternatives: any one of them satisfies it.
     required_plugin_versions: tuple[tuple[PluginRequirement, ...], ...] = ()
     warnings: tuple[LoadWarning, ...] = ()
+    # Each macro's condition with every macro it uses substituted (see inline()).
+    inlined_macros: Mapping[str, Node] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+
+    @property
+    def macro_conditions(self) -> Mapping[str, Node]:
+        """Macro name -> its condition (with MacroRefs), what a compiler resolves MacroRef with."""
+        return MappingProxyType({name: macro.condition for name, macro in self.macros.items()})
+
+    def inline(self, node: Node) -> Node:
+        """``node`` with every macro reference replaced by the macro's fully substituted condition."""
+        from pipeline.rules.resolve import inline_macros
+
+        return inline_macros(node, self.inlined_macros)
 
     def rule(self, name: str) -> Rule:
         for rule in self.rules:

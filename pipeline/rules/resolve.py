@@ -71,6 +71,18 @@ def expand_lists(
     bare word is surely meant as a list).
     """
 
+    def items_of(name: str, stack: tuple[str, ...]) -> list[Literal]:
+        # An item that is itself a bare list name expands too, as Falco's repeated
+        # text substitution does; a list never expands inside itself.
+        out: list[Literal] = []
+        for literal in map(literal_from_item, lists[name]):
+            if not literal.quoted and literal.text in lists and literal.text not in stack:
+                used.add(literal.text)
+                out.extend(items_of(literal.text, stack + (literal.text,)))
+            else:
+                out.append(literal)
+        return out
+
     def expand_value(value):
         if isinstance(value, ListValue):
             out: list[Literal] = []
@@ -90,7 +102,7 @@ def expand_lists(
                     continue
                 used.add(literal.text)
                 changed = True
-                out.extend(Literal(lit.text, lit.quoted, literal.pos) for lit in map(literal_from_item, items))
+                out.extend(Literal(lit.text, lit.quoted, literal.pos) for lit in items_of(literal.text, (literal.text,)))
             return ListValue(tuple(out), value.pos) if changed else value
         return value
 
