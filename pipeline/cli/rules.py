@@ -28,5 +28,63 @@ def parse(condition: str = typer.Argument(..., help="A condition, e.g. 'evt.type
     print(to_json_text(node))
 
 
+@app.command("validate")
+def validate(
+    paths: list[str] = typer.Argument(..., help="Rules files, or directories of *.yaml files, loaded in this order"),
+    warnings: bool = typer.Option(True, "--warnings/--no-warnings", help="Show load warnings (unused macros, no evt.type...)"),
+    skip_unknown_sources: bool = typer.Option(
+        False, "--skip-unknown-sources", help="Skip rules of an unknown source with a warning, as Falco does"
+    ),
+) -> None:
+    """Load rules files as Falco would, stacked in order, and report every problem.
+
+    Prints 'ok' and counts, or every error as file:line:col with the line and a
+    caret (exit 1). Warnings are printed too but do not fail.
+    """
+    from pipeline.errors import RuleErrors
+    from pipeline.rules.loader import RulesLoader
+
+    files = _rules_files(paths)
+    loader = RulesLoader(collect_errors=True, skip_unknown_sources=skip_unknown_sources)
+    for path in files:
+        loader.add_file(path)
+    try:
+        ruleset = loader.load()
+    except RuleErrors as failed:
+        if warnings:
+            for warning in loader.findings.warnings:
+                print(warning, file=sys.stderr)
+        for error in failed.errors:
+            print(error, file=sys.stderr)
+        count = len(failed.errors)
+        print(f"{count} error{'s' if count != 1 else ''} in {len(files)} file{'s' if len(files) != 1 else ''}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if warnings:
+        for warning in ruleset.warnings:
+            print(warning, file=sys.stderr)
+    print(
+        f"ok: {len(ruleset.rules)} rules, {len(ruleset.macros)} macros, {len(ruleset.lists)} lists "
+        f"in {len(files)} file{'s' if len(files) != 1 else ''} ({len(ruleset.warnings)} warnings)"
+    )
+
+
+def _rules_files(paths: list[str]) -> list[str]:
+    """Files as given; a directory stands for its *.yaml and *.yml files, sorted by name."""
+    from pathlib import Path
+
+    from pipeline.errors import RuleLoadError
+
+    files: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = sorted(p for p in Path(path).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise RuleLoadError(f"no *.yaml rules files in directory {path}")
+            files.extend(str(p) for p in found)
+        else:
+            files.append(path)
+    return files
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="rules")

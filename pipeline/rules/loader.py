@@ -83,7 +83,6 @@ class RulesLoader:
         self.skip_unknown_sources = skip_unknown_sources
         self._registries: dict[str, object | None] = {}
         self._broken: set[tuple[str, str]] = set()
-        self._unreadable_files = 0
         self.paths: list[str] = []
 
     # -- input --------------------------------------------------------
@@ -94,7 +93,6 @@ class RulesLoader:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             self.findings.error(RuleLoadError(f"cannot read rules file: {error}", SourceLocation(path, 1, 1)))
-            self._unreadable_files += 1
             return
         self.add_text(text, path)
 
@@ -104,8 +102,7 @@ class RulesLoader:
             SourceText.of(text, path), self.collector, self.findings, self._known_source,
             self.skip_unknown_sources, self._broken,
         )
-        if not reader.read():
-            self._unreadable_files += 1
+        reader.read()
 
     def _registry(self, source: str):
         if source not in self._registries:
@@ -177,7 +174,6 @@ class _Compilation:
         self.loader = loader
         self.collector = loader.collector
         self.findings = loader.findings
-        self.lenient_references = loader._unreadable_files > 0  # a file is missing: undefined names are expected
         self.lists: dict[str, tuple[str, ...]] = {}
         self.used_lists: set[str] = set()
         self.used_macros: set[str] = set()
@@ -246,8 +242,6 @@ class _Compilation:
 
     def _expand(self, node: Node, textmap: TextMap) -> Node:
         def undefined(literal: Literal) -> None:
-            if self.lenient_references:
-                return
             self._error(
                 RuleLoadError,
                 f"undefined list '{literal.text}' (write a defined list's name, or a literal list such as ({literal.text}))",
@@ -277,7 +271,7 @@ class _Compilation:
                 if target is not None and target.index < info.visibility:
                     self.used_macros.add(ref.name)
                     continue
-                if ref.name in self.broken_macros or self.lenient_references:
+                if ref.name in self.broken_macros:
                     continue
                 if target is None:
                     message = f"undefined macro '{ref.name}' used in macro '{name}'"
@@ -408,7 +402,7 @@ class _Compilation:
                 if ref.name in self.collector.macros:
                     self.used_macros.add(ref.name)
                     continue  # defined but broken: already reported
-                if ref.name in self.broken_macros or self.lenient_references:
+                if ref.name in self.broken_macros:
                     continue
                 self._error(RuleLoadError, f"undefined macro '{ref.name}' used in rule '{info.name}'", _at_pos(textmap, ref.pos))
         return ok

@@ -1,0 +1,212 @@
+"""Bad rules files: what is an error (and where), what is only a warning, and collect-all mode."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from loader_fields import registry_for
+
+from pipeline.errors import ConditionSyntaxError, RuleErrors, RuleLoadError
+from pipeline.rules.loader import RulesLoader, load_rules
+
+
+def load(*texts: str, **options):
+    options.setdefault("registry_for", registry_for)
+    loader = RulesLoader(**options)
+    for number, text in enumerate(texts):
+        loader.add_text(textwrap.dedent(text), f"f{number}.yaml")
+    return loader.load()
+
+
+def error_of(*texts: str, **options) -> RuleLoadError:
+    with pytest.raises(RuleLoadError) as caught:
+        load(*texts, **options)
+    return caught.value
+
+
+GOOD = """
+- macro: opened
+  condition: evt.type = open
+- rule: R
+  desc: d
+  condition: opened and proc.name = cat
+  output: o
+  priority: info
+"""
+
+
+def test_yaml_syntax_error_is_reported_at_pyyamls_mark() -> None:
+    error = error_of("- rule: R\n  desc: [unclosed\n  condition: x\n")
+    assert error.message.startswith("invalid YAML")
+    assert error.location.path == "f0.yaml"
+    assert error.location.line == 3
+
+
+def test_tab_indentation_is_a_yaml_error() -> None:
+    error = error_of("- rule: R\n\tdesc: d\n")
+    assert error.message.startswith("invalid YAML")
+    assert (error.location.line, error.location.col) == (2, 1)
+
+
+def test_duplicate_keys_are_errors_at_the_second_key() -> None:
+    error = error_of("- rule: R\n  desc: d\n  desc: e\n  condition: evt.type = open\n  output: o\n  priority: info\n")
+    assert error.message == "duplicate key 'desc'"
+    assert (error.location.line, error.location.col) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line", "col"),
+    [
+        ("rule: R", "a rules file must be a YAML list of items", 1, 1),
+        ("- just a string", "each item must be a mapping", 1, 3),
+        ("- rule: R\n  desc: d\n  condition: [a, b]\n  output: o\n  priority: info", "key 'condition' must be a string, got a list", 3, 14),
+        ("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: info\n  tags: shell", "key 'tags' must be a list of strings", 6, 9),
+        ("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: info\n  enabled: maybe", "key 'enabled' must be true or false, got 'maybe'", 6, 12),
+        ("- list: l\n  items: {a: b}", "key 'items' must be a list of strings", 2, 10),
+        ("- list: l\n  items: [a, [b]]", "each entry of 'items' must be a string, got a list", 2, 14),
+        ("- list: l\n  items:", "key 'items' must be a list of strings (e.g. [a, b]), got nothing", 2, 3),
+        ("- macro: m\n  condition:", "key 'condition' is empty", 2, 3),
+        ("- macro: 1m\n  condition: evt.type = open", "invalid macro name '1m'", 1, 10),
+        ("- list: 'a b'\n  items: []", "invalid list name 'a b'", 1, 9),
+        ("- rule: R\n  desc: d\n  condition: evt.type = open", "rule 'R' is missing required keys 'output', 'priority'", 1, 3),
+        ("- rule: R", "rule 'R' needs condition, output, priority and desc", 1, 3),
+        ("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: urgent", "invalid priority 'urgent'", 5, 13),
+        ("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: info\n  source: syslog", "unknown source 'syslog' for rule 'R'", 6, 11),
+        ("- required_engine_version: abc", "cannot read engine version 'abc'", 1, 28),
+        ("- required_plugin_versions:\n  - name: json\n    version: latest", "invalid required version 'latest' for plugin 'json'", 3, 14),
+    ],
+)
+def test_shape_errors(text: str, message: str, line: int, col: int) -> None:
+    error = error_of(text)
+    assert message in error.message
+    assert (error.location.line, error.location.col) == (line, col)
+    assert error.source_line == text.split("\n")[line - 1]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("- rule: Other\n  condition: and x\n  append: true", "no rule by that name exists yet"),
+        ("- rule: Other\n  condition: x\n  override:\n    condition: append", "no rule by that name exists yet"),
+        ("- rule: Other\n  priority: info\n  override:\n    priority: replace", "no rule by that name exists yet"),
+        ("- rule: Other\n  enabled: false", "has only 'enabled' but no rule by that name exists yet"),
+        ("- macro: other\n  condition: or x\n  append: true", "no macro by that name exists yet"),
+        ("- list: other\n  items: [x]\n  override:\n    items: append", "no list by that name exists yet"),
+        ("- rule: R\n  condition: and x\n  append: true\n  override:\n    condition: append", "cannot be used together"),
+        ("- rule: R\n  priority: info\n  override:\n    priority: append", "key 'priority' cannot be appended to, use 'replace' instead"),
+        ("- rule: R\n  source: k8s_audit\n  override:\n    source: replace", "key 'source' cannot be replaced"),
+        ("- rule: R\n  condition: and x\n  override:\n    condition: prepend", "invalid override operation for key 'condition': 'prepend'; allowed: append, replace"),
+        ("- rule: R\n  override:\n    condition: append", "an append override for 'condition' was given but the item has no 'condition' key"),
+        ("- rule: R\n  condition: and x\n  output: o\n  override:\n    condition: append", "key 'output' has no matching entry under 'override'"),
+        ("- rule: R\n  append: true", "appended rule 'R' must have a condition or exceptions to append"),
+    ],
+)
+def test_bad_appends_and_overrides(change: str, message: str) -> None:
+    error = error_of(GOOD, change)
+    assert message in error.message
+    assert error.location.path == "f1.yaml"
+
+
+def test_undefined_macro_in_a_rule() -> None:
+    error = error_of("- rule: R\n  desc: d\n  condition: evt.type = open and not trusted\n  output: o\n  priority: info\n")
+    assert error.message == "undefined macro 'trusted' used in rule 'R'"
+    assert (error.location.line, error.location.col) == (3, 38)
+
+
+def test_macro_reference_loop() -> None:
+    error = error_of(
+        "- macro: a\n  condition: evt.type = open\n- macro: b\n  condition: a\n"
+        "- macro: a\n  condition: b\n"
+        "- rule: R\n  desc: d\n  condition: a\n  output: o\n  priority: info\n"
+    )
+    assert "macro reference loop: a -> b -> a" in error.message
+
+
+def test_a_type_error_found_by_the_compiler_is_reported_at_the_literal() -> None:
+    error = error_of("- rule: R\n  desc: d\n  condition: evt.type = open and proc.pid = abc\n  output: o\n  priority: info\n")
+    assert (error.location.line, error.location.col) == (3, 45)
+    assert "'abc' is not a number" in error.message
+
+
+def test_skip_if_unknown_filter_skips_the_rule_with_a_warning() -> None:
+    ruleset = load(GOOD, """
+    - rule: Needs plugin
+      desc: d
+      condition: evt.type = open and plugin.field = 1
+      output: o
+      priority: info
+      skip-if-unknown-filter: true
+    """)
+    assert [rule.name for rule in ruleset.rules] == ["R"]
+    (warning,) = [w for w in ruleset.warnings if w.code == "unknown-field-skipped"]
+    assert "rule 'Needs plugin' is skipped: unknown field 'plugin.field'" in warning.message
+    assert (warning.location.path, warning.location.line, warning.location.col) == ("f1.yaml", 4, 34)
+
+
+def test_unknown_sources_can_be_skipped_as_falco_does() -> None:
+    ruleset = load(GOOD, """
+    - rule: Okta
+      desc: d
+      condition: okta.app = x
+      output: o
+      priority: info
+      source: okta
+    """, skip_unknown_sources=True)
+    assert [rule.name for rule in ruleset.rules] == ["R"]
+    assert [w.code for w in ruleset.warnings] == ["unknown-source"]
+
+
+def test_warnings_are_kept_apart_from_errors() -> None:
+    ruleset = load("""
+    - list: unused_list
+      items: [a]
+    - macro: unused_macro
+      condition: proc.name = x
+    - rule: Everything
+      desc: d
+      condition: proc.name = cat
+      output: o
+      priority: info
+      colour: red
+    - rule: Quiet
+      desc: d
+      condition: proc.name = cat
+      output: o
+      priority: info
+      warn_evttypes: false
+    - something: else
+    """)
+    codes = sorted(w.code for w in ruleset.warnings)
+    assert codes == ["no-evttype", "unknown-item", "unknown-key", "unused-list", "unused-macro"]
+    by_code = {w.code: w for w in ruleset.warnings}
+    assert "rule 'Everything' does not restrict evt.type" in by_code["no-evttype"].message
+    assert by_code["unknown-key"].location.line == 11
+    assert str(by_code["unused-macro"]).startswith("f0.yaml:4:3: warning: macro 'unused_macro' is not used")
+
+
+def test_collect_mode_gathers_every_error_across_files_and_returns_nothing() -> None:
+    loader = RulesLoader(registry_for=registry_for, collect_errors=True)
+    loader.add_text("- rule: A\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: loud\n", "one.yaml")
+    loader.add_text("- rule: B\n  desc: d\n  condition: evt.type = open and\n  output: o\n  priority: info\n", "two.yaml")
+    loader.add_text("- rule: C\n  desc: d\n  condition: evt.type = open and fd.nope = 1\n  output: o\n  priority: info\n"
+                    "- rule: A\n  enabled: false\n", "three.yaml")
+    with pytest.raises(RuleErrors) as caught:
+        loader.load()
+    errors = caught.value.errors
+    assert [(e.location.path, e.location.line) for e in errors] == [("one.yaml", 5), ("two.yaml", 3), ("three.yaml", 3)]
+    assert isinstance(errors[1], ConditionSyntaxError)
+    text = str(caught.value)
+    assert "one.yaml:5:13: invalid priority 'loud'" in text
+    assert "three.yaml:3:34: unknown field 'fd.nope'" in text
+
+
+def test_strict_mode_raises_the_first_error_at_once() -> None:
+    loader = RulesLoader(registry_for=registry_for)
+    with pytest.raises(RuleLoadError, match="invalid priority"):
+        loader.add_text("- rule: A\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: loud\n", "one.yaml")
+
+
+def test_a_missing_file_is_an_error(tmp_path) -> None:
+    with pytest.raises(RuleLoadError, match="cannot read rules file"):
+        load_rules([tmp_path / "nope.yaml"], registry_for=registry_for)
