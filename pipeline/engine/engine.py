@@ -185,7 +185,8 @@ class Engine:
         min_priority: Any = None,
     ) -> None:
         """``rules``: objects with ``name``, ``condition`` (AST), ``source`` and, optionally,
-        ``enabled`` and ``priority`` (the loader's :class:`~pipeline.rules.model.Rule`).
+        ``enabled`` and ``priority`` (the loader's :class:`~pipeline.rules.model.Rule`), or
+        ``(name, condition, source)`` tuples.
         ``macros``: name -> condition AST. ``min_priority``: drop rules less severe than it
         (priorities compare like Falco's, a lower value being more severe)."""
         if rule_matching not in RULE_MATCHING:
@@ -195,6 +196,9 @@ class Engine:
         self.macros = dict(macros)
         by_source: dict[str, list[EngineRule]] = {}
         for rule in rules:
+            if isinstance(rule, tuple):  # (name, condition, source): what a caller without a loader has
+                name, condition, source = rule
+                rule = _PlainRule(name, condition, source)
             if not getattr(rule, "enabled", True):
                 continue
             if min_priority is not None and getattr(rule, "priority", None) is not None and rule.priority > min_priority:
@@ -266,6 +270,13 @@ class Engine:
         """The generated Python for ``source`` (for debugging and profiling)."""
         plan = self._plans.get(source)
         return plan.source_code if plan else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainRule:
+    name: str
+    condition: Node
+    source: str
 
 
 def _no_rules(event: Any) -> tuple:

@@ -553,8 +553,10 @@ def generate_bucket(
 
 def check_condition(node: Node, macros: Mapping[str, Node], registry: FieldRegistry) -> None:
     """Raise ConditionCompileError if ``node`` cannot be compiled for ``registry``
-    (unknown field or macro, a literal of the wrong type, a bad regex...)."""
-    compile_condition(node, macros, registry)
+    (unknown field or macro, a literal of the wrong type, a bad regex...).
+
+    Generates the code (every check happens there) but does not compile it."""
+    generate_bucket(_Module(), "_check", [BucketRule(True, node)], FieldBinder(registry), macros, {}, "first")
 
 
 def compile_condition(node: Node, macros: Mapping[str, Node], registry: FieldRegistry) -> Callable[[Any], bool]:

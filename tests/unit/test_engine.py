@@ -206,3 +206,8 @@ def _flatten(node: Any) -> Any:
     if isinstance(node, Not):
         return Not(_flatten(node.operand))
     return node
+
+
+def test_plain_tuples_are_rules_too() -> None:
+    built = Engine([("t", parse_condition("proc.name = a"), "syscall")], {}, lambda s: REGISTRY)
+    assert [r.name for r in built.evaluate({"proc.name": "a"}, "syscall")] == ["t"]
