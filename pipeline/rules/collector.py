@@ -66,6 +66,7 @@ class RuleInfo:
     desc: str = ""
     condition: list[TextMap] = field(default_factory=list)
     output: str = ""
+    output_parts: list[TextMap] = field(default_factory=list)  # where the output's pieces are written
     priority: Priority = Priority.DEBUG
     source: str = "syscall"
     enabled: bool = True
@@ -87,6 +88,7 @@ class RuleUpdate:
     source_line: str
     condition: TextMap | None = None
     output: str | None = None
+    output_part: TextMap | None = None
     desc: str | None = None
     tags: list[str] | None = None
     exceptions: list[ExceptionInfo] | None = None
@@ -185,6 +187,8 @@ class Collector:
             previous.condition.append(update.condition)
         if update.output:
             previous.output += " " + update.output
+            if update.output_part is not None:
+                previous.output_parts.append(update.output_part)
         if update.desc:
             previous.desc += " " + update.desc
         if update.tags is not None:
@@ -230,6 +234,7 @@ class Collector:
             previous.condition = [update.condition]
         if update.output is not None:
             previous.output = update.output
+            previous.output_parts = [update.output_part] if update.output_part is not None else []
         if update.desc is not None:
             previous.desc = update.desc
         if update.tags is not None:

@@ -40,6 +40,7 @@ from pipeline.rules.resolve import (
     field_refs,
     inline_macros,
     macro_refs,
+    output_fields,
     restricts_event_type,
 )
 from pipeline.rules.yaml_source import JoinedText, SourceText, TextMap, offset_in
@@ -351,7 +352,7 @@ class _Compilation:
         all_parts = parts + exception_parts
         if not self._check_macros(info, all_parts):
             return None
-        problems = self._unknown_fields(info.source, all_parts)
+        problems = self._unknown_fields(info.source, all_parts) + self._unknown_output_fields(info)
         if problems:
             if info.skip_if_unknown_filter:
                 message, location, line = problems[0]
@@ -457,6 +458,20 @@ class _Compilation:
 
         for node, textmap in parts:
             check(node, textmap, "")
+        return problems
+
+    def _unknown_output_fields(self, info: RuleInfo) -> list[tuple[str, SourceLocation, str]]:
+        """Fields in the rule's output that its source cannot give (Falco rejects the output)."""
+        registry = self.loader._registry(info.source)
+        if registry is None:
+            return []
+        problems: list[tuple[str, SourceLocation, str]] = []
+        for part in info.output_parts:
+            for offset, name, arg in output_fields(part.text):
+                message = _bind_problem(registry, FieldRef(name, arg))
+                if message is not None:
+                    location, line = part.locate(offset)
+                    problems.append((f"{message} (in the output)", location, line))
         return problems
 
     def _macro_field_problems(self, name: str, source: str, registry) -> list[tuple[str, SourceLocation, str]]:

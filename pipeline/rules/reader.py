@@ -390,7 +390,8 @@ class FileReader:
             raise self._fail(f"rule '{name}' is missing required key{'s' if len(missing) > 1 else ''} {listed}", item)
         info = RuleInfo(name, location, line)
         info.condition = [self._scalar(keys, "condition", item)]
-        info.output = self._string(keys, "output", item).strip()
+        output = self._scalar(keys, "output", item)
+        info.output, info.output_parts = output.text.strip(), [output]
         info.desc = self._string(keys, "desc", item).strip()
         info.priority = self._priority(keys, item)
         source = self._scalar(keys, "source", item, required=False)
@@ -437,7 +438,8 @@ class FileReader:
             if "exceptions" in chosen:
                 update.exceptions = self._exceptions(keys, item, appending=True)
             if "output" in chosen:
-                update.output = self._string(keys, "output", item).strip()
+                update.output_part = self._scalar(keys, "output", item)
+                update.output = update.output_part.text.strip()
             if "desc" in chosen:
                 update.desc = self._string(keys, "desc", item).strip()
             if "tags" in chosen:

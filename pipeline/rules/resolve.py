@@ -12,6 +12,7 @@ resolved) AST. Nodes are immutable, so an inlined macro is shared, not copied.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 
 from pipeline.rules.ast import (
@@ -208,3 +209,17 @@ def restricts_event_type(node: Node, field_name: str = "evt.type") -> bool:
     if isinstance(node, Not) and isinstance(node.operand, Not):
         return restricts_event_type(node.operand.operand, field_name)
     return False
+
+
+# `%proc.name`, `%proc.aname[2]`, `%jevt.value[/spec/x]`; `%%` is a literal percent sign.
+_OUTPUT_FIELD = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(?:\[([^\]]*)\])?")
+# Falco drops this one from outputs (the container plugin adds the fields it stood for).
+DEPRECATED_OUTPUT_FIELDS = frozenset({"container.info"})
+
+
+def output_fields(output: str) -> Iterator[tuple[int, str, str | None]]:
+    """The fields an output format prints: (offset of the name, name, argument or None)."""
+    for match in _OUTPUT_FIELD.finditer(output):
+        if match.group(1) is None or match.group(1) in DEPRECATED_OUTPUT_FIELDS:
+            continue
+        yield match.start(1), match.group(1), match.group(2)

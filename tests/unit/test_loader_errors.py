@@ -210,3 +210,14 @@ def test_strict_mode_raises_the_first_error_at_once() -> None:
 def test_a_missing_file_is_an_error(tmp_path) -> None:
     with pytest.raises(RuleLoadError, match="cannot read rules file"):
         load_rules([tmp_path / "nope.yaml"], registry_for=registry_for)
+
+
+def test_an_unknown_field_in_the_output_is_an_error_at_the_field() -> None:
+    error = error_of("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: >\n    opened %fd.name by %proc.nmae\n  priority: info\n")
+    assert error.message == "unknown field 'proc.nmae' for source 'syscall' (in the output)"
+    assert (error.location.line, error.location.col) == (5, 25)
+
+
+def test_output_fields_with_arguments_and_escapes_are_accepted() -> None:
+    ruleset = load("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: 100%% %proc.aname[2] %evt.arg.mode %container.info\n  priority: info\n")
+    assert ruleset.rules[0].output == "100%% %proc.aname[2] %evt.arg.mode %container.info"
