@@ -52,7 +52,7 @@ def validate(
         ruleset = loader.load()
     except RuleErrors as failed:
         if warnings:
-            for warning in loader.findings.warnings:
+            for warning in loader.last_findings.warnings:
                 print(warning, file=sys.stderr)
         for error in failed.errors:
             print(error, file=sys.stderr)

@@ -31,6 +31,14 @@ class Findings:
     def warn(self, code: str, message: str, location: SourceLocation | None = None, source_line: str | None = None) -> None:
         self.warnings.append(LoadWarning(code, message, location, source_line))
 
+    def fork(self) -> "Findings":
+        """A copy to add to without changing this one (one per compile of a loader)."""
+        copy = Findings(self.collect)
+        copy.errors = list(self.errors)
+        copy.warnings = list(self.warnings)
+        copy._seen = set(self._seen)
+        return copy
+
     def raise_if_any(self) -> None:
         if self.errors:
             raise RuleErrors(self.errors)

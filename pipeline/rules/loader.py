@@ -78,7 +78,8 @@ class RulesLoader:
         registry_for: RegistryFor | None | str = "default",
         skip_unknown_sources: bool = False,
     ) -> None:
-        self.findings = Findings(collect=collect_errors)
+        self.findings = Findings(collect=collect_errors)  # what reading the files found
+        self.last_findings = self.findings  # reading plus the latest load()'s compile
         self.collector = Collector()
         self.registry_for: RegistryFor | None = _default_registry_for() if registry_for == "default" else registry_for  # type: ignore[assignment]
         self.skip_unknown_sources = skip_unknown_sources
@@ -125,9 +126,10 @@ class RulesLoader:
 
     def load(self) -> RuleSet:
         """Compile everything added so far. Raises the first error, or RuleErrors in collect mode."""
-        compiled = _Compilation(self)
+        compiled = _Compilation(self, self.findings.fork())
+        self.last_findings = compiled.findings  # every error and warning of this load (for reports)
         ruleset = compiled.run()
-        self.findings.raise_if_any()
+        compiled.findings.raise_if_any()
         return ruleset
 
 
@@ -171,10 +173,10 @@ def _at_pos(textmap: TextMap, pos) -> tuple[SourceLocation, str]:
 class _Compilation:
     """One compile of a loader's collected items (kept apart so a loader can be reused)."""
 
-    def __init__(self, loader: RulesLoader) -> None:
+    def __init__(self, loader: RulesLoader, findings: Findings) -> None:
         self.loader = loader
         self.collector = loader.collector
-        self.findings = loader.findings
+        self.findings = findings
         self.lists: dict[str, tuple[str, ...]] = {}
         self.used_lists: set[str] = set()
         self.used_macros: set[str] = set()

@@ -337,3 +337,30 @@ def test_block_scalar_desc_and_output_are_trimmed() -> None:
     """)
     assert ruleset.rules[0].desc == "two lines"
     assert ruleset.rules[0].output == "opened %fd.name"
+
+
+def test_appending_to_a_list_lets_it_see_lists_defined_before_the_append() -> None:
+    ruleset = load("""
+    - list: b
+      items: [c]
+    - list: c
+      items: [y]
+    - list: b
+      items: [z]
+      override:
+        items: append
+    - rule: R
+      desc: d
+      condition: evt.type = open and proc.name in (b)
+      output: o
+      priority: info
+    """)
+    assert ruleset.lists["b"].items == ("y", "z")
+
+
+def test_loading_twice_gives_the_same_rules_and_warnings() -> None:
+    loader = RulesLoader(registry_for=registry_for)
+    loader.add_text(textwrap.dedent(BASE) + "- list: spare\n  items: [x]\n", "a.yaml")
+    first, second = loader.load(), loader.load()
+    assert first == second
+    assert [w.code for w in second.warnings] == ["unused-list"]
