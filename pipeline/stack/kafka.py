@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from pipeline.errors import StackError
 from pipeline.stack.marker import check_marker, write_marker
@@ -38,7 +39,7 @@ def log_path(settings: StackSettings) -> Path:
     return settings.logs_dir / "kafka.log"
 
 
-def install(settings: StackSettings, java: JavaHome, say) -> None:
+def install(settings: StackSettings, java: JavaHome, say: Callable[[str], None]) -> None:
     """Make `<home>/kafka/libs` hold the jars of `kafka_version`; no-op when already whole."""
     root = settings.kafka_dir
     check = check_marker(root, settings.kafka_version)
@@ -141,7 +142,7 @@ def _java_base(settings: StackSettings, java: JavaHome, log4j: Path) -> list[str
     ]
 
 
-def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties: Path, log4j: Path, say) -> None:
+def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties: Path, log4j: Path, say: Callable[[str], None]) -> None:
     """Format KRaft storage once; the cluster id is then kept in meta.properties."""
     meta = data_dir(settings) / "meta.properties"
     if meta.is_file():
@@ -159,10 +160,10 @@ def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties
 
 
 def argv(settings: StackSettings, java: JavaHome, properties: Path, log4j: Path) -> list[str]:
+    java_bin, *options = _java_base(settings, java, log4j)
     heap = settings.kafka_heap
-    return _java_base(settings, java, log4j)[:1] + [
-        f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-    ] + _java_base(settings, java, log4j)[1:] + ["kafka.Kafka", str(properties)]
+    memory = [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
+    return [java_bin, *memory, *options, "kafka.Kafka", str(properties)]
 
 
 def environment(java: JavaHome) -> dict[str, str]:

@@ -19,6 +19,7 @@ import stat
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 from pipeline.errors import StackError
 from pipeline.stack.marker import check_marker, write_marker
@@ -46,7 +47,7 @@ def log_path(settings: StackSettings) -> Path:
     return settings.logs_dir / "opensearch.log"
 
 
-def install(settings: StackSettings, java: JavaHome, say) -> None:
+def install(settings: StackSettings, java: JavaHome, say: Callable[[str], None]) -> None:
     """Make `<home>/opensearch` an unpacked `opensearch_version`; no-op when already whole."""
     root = settings.opensearch_dir
     version = settings.opensearch_version
