@@ -84,6 +84,17 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
         if o_pid is None and not o_foreign:
             ensure_port_free(settings.host, settings.opensearch_port, "OpenSearch", "PEREGRINE_OPENSEARCH_PORT")
 
+        # Never reinstall under a running server (a version change, a damaged install).
+        for name, pid, root, version in (
+            ("kafka", k_pid, settings.kafka_dir, settings.kafka_version),
+            ("opensearch", o_pid, settings.opensearch_dir, settings.opensearch_version),
+        ):
+            check = check_marker(root, version)
+            if pid is not None and not check.ok:
+                raise StackError(
+                    f"{name} is running (pid {pid}) but its install needs replacing ({check.reason}): "
+                    "run `peregrine stack down` first"
+                )
         kafka.install(settings, java, say)
         opensearch.install(settings, java, say)
 

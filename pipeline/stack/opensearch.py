@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -109,7 +110,7 @@ def _unzip(archive: Path, target: Path, strip: str) -> None:
                 mode = (info.external_attr >> 16) & 0o777
                 if mode:
                     dest.chmod(mode)
-    except (zipfile.BadZipFile, EOFError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         shutil.rmtree(target, ignore_errors=True)
         raise StackError(
             f"the cached OpenSearch archive is corrupt ({error}): delete the opensearch folder under "
