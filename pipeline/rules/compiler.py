@@ -49,6 +49,7 @@ from pipeline.rules.ast import (
 EVT_TYPE = "evt.type"
 _EVTTYPE_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
 _ORDER_OPS = frozenset({"<", "<=", ">", ">="})
+MAX_DEPTH = 90
 _TEXT_INLINE = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex", "pmatch"})
 
 
@@ -288,6 +289,7 @@ class _FunctionGen:
     macro_code: dict[str, str] = field(default_factory=dict)
     macro_expanding: list[str] = field(default_factory=list)
     locals_in_order: list[str] = field(default_factory=list)
+    depth: int = 0
 
     # -- pass 1: count uses
 
@@ -332,6 +334,20 @@ class _FunctionGen:
     # -- pass 2: expressions
 
     def expr(self, node: Node | bool, macro: str | None = None) -> str:
+        # Python's parser refuses more than 200 nested parentheses; each level here adds at most 2.
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise ConditionCompileError(
+                    f"condition is nested too deeply to compile (more than {MAX_DEPTH} levels, macros included)",
+                    getattr(node, "pos", None),
+                    macro,
+                )
+            return self._expr(node, macro)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, node: Node | bool, macro: str | None = None) -> str:
         if node is True:
             return "True"
         if node is False:

@@ -178,3 +178,12 @@ def test_generated_code_reads_each_field_once_and_each_shared_macro_once() -> No
     event = _CountingEvent({"proc.name": "bash", "fd.name": "/etc"})
     assert compiled(event) is True
     assert event.reads == {"proc.name": 1, "fd.name": 1}
+
+
+def test_nesting_too_deep_for_python_is_a_load_error_not_a_crash() -> None:
+    deep = "not " * 60 + "(" * 60 + "proc.name = a" + ")" * 60
+    compiled = compile_condition(parse_condition(deep), MACROS, REGISTRY)
+    assert compiled({"proc.name": "a"}) is True
+    deeper = "".join("(proc.name = a " + ("or " if i % 2 else "and ") for i in range(120)) + "proc.name = b" + ")" * 120
+    with pytest.raises(ConditionCompileError, match="nested too deeply"):
+        compile_condition(parse_condition(deeper), MACROS, REGISTRY)
