@@ -31,6 +31,7 @@ def _register() -> None:
     # One line per command group; each module defines `app` (a Typer) or `register(app)`.
     from pipeline.cli import rules; rules.register(app)  # noqa: E702
     from pipeline.cli import stack; stack.register(app)  # noqa: E702
+    from pipeline.cli import audit; audit.register(app)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,130 @@
+"""Polaris's ``config.yaml``, read unchanged: severities, exemptions, custom checks.
+
+* ``checks:`` maps check ids to ``ignore``/``warning``/``danger``. As in Polaris,
+  a config that has this key replaces the default severities: a check it does
+  not list is not run (custom checks run only when listed here too).
+* ``exemptions:`` entries of ``namespace``, ``controllerNames`` (matched as a
+  name prefix, as Polaris does), ``containerNames`` and ``rules``; an absent key
+  matches everything.
+* ``customChecks:`` maps ids to check documents in Polaris's format.
+* Annotations ``polaris.fairwinds.com/exempt: "true"`` and
+  ``polaris.fairwinds.com/<check>-exempt: "true"`` on an object or its pod template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pipeline.audit.checks import Check, builtin_checks, normalize_severity, parse_check
+from pipeline.errors import AuditError
+
+EXEMPT_ANNOTATION = "polaris.fairwinds.com/exempt"
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    namespace: str | None = None
+    controller_names: tuple[str, ...] = ()
+    container_names: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+
+    def covers(self, check: str, namespace: str, name: str, container: str | None) -> bool:
+        if self.namespace is not None and self.namespace != (namespace or "default") and self.namespace != namespace:
+            return False
+        if self.controller_names and not any(name.startswith(prefix) for prefix in self.controller_names):
+            return False
+        if self.container_names and (container is None or container not in self.container_names):
+            return False
+        return not self.rules or check in self.rules
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Which checks run at which severity, and what is exempt. Immutable; build one per config file."""
+
+    checks: tuple[Check, ...]
+    severities: Mapping[str, str]
+    exemptions: tuple[Exemption, ...] = ()
+    source: str = field(default="(defaults)")
+    #: Ids the config's ``checks:`` names that no check has (a newer or older Polaris's); not run.
+    unknown_checks: tuple[str, ...] = ()
+
+    def severity(self, check_id: str) -> str:
+        return self.severities.get(check_id, "ignore")
+
+    def active(self) -> list[Check]:
+        return [c for c in self.checks if self.severity(c.id) != "ignore"]
+
+    def exempt(self, check: str, namespace: str, name: str, container: str | None, annotations: list[Mapping]) -> bool:
+        for notes in annotations:
+            if str(notes.get(EXEMPT_ANNOTATION, "")).lower() == "true":
+                return True
+            if str(notes.get(f"polaris.fairwinds.com/{check}-exempt", "")).lower() == "true":
+                return True
+        return any(e.covers(check, namespace, name, container) for e in self.exemptions)
+
+
+def default_config() -> AuditConfig:
+    checks = builtin_checks()
+    return AuditConfig(checks=checks, severities={c.id: c.severity for c in checks})
+
+
+def _names(entry: Mapping, key: str, where: str) -> tuple[str, ...]:
+    value = entry.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AuditError(f"{where}: {key} must be a list of names")
+    return tuple(value)
+
+
+def config_from_mapping(document: Any, source: str) -> AuditConfig:
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise AuditError(f"{source}: a Polaris config must be a mapping")
+    checks = list(builtin_checks())
+    known = {c.id for c in checks}
+    custom = document.get("customChecks") or {}
+    if not isinstance(custom, dict):
+        raise AuditError(f"{source}: customChecks must map check ids to checks")
+    for ident, body in custom.items():
+        if ident in known:
+            checks = [c for c in checks if c.id != ident]  # a custom check may replace a built-in
+        checks.append(parse_check(body, str(ident), f"{source}: customChecks.{ident}"))
+    if "checks" in document:
+        listed = document.get("checks") or {}
+        if not isinstance(listed, dict):
+            raise AuditError(f"{source}: checks must map check ids to severities")
+        severities = {str(k): normalize_severity(v, f"{source}: checks.{k}") for k, v in listed.items()}
+        ids = {c.id for c in checks}
+        unknown = tuple(sorted(set(severities) - ids))
+    else:
+        severities = {c.id: c.severity for c in checks}
+        unknown = ()
+    exemptions = []
+    for position, entry in enumerate(document.get("exemptions") or []):
+        where = f"{source}: exemptions[{position}]"
+        if not isinstance(entry, dict):
+            raise AuditError(f"{where}: must be a mapping")
+        namespace = entry.get("namespace")
+        exemptions.append(Exemption(
+            namespace=str(namespace) if namespace else None,
+            controller_names=_names(entry, "controllerNames", where),
+            container_names=_names(entry, "containerNames", where),
+            rules=_names(entry, "rules", where),
+        ))
+    return AuditConfig(checks=tuple(checks), severities=severities, exemptions=tuple(exemptions),
+                       source=source, unknown_checks=unknown)
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise AuditError(f"{path}: cannot read config: {error}") from None
+    except yaml.YAMLError as error:
+        raise AuditError(f"{path}: config is not YAML: {error}") from None
+    return config_from_mapping(document, str(path))

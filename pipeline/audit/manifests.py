@@ -1,0 +1,147 @@
+"""Read Kubernetes manifests (multi-document YAML) into objects with their origin.
+
+A document that is not YAML, not a Kubernetes object, or of a kind the audit
+does not know is a :class:`Problem` (file and document index), and reading goes
+on: one bad document must not hide the findings of the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import AuditError
+
+#: Workloads: their pod templates are audited.
+WORKLOAD_KINDS = frozenset({"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"})
+#: Other kinds checks target or look up; known kinds without checks are read without a problem.
+OTHER_KINDS = frozenset({
+    "Service", "Ingress", "ConfigMap", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
+    "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ServiceAccount", "Namespace",
+    "PriorityClass",
+})
+KNOWN_KINDS = WORKLOAD_KINDS | OTHER_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One object and where it came from (``index`` is the 0-based document index;
+    ``item`` the index inside a ``List`` document, else None)."""
+
+    obj: dict
+    path: str
+    index: int
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    index: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.index is None else f"{self.path}: document {self.index}"
+        return f"{where}: {self.message}"
+
+
+def manifest_files(paths: list[str]) -> list[Path]:
+    """Files as given; a directory stands for its *.yaml / *.yml files, recursively, sorted."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AuditError(f"{raw}: no such file or directory")
+    return files
+
+
+def object_problem(obj: Any) -> str | None:
+    """Why a parsed document is not an object the audit can read, or None."""
+    if not isinstance(obj, dict):
+        return f"not a Kubernetes object (a {type(obj).__name__})"
+    if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
+        return "not a Kubernetes object (no apiVersion/kind)"
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        return f"{obj['kind']} has no metadata.name"
+    if obj["kind"] not in KNOWN_KINDS:
+        return f"unknown kind {obj['apiVersion']}/{obj['kind']}"
+    return None
+
+
+def read_text(text: str, path: str) -> tuple[list[Manifest], list[Problem]]:
+    manifests: list[Manifest] = []
+    problems: list[Problem] = []
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        # Keep the documents before the broken one: split on separators and parse each.
+        return _read_split(text, path, error)
+    for index, document in enumerate(documents):
+        _add(document, path, index, manifests, problems)
+    return manifests, problems
+
+
+def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest], list[Problem]]:
+    import re
+
+    manifests: list[Manifest] = []
+    problems: list[Problem] = []
+    chunks = re.split(r"(?m)^---[ \t]*$", text)
+    index = 0
+    for chunk in chunks:
+        try:
+            document = yaml.safe_load(chunk)
+        except yaml.YAMLError as chunk_error:
+            problems.append(Problem(path, index, f"not YAML: {str(chunk_error).splitlines()[0]}"))
+            index += 1
+            continue
+        if document is None and not chunk.strip():
+            if index == 0:
+                continue  # a leading separator
+        _add(document, path, index, manifests, problems)
+        index += 1
+    if not problems:
+        problems.append(Problem(path, None, f"not YAML: {str(error).splitlines()[0]}"))
+    return manifests, problems
+
+
+def _add(document: Any, path: str, index: int, manifests: list[Manifest], problems: list[Problem]) -> None:
+    if document is None:
+        return  # an empty document, as between two '---'
+    if isinstance(document, dict) and isinstance(document.get("kind"), str) and document["kind"].endswith("List") \
+            and isinstance(document.get("items"), list):
+        for item_index, item in enumerate(document["items"]):
+            problem = object_problem(item)
+            if problem:
+                problems.append(Problem(path, index, f"item {item_index}: {problem}"))
+            else:
+                manifests.append(Manifest(item, path, index, item_index))
+        return
+    problem = object_problem(document)
+    if problem:
+        problems.append(Problem(path, index, problem))
+    else:
+        manifests.append(Manifest(document, path, index))
+
+
+def read_paths(paths: list[str]) -> tuple[list[Manifest], list[Problem]]:
+    manifests: list[Manifest] = []
+    problems: list[Problem] = []
+    for file in manifest_files(paths):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(Problem(str(file), None, f"cannot read: {error}"))
+            continue
+        found, bad = read_text(text, str(file))
+        manifests.extend(found)
+        problems.extend(bad)
+    return manifests, problems
