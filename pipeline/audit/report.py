@@ -36,13 +36,13 @@ def _object_title(finding: Finding, manifest: Manifest | None) -> Text:
     return title
 
 
-def _line(finding: Finding, indent: str) -> Text:
+def _line(finding: Finding, indent: str, width: int) -> Text:
     line = Text(indent)
     if finding.success:
         line.append("✓ ", style="green")
     else:
         line.append("✗ ", style=_SEVERITY_STYLE.get(finding.severity, "red"))
-    line.append(f"{finding.check:<34} ")
+    line.append(f"{finding.check:<{width}} ")
     if not finding.success:
         line.append(f"{finding.severity:<8} ", style=_SEVERITY_STYLE.get(finding.severity, "red"))
     else:
@@ -64,12 +64,13 @@ def print_pretty(
         if only_failed and finding.success:
             continue
         grouped[finding.object_index].append(finding)
+    width = max((len(f.check) for rows in grouped.values() for f in rows), default=0)
     for index in sorted(grouped):
         rows = grouped[index]
         manifest = manifests[index] if 0 <= index < len(manifests) else None
         console.print(_object_title(rows[0], manifest))
         for finding in [r for r in rows if r.container is None]:
-            console.print(_line(finding, "  "))
+            console.print(_line(finding, "  ", width + 2))
         containers: dict[str, list[Finding]] = defaultdict(list)
         for finding in rows:
             if finding.container is not None:
@@ -77,7 +78,7 @@ def print_pretty(
         for name, items in containers.items():
             console.print(Text(f"  container {name}", style="bold"))
             for finding in items:
-                console.print(_line(finding, "    "))
+                console.print(_line(finding, "    ", width))
         console.print()
     for problem in problems:
         console.print(Text(f"✗ {problem}", style="red"))
