@@ -16,6 +16,7 @@ simple ``{{ .a.b }}`` substitutions work too (see :mod:`pipeline.audit.template`
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,8 +29,10 @@ from pipeline.audit.template import has_template, render_schema, render_text, te
 from pipeline.errors import AuditError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILTIN_CHECKS_DIR = REPO_ROOT / "rules" / "checks"
-CHECK_SCHEMA_PATH = REPO_ROOT / "schemas" / "check.schema.json"
+# The check documents and their schema live beside the package in a checkout;
+# an installed copy (e.g. the worker image) says where with these variables.
+BUILTIN_CHECKS_DIR = Path(os.environ.get("PEREGRINE_CHECKS_DIR") or REPO_ROOT / "rules" / "checks")
+CHECK_SCHEMA_PATH = Path(os.environ.get("PEREGRINE_CHECK_SCHEMA") or REPO_ROOT / "schemas" / "check.schema.json")
 
 SEVERITIES = ("ignore", "warning", "danger")
 POD_TARGETS = ("Container", "PodSpec", "Controller")
@@ -84,7 +87,11 @@ class Check:
 def _document_validator() -> Any:
     from jsonschema import Draft201909Validator
 
-    schema = json.loads(CHECK_SCHEMA_PATH.read_text(encoding="utf-8"))
+    try:
+        schema = json.loads(CHECK_SCHEMA_PATH.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise AuditError(f"{CHECK_SCHEMA_PATH}: cannot read the check document schema ({error}); "
+                         "set PEREGRINE_CHECK_SCHEMA to its path") from None
     return Draft201909Validator(schema)
 
 
@@ -191,7 +198,7 @@ def load_checks(directory: Path = BUILTIN_CHECKS_DIR) -> tuple[Check, ...]:
     """Every ``<id>.yaml`` in ``directory``, sorted by id."""
     files = sorted(directory.glob("*.yaml"))
     if not files:
-        raise AuditError(f"{directory}: no check documents (*.yaml)")
+        raise AuditError(f"{directory}: no check documents (*.yaml); set PEREGRINE_CHECKS_DIR to rules/checks")
     return tuple(load_check_file(path) for path in files)
 
 

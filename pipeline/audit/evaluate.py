@@ -147,10 +147,12 @@ class _Run:
 def _container_instance(check: Check, workload: Workload, ref: ContainerRef) -> Any:
     """A container check sees the container, or with ``schemaTarget: PodSpec`` the pod spec
     narrowed to that one container (so pod-level settings count, as in Polaris)."""
-    if check.schema_target in ("PodSpec", "Pod"):
+    if check.schema_target in ("PodSpec", "Pod", "PodTemplate"):
         narrowed = dict(workload.pod_spec)
         narrowed["containers"] = [ref.container]
         narrowed.pop("initContainers", None)
+        if check.schema_target == "PodTemplate":
+            return {"metadata": workload.pod_meta, "spec": narrowed}
         return narrowed
     return ref.container
 
