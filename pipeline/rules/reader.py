@@ -140,6 +140,8 @@ class FileReader:
                 f"each item must be a mapping ('- rule: ...', '- macro: ...', '- list: ...'), got {_kind(item)}", item
             )
         keys = self._mapping(item)
+        if "correlation" in keys:
+            return  # read by pipeline.correlation.parse, once the rules are loaded
         for kind in KNOWN_KEYS:
             if kind in keys:
                 self._check_keys(keys, KNOWN_KEYS[kind], kind)

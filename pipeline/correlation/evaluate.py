@@ -1,0 +1,495 @@
+"""The correlation windows: one implementation for ``peregrine scan`` and the worker.
+
+:class:`CorrelationEvaluator` takes events one at a time, in the order they
+arrive, and returns the alerts of the matches they complete. Time is the
+event's own time (``evt.time``, nanoseconds), never the clock: the
+*watermark* is the newest event time seen minus the allowed lateness. An
+event older than the watermark is late and takes no part (counted in
+:attr:`CorrelationEvaluator.stats`); state whose window ends before the
+watermark can no longer match and is dropped. Memory is bounded by the
+limits whatever the input: at most ``max_groups`` groups, at most
+``max_partials_per_group`` open partial matches per sequence group, at most
+``count`` entries per threshold or distinct group.
+
+State lives in any ``MutableMapping[str, dict]`` (a dict in file mode, a
+changelog-backed Faust table in the worker); see :mod:`pipeline.correlation.state`.
+Every change to a group is written back with ``store[key] = state``, so a
+table logs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
+from pipeline.correlation.state import GroupIndex, State, Store, group_key, jsonable, new_state
+from pipeline.errors import ConfigError
+from pipeline.fields.registry import MISSING, UnknownField
+from pipeline.rules.model import Priority
+
+TIME_FIELDS = ("evt.time",)
+ID_FIELDS = ("evt.id", "evt.num", "ka.auditid", "ct.id")
+SUMMARY_FIELDS = {
+    "syscall": ("evt.type", "proc.name", "proc.cmdline", "fd.name"),
+    "k8s_audit": ("ka.verb", "ka.target.resource", "ka.target.subresource", "ka.target.name", "ka.user.name", "ka.response.code"),
+    "aws_cloudtrail": ("ct.name", "ct.user", "ct.srcip", "ct.error"),
+}
+SUMMARY_MAX = 200
+_OUTPUT_FIELD = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:\[[^\]]*\])?)")
+NA = "<NA>"
+
+
+@dataclass(frozen=True, slots=True)
+class ContributingEvent:
+    """One event of a completed match: its id, time, a short summary, and the step it matched."""
+
+    id: Any
+    time: int
+    summary: str
+    step: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "time": self.time, "summary": self.summary, "step": self.step}
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationAlert:
+    """One completed match of a correlation in one group."""
+
+    rule: str
+    kind: str
+    priority: Priority
+    output: str
+    source: str
+    tags: tuple[str, ...]
+    group: dict[str, Any]
+    group_key: str
+    time: int  # event time of the event that completed the match
+    events: tuple[ContributingEvent, ...]
+    suppressed: int = 0  # matches of this rule and group not alerted since the previous alert
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "correlation": self.kind,
+            "priority": self.priority.label,
+            "output": self.output,
+            "source": self.source,
+            "tags": list(self.tags),
+            "group": dict(self.group),
+            "group_key": self.group_key,
+            "time": self.time,
+            "events": [event.to_dict() for event in self.events],
+            "suppressed": self.suppressed,
+        }
+
+
+@dataclass(slots=True)
+class CorrelationStats:
+    """What the evaluator did that no alert shows."""
+
+    events: int = 0
+    late: int = 0  # older than the watermark: ignored
+    untimed: int = 0  # no usable evt.time: ignored
+    alerts: int = 0
+    suppressed: int = 0  # completed matches not alerted because of throttling
+    evicted_groups: int = 0  # dropped to stay under max_groups
+    dropped_partials: int = 0  # dropped to stay under max_partials_per_group
+    expired_groups: int = 0  # dropped because they can no longer match
+
+
+class _SourceFields:
+    """How to read an event's time, id and summary for one source."""
+
+    __slots__ = ("time", "id", "summary")
+
+    def __init__(self, source: str, registry: Any) -> None:
+        self.time = _first_bound(registry, TIME_FIELDS)
+        if self.time is None:
+            raise ConfigError(f"source '{source}' has no event time field ({', '.join(TIME_FIELDS)}); correlations need one")
+        self.id = _first_bound(registry, ID_FIELDS)
+        self.summary = tuple(
+            (name, extract) for name in SUMMARY_FIELDS.get(source, ()) if (extract := _bound(registry, name)) is not None
+        )
+
+
+def _bound(registry: Any, name: str) -> Callable[[Any], Any] | None:
+    try:
+        return registry.bind(name).extract
+    except UnknownField:
+        return None
+
+
+def _first_bound(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | None:
+    for name in names:
+        extract = _bound(registry, name)
+        if extract is not None:
+            return extract
+    return None
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value is not MISSING
+
+
+class _Event:
+    """The event being evaluated, with its id and summary computed at most once."""
+
+    __slots__ = ("raw", "time", "fields", "_record", "ordinal")
+
+    def __init__(self, raw: Any, time: int, fields: _SourceFields, ordinal: int) -> None:
+        self.raw = raw
+        self.time = time
+        self.fields = fields
+        self.ordinal = ordinal
+        self._record: tuple[Any, str] | None = None
+
+    def ident(self) -> tuple[Any, str]:
+        if self._record is None:
+            raw = self.raw
+            event_id = self.fields.id(raw) if self.fields.id is not None else MISSING
+            if not _present(event_id):
+                event_id = f"#{self.ordinal}"
+            parts = []
+            for name, extract in self.fields.summary:
+                value = extract(raw)
+                if _present(value) and value != "":
+                    parts.append(f"{name}={value}")
+            summary = " ".join(parts)
+            if len(summary) > SUMMARY_MAX:
+                summary = summary[: SUMMARY_MAX - 1] + "…"
+            self._record = (jsonable(event_id), summary)
+        return self._record
+
+    def record(self, step: Step) -> dict[str, Any]:
+        event_id, summary = self.ident()
+        out: dict[str, Any] = {"id": event_id, "t": self.time, "sum": summary, "step": step.name}
+        if step.record:
+            out["f"] = {name: jsonable(value) if _present(value := extract(self.raw)) else None for name, extract in step.record}
+        return out
+
+
+class CorrelationEvaluator:
+    """Runs loaded correlations over events in arrival order; see the module docstring."""
+
+    def __init__(
+        self,
+        correlations: Iterable[Correlation],
+        registry_for: Callable[[str], Any] | None = None,
+        *,
+        limits: CorrelationLimits | None = None,
+        store: Store | None = None,
+    ) -> None:
+        if registry_for is None:
+            from pipeline.fields import registry_for as default  # type: ignore[attr-defined]
+
+            registry_for = default
+        self.limits = limits or CorrelationLimits()
+        self.correlations = tuple(c for c in correlations if c.enabled)
+        self._by_source: dict[str, list[Correlation]] = {}
+        self._fields: dict[str, _SourceFields] = {}
+        for correlation in self.correlations:
+            if correlation.span_ns > self.limits.max_window_ns:
+                raise ConfigError(
+                    f"correlation '{correlation.name}' spans {correlation.span_ns}ns, over the limit max_window ({self.limits.max_window_ns}ns)"
+                )
+            self._by_source.setdefault(correlation.source, []).append(correlation)
+            if correlation.source not in self._fields:
+                self._fields[correlation.source] = _SourceFields(correlation.source, registry_for(correlation.source))
+        self.store: Store = store if store is not None else {}
+        self.index = GroupIndex.rebuild(self.store) if len(self.store) else GroupIndex()
+        self.stats = CorrelationStats()
+        self.max_time = 0
+        self._ordinal = 0
+
+    # -- time
+
+    @property
+    def watermark(self) -> int:
+        return self.max_time - self.limits.allowed_lateness_ns
+
+    @property
+    def open_groups(self) -> int:
+        return len(self.index)
+
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self._by_source)
+
+    # -- events
+
+    def process(self, event: Any, source: str) -> list[CorrelationAlert]:
+        """Feed one event; returns the alerts of the matches it completes (often none)."""
+        correlations = self._by_source.get(source)
+        if not correlations:
+            return []
+        fields = self._fields[source]
+        self._ordinal += 1
+        self.stats.events += 1
+        time = fields.time(event)
+        if not isinstance(time, int) or isinstance(time, bool):
+            self.stats.untimed += 1
+            return []
+        if time > self.max_time:
+            self.max_time = time
+        watermark = self.watermark
+        if time < watermark:
+            self.stats.late += 1
+            return []
+        current = _Event(event, time, fields, self._ordinal)
+        alerts: list[CorrelationAlert] = []
+        for correlation in correlations:
+            if isinstance(correlation, Sequence):
+                self._sequence(correlation, current, watermark, alerts)
+            else:
+                self._windowed(correlation, current, watermark, alerts)
+        self.expire(watermark)
+        return alerts
+
+    def expire(self, watermark: int | None = None) -> int:
+        """Drop every group that can no longer match or throttle before ``watermark``."""
+        expired = self.index.expired(self.watermark if watermark is None else watermark)
+        for key in expired:
+            self.store.pop(key, None)
+        self.stats.expired_groups += len(expired)
+        return len(expired)
+
+    # -- groups
+
+    def _group(self, correlation: Correlation, event: Any) -> tuple[Any, ...] | None:
+        values = []
+        for extract in correlation.by_extract:
+            value = extract(event)
+            if not _present(value) or value == "":
+                return None
+            values.append(jsonable(value))
+        return tuple(values)
+
+    def _save(self, key: str, state: State, deadline: int, alive: bool) -> None:
+        if not alive:
+            if key in self.index:
+                self.index.remove(key)
+            self.store.pop(key, None)
+            return
+        if key not in self.index and len(self.index) >= self.limits.max_groups:
+            victim = self.index.oldest()
+            if victim is not None:
+                self.index.remove(victim)
+                self.store.pop(victim, None)
+                self.stats.evicted_groups += 1
+        state["d"] = deadline
+        self.store[key] = state
+        self.index.touch(key, deadline)
+
+    def _throttle_ns(self, correlation: Correlation) -> int:
+        return correlation.throttle_ns if correlation.throttle_ns is not None else self.limits.throttle_ns
+
+    def _throttled(self, correlation: Correlation, state: State, time: int) -> bool:
+        """Whether a completed match at ``time`` is suppressed; updates the state's alert bookkeeping."""
+        period = self._throttle_ns(correlation)
+        last = state.get("a")
+        if period and last is not None and last <= time < last + period:
+            state["s"] = state.get("s", 0) + 1
+            self.stats.suppressed += 1
+            return True
+        return False
+
+    def _throttle_deadline(self, correlation: Correlation, state: State) -> int:
+        period = self._throttle_ns(correlation)
+        last = state.get("a")
+        return last + period if period and last is not None else 0
+
+    # -- sequences
+
+    def _sequence(self, correlation: Sequence, current: _Event, watermark: int, alerts: list[CorrelationAlert]) -> None:
+        event, time = current.raw, current.time
+        steps = correlation.steps
+        hits = [step.matcher(event) for step in steps]
+        until = correlation.until
+        until_hit = until is not None and until.matcher(event)
+        if not until_hit and not any(hits):
+            return
+        values = self._group(correlation, event)
+        if values is None:
+            return
+        key = group_key(correlation.name, values)
+        state = self.store.get(key)
+        if state is None:
+            if not hits[0] or until_hit:
+                return
+            state = new_state()
+        span = correlation.maxspan_ns
+        partials = [p for p in state.get("p", ()) if p["f"] + span >= watermark]
+        if until_hit:
+            partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))]
+        kept: list[dict[str, Any]] = []
+        completed: list[dict[str, Any]] = []
+        last_index = len(steps)
+        for partial in partials:
+            index = partial["n"]
+            step = steps[index]
+            if hits[index] and partial["l"] <= time <= partial["f"] + span and _binds_match(step, event, partial["b"]):
+                advanced = {
+                    "n": index + 1,
+                    "f": partial["f"],
+                    "l": time,
+                    "e": partial["e"] + [current.record(step)],
+                    "b": _bind(step, event, partial["b"]),
+                }
+                (completed if advanced["n"] == last_index else kept).append(advanced)
+            else:
+                kept.append(partial)
+        if hits[0] and not until_hit:
+            kept.append({"n": 1, "f": time, "l": time, "e": [current.record(steps[0])], "b": _bind(steps[0], event, {})})
+        state["p"] = self._bounded(kept)
+        for match in completed:
+            if self._throttled(correlation, state, time):
+                continue
+            alerts.append(self._alert(correlation, values, key, current, match["e"], state, len(match["e"]), 0))
+        throttle_until = self._throttle_deadline(correlation, state)
+        deadline = max(max((p["f"] + span for p in state["p"]), default=0), throttle_until)
+        self._save(key, state, deadline, alive=bool(state["p"]) or throttle_until >= watermark)
+
+    def _bounded(self, partials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One partial per (next step, bindings), the newest; at most max_partials_per_group, newest kept."""
+        if len(partials) <= 1:
+            return partials
+        newest: dict[str, dict[str, Any]] = {}
+        for partial in partials:
+            identity = f"{partial['n']}\x1f{json.dumps(partial['b'], sort_keys=True, default=str)}"
+            other = newest.get(identity)
+            if other is None or partial["f"] >= other["f"]:
+                newest[identity] = partial
+        out = sorted(newest.values(), key=lambda p: p["f"])
+        limit = self.limits.max_partials_per_group
+        if len(out) > limit:
+            self.stats.dropped_partials += len(out) - limit
+            out = out[-limit:]
+        return out
+
+    # -- thresholds and distinct counts
+
+    def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, watermark: int, alerts: list[CorrelationAlert]) -> None:
+        event, time = current.raw, current.time
+        if not correlation.step.matcher(event):
+            return
+        distinct_value = None
+        if isinstance(correlation, DistinctCount):
+            value = correlation.field_extract(event)
+            if not _present(value):
+                return
+            distinct_value = json.dumps(jsonable(value), default=str)
+        values = self._group(correlation, event)
+        if values is None:
+            return
+        key = group_key(correlation.name, values)
+        state = self.store.get(key) or new_state()
+        window = correlation.window_ns
+        record = current.record(correlation.step)
+        if distinct_value is None:
+            entries = state.get("t", [])
+            entries.append(record)
+            newest = max(entry["t"] for entry in entries)
+            entries = sorted((e for e in entries if e["t"] > newest - window), key=lambda e: e["t"])[-correlation.count :]
+            state["t"] = entries
+            counted, distinct = entries, len(entries)
+        else:
+            seen: dict[str, Any] = state.get("v", {})
+            previous = seen.get(distinct_value)
+            if previous is None or previous["t"] <= time:
+                seen[distinct_value] = record
+            newest = max(entry["t"] for entry in seen.values())
+            seen = {k: e for k, e in seen.items() if e["t"] > newest - window}
+            if len(seen) > correlation.count:  # only after a late event: keep the newest
+                seen = dict(sorted(seen.items(), key=lambda item: item[1]["t"])[-correlation.count :])
+            state["v"] = seen
+            counted = sorted(seen.values(), key=lambda e: e["t"])
+            distinct = len(seen)
+        if distinct >= correlation.count:
+            if not self._throttled(correlation, state, time):
+                alerts.append(self._alert(correlation, values, key, current, counted, state, len(counted), distinct))
+            state.pop("t", None)
+            state.pop("v", None)
+            counted = []
+        live = state.get("t") or list(state.get("v", {}).values())
+        throttle_until = self._throttle_deadline(correlation, state)
+        deadline = max(max((e["t"] + window for e in live), default=0), throttle_until)
+        self._save(key, state, deadline, alive=bool(live) or throttle_until >= watermark)
+
+    # -- alerts
+
+    def _alert(self, correlation: Correlation, values: tuple, key: str, current: _Event, records: list[dict[str, Any]],
+               state: State, count: int, distinct: int) -> CorrelationAlert:
+        group = dict(zip(correlation.by, values))
+        suppressed = state.get("s", 0)
+        state["a"] = current.time
+        state["s"] = 0
+        self.stats.alerts += 1
+        output = _format(correlation, records, current.raw, group, count, distinct)
+        return CorrelationAlert(
+            rule=correlation.name,
+            kind=correlation.kind,
+            priority=correlation.priority,
+            output=output,
+            source=correlation.source,
+            tags=correlation.tags,
+            group=group,
+            group_key=key,
+            time=current.time,
+            events=tuple(ContributingEvent(r["id"], r["t"], r["sum"], r["step"]) for r in records),
+            suppressed=suppressed,
+        )
+
+
+def _binds_match(step: Step, event: Any, bound: dict[str, Any]) -> bool:
+    for extract, name in step.matches:
+        value = extract(event)
+        if not _present(value) or name not in bound or jsonable(value) != bound[name]:
+            return False
+    return True
+
+
+def _bind(step: Step, event: Any, bound: dict[str, Any]) -> dict[str, Any]:
+    if not step.binds:
+        return bound
+    out = dict(bound)
+    for name, extract in step.binds:
+        value = extract(event)
+        out[name] = jsonable(value) if _present(value) else None
+    return out
+
+
+def _format(correlation: Correlation, records: list[dict[str, Any]], event: Any, group: dict[str, Any], count: int, distinct: int) -> str:
+    by_step = {record["step"]: record for record in records}
+    refs = {ref.text: ref for ref in correlation.output_fields}
+    last = dict(correlation.last_record)
+
+    def value(match: re.Match) -> str:
+        text = match.group(1)
+        if text is None:
+            return "%"
+        ref = refs.get(text)
+        if ref is None:
+            return match.group(0)
+        if ref.special == "count":
+            return str(count)
+        if ref.special == "distinct":
+            return str(distinct)
+        if ref.special == "group":
+            return " ".join(f"{k}={v}" for k, v in group.items())
+        if ref.special == "rule":
+            return correlation.name
+        if ref.step is not None:
+            found = by_step.get(ref.step, {}).get("f", {}).get(ref.field)
+            return NA if found is None else str(found)
+        extract = last.get(ref.field)
+        found = extract(event) if extract is not None else None
+        return str(found) if _present(found) else NA
+
+    return _OUTPUT_FIELD.sub(value, correlation.output)
+
+
+__all__ = ["ContributingEvent", "CorrelationAlert", "CorrelationEvaluator", "CorrelationStats"]
