@@ -23,7 +23,7 @@ def _json(capsys, *args) -> tuple[int, list[dict], str]:
 def test_json_findings_and_danger_exit_code(capsys):
     code, rows, _ = _json(capsys, MANIFESTS / "privileged-pod.yaml")
     assert code == 1
-    assert len(rows) == 27
+    assert len(rows) == 28
     keys = {"check", "success", "severity", "category", "message", "kind", "namespace", "name", "container"}
     assert all(keys <= set(row) for row in rows)
     host_pid = next(r for r in rows if r["check"] == "hostPIDSet")
@@ -35,7 +35,7 @@ def test_json_findings_and_danger_exit_code(capsys):
 
 def test_only_failed(capsys):
     _, rows, _ = _json(capsys, MANIFESTS / "privileged-pod.yaml", "--only-failed")
-    assert len(rows) == 22 and not any(r["success"] for r in rows)
+    assert len(rows) == 23 and not any(r["success"] for r in rows)
 
 
 def test_own_deployment_manifests_score_100(capsys):

@@ -71,6 +71,8 @@ def test_pdb_disruptions_zero():
                      ({"minAvailable": "100%"}, False), ({"minAvailable": 1}, True), ({"maxUnavailable": "25%"}, True)]:
         pdb["spec"] = dict(spec, selector={})
         assert result(audit_objects([pdb]), "pdbDisruptionsIsZero", "api") is ok, spec
+    pdb["status"] = {"disruptionsAllowed": 0}  # a live object: its status says no eviction is possible now
+    assert result(audit_objects([pdb]), "pdbDisruptionsIsZero", "api") is False
 
 
 def _hpa(min_replicas=None, max_replicas=4, target="api"):

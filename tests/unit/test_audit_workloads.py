@@ -7,13 +7,14 @@ import copy
 from audit_helpers import failed, load, result
 
 from pipeline.audit import audit_objects, score, summarize
+from pipeline.audit.score import Summary
 
 
 def test_privileged_pod_exact_findings_and_score():
     findings = audit_objects(load("privileged-pod.yaml"))
     assert failed(findings, container=None) == {
         "automountServiceAccountToken", "hostNetworkSet", "hostPIDSet", "metadataAndInstanceMismatched",
-        "missingNetworkPolicy", "priorityClassNotSet",
+        "missingNetworkPolicy", "priorityClassNotSet", "topologySpreadConstraint",
     }
     assert failed(findings, container="shell") == {
         "cpuLimitsMissing", "cpuRequestsMissing", "dangerousCapabilities", "hostPortSet", "insecureCapabilities",
@@ -23,8 +24,8 @@ def test_privileged_pod_exact_findings_and_score():
     }
     passed = {f.check for f in findings if f.success}
     assert passed == {"hostIPCSet", "hostPathSet", "hostProcess", "procMount", "sensitiveContainerEnvVar"}
-    # 5 successes, 15 warnings, 7 dangers: 10 / (10 + 15 + 14) = 25.6 -> 25
-    assert summarize(findings) == (summarize(findings).__class__(5, 15, 7))
+    # 5 successes, 16 warnings, 7 dangers: 10 / (10 + 16 + 14) = 25
+    assert summarize(findings) == Summary(5, 16, 7)
     assert score(findings) == 25
     pod = [f for f in findings if f.container is None][0]
     assert (pod.kind, pod.namespace, pod.name, pod.pointer) == ("Pod", "tools", "root-shell", "/spec")
@@ -51,10 +52,12 @@ def test_hostpath_daemonset():
     findings = audit_objects(load("hostpath-daemonset.yaml"))
     assert result(findings, "hostPathSet", "log-shipper") is False
     assert result(findings, "tagNotSpecified", "log-shipper", "shipper") is False  # :latest
-    # DaemonSets are not asked for replicas, PDBs or topology spread
+    # DaemonSets are not asked for replicas or PDBs (Polaris: Deployments, and StatefulSets here)
     checks = {f.check for f in findings}
-    assert not checks & {"deploymentMissingReplicas", "missingPodDisruptionBudget", "topologySpreadConstraint"}
-    assert score(findings) == 46
+    assert not checks & {"deploymentMissingReplicas", "missingPodDisruptionBudget"}
+    assert result(findings, "topologySpreadConstraint", "log-shipper") is False
+    assert summarize(findings) == Summary(9, 16, 3)
+    assert score(findings) == 45
 
 
 def test_jobs_are_not_asked_for_probes_and_cronjob_template_is_found():
