@@ -552,11 +552,12 @@ class _Compiler:
             raise self._fail(where, f"unknown source '{source}' for correlation '{raw.name}'")
         by = list(DEFAULT_BY)
         by_extract = []
+        by_where: list[Any] = [(raw.location, raw.source_line)]
         if "by" in raw.keys:
             node, src = self._node(raw, "by")
             by = self._strings(node, src, "by")
-        for field_name in by:
-            where = self._node(raw, "by") or (raw.location, raw.source_line)
+            by_where = [(element, src) for element in node.value] if isinstance(node, SequenceNode) else [(node, src)]
+        for field_name, where in zip(by, by_where * len(by) if len(by_where) == 1 else by_where):
             by_extract.append(self._bind(registry, field_name, where, " (in 'by')").extract)
         priority_text = self._text(raw, "priority", required=True)
         try:

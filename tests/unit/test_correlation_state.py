@@ -1,0 +1,150 @@
+"""Event time, lateness, expiry, throttling, restarts from serialised state, and
+bounded memory under any input (property test)."""
+
+from __future__ import annotations
+
+import json
+
+from correlation_helpers import S, evaluator, events, load_text, peregrine_correlations, run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.correlation import CorrelationLimits
+
+_, CORRELATIONS = peregrine_correlations()
+DROP = "Drop and execute"
+
+TOY = """\
+- correlation: ABC
+  type: sequence
+  by: container.id
+  maxspan: 10s
+  steps:
+    - condition: evt.type = execve and proc.name = a
+      bind: {pid: proc.pid}
+    - condition: evt.type = execve and proc.name = b
+      match: {proc.ppid: pid}
+    - condition: evt.type = execve and proc.name = c
+  until: evt.type = procexit and proc.name = z
+  throttle: 30s
+  output: "%step.step1.proc.pid %corr.group"
+  priority: INFO
+- correlation: Opens
+  type: threshold
+  condition: evt.type = openat
+  window: 5s
+  count: 4
+  output: "%corr.count"
+  priority: INFO
+- correlation: Files
+  type: distinct
+  condition: evt.type = openat
+  field: fd.name
+  window: 5s
+  count: 3
+  output: "%corr.distinct"
+  priority: INFO
+"""
+_, TOY_CORRELATIONS = load_text(TOY)
+
+
+def ev(t: float, name: str, container: str = "c1", evt_type: str = "execve", **more):
+    event = {"evt.time": int(t * S), "evt.type": evt_type, "evt.dir": "<", "proc.name": name, "container.id": container}
+    event.update(more)
+    return event
+
+
+def abc(t0: float, container: str = "c1", pid: int = 7):
+    return [ev(t0, "a", container, **{"proc.pid": pid}), ev(t0 + 1, "b", container, **{"proc.ppid": pid}), ev(t0 + 2, "c", container)]
+
+
+def test_bound_value_must_match_and_until_discards():
+    toy = lambda: evaluator(TOY_CORRELATIONS, only="ABC")  # noqa: E731
+    assert len(run(toy(), abc(0))) == 1
+    wrong_parent = [ev(0, "a", **{"proc.pid": 7}), ev(1, "b", **{"proc.ppid": 8}), ev(2, "c")]
+    assert run(toy(), wrong_parent) == []
+    stopped = abc(0)
+    stopped.insert(2, ev(1.5, "z", evt_type="procexit"))
+    assert run(toy(), stopped) == []
+
+
+def test_maxspan_is_measured_from_the_first_step():
+    slow = [ev(0, "a", **{"proc.pid": 7}), ev(9, "b", **{"proc.ppid": 7}), ev(10.5, "c")]
+    assert run(evaluator(TOY_CORRELATIONS, only="ABC"), slow) == []
+
+
+def test_late_events_within_the_allowed_lateness_still_count_and_older_ones_are_ignored():
+    limits = CorrelationLimits(allowed_lateness_ns=5 * S)
+    other = ev(20, "x", "c2")
+    a, b, c = abc(16)
+    ev1 = evaluator(TOY_CORRELATIONS, limits, only="ABC")
+    assert len(run(ev1, [a, other, b, c])) == 1  # a is 4s behind the newest: within lateness
+    ev2 = evaluator(TOY_CORRELATIONS, limits, only="ABC")
+    a, b, c = abc(10)
+    assert run(ev2, [other, a, b, c]) == [] and ev2.stats.late == 3
+
+
+def test_state_expires_on_event_time_not_wall_clock():
+    ev1 = evaluator(TOY_CORRELATIONS, CorrelationLimits(allowed_lateness_ns=0))
+    run(ev1, [ev(0, "a", "c1", **{"proc.pid": 1}), ev(0, "a", "c2", **{"proc.pid": 2}), ev(1, "x", evt_type="openat", **{"fd.name": "/f"})])
+    assert ev1.open_groups == 4  # two sequences, one threshold, one distinct group
+    run(ev1, [ev(5.5, "x", "c3", evt_type="close")])
+    assert ev1.open_groups == 4  # every window still open at 5.5s
+    run(ev1, [ev(10.5, "x", "c3", evt_type="close")])  # matches nothing, but moves event time on
+    assert ev1.open_groups == 0 and ev1.stats.expired_groups == 4 and ev1.store == {}
+
+
+def test_throttling_keeps_one_alert_per_rule_and_group_per_period_with_a_suppressed_count():
+    ev1 = evaluator(TOY_CORRELATIONS, only="ABC")
+    alerts = run(ev1, abc(0) + abc(5) + abc(10) + abc(40) + abc(41, "c2"))
+    assert [(a.group["container.id"], a.time // S, a.suppressed) for a in alerts] == [("c1", 2, 0), ("c1", 42, 2), ("c2", 43, 0)]
+    assert ev1.stats.suppressed == 2
+
+
+def test_a_restarted_evaluator_resumes_from_serialised_state_and_fires():
+    stream = events("drop_execute.jsonl")
+    first = evaluator(CORRELATIONS, only=DROP)
+    assert run(first, stream[:6]) == []
+    saved = json.loads(json.dumps(first.store))  # what a changelog-backed table gives back
+    second = evaluator(CORRELATIONS, store=saved, only=DROP)
+    assert second.open_groups == 1
+    alerts = run(second, stream[6:])
+    assert len(alerts) == 1 and [e.id for e in alerts[0].events] == [2000, 2002, 2005, 2007]
+
+
+def test_max_groups_evicts_the_least_recently_touched_group():
+    ev1 = evaluator(TOY_CORRELATIONS, CorrelationLimits(max_groups=2), only="ABC")
+    run(ev1, [ev(0, "a", "c1", **{"proc.pid": 1}), ev(0.1, "a", "c2", **{"proc.pid": 1}), ev(0.2, "a", "c3", **{"proc.pid": 1})])
+    assert ev1.open_groups == 2 and ev1.stats.evicted_groups == 1
+    assert run(ev1, [ev(1, "b", "c1", **{"proc.ppid": 1}), ev(2, "c", "c1")]) == []  # c1 was evicted
+    assert len(run(ev1, [ev(1, "b", "c3", **{"proc.ppid": 1}), ev(2, "c", "c3")])) == 1
+
+
+NAMES = st.sampled_from(["a", "b", "c", "z", "x"])
+TYPES = st.sampled_from(["execve", "execve", "openat", "procexit", "connect"])
+EVENT = st.builds(
+    lambda dt, name, etype, container, pid, ppid, fname: (dt, ev(0, name, container, etype, **{"proc.pid": pid, "proc.ppid": ppid, "fd.name": fname})),
+    st.integers(min_value=-3 * S, max_value=4 * S),
+    NAMES, TYPES, st.sampled_from([f"c{i}" for i in range(12)]),
+    st.integers(1, 4), st.integers(1, 4), st.sampled_from([f"/f{i}" for i in range(6)]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EVENT, max_size=300), st.integers(1, 8), st.integers(1, 3))
+def test_random_streams_never_grow_state_beyond_the_limits(stream, max_groups, max_partials):
+    limits = CorrelationLimits(max_groups=max_groups, max_partials_per_group=max_partials, allowed_lateness_ns=2 * S)
+    ev1 = evaluator(TOY_CORRELATIONS, limits)
+    now = 100 * S
+    for dt, event in stream:
+        now = max(0, now + dt)
+        event["evt.time"] = now
+        ev1.process(event, "syscall")
+        assert len(ev1.store) == ev1.open_groups <= max_groups
+        for state in ev1.store.values():
+            assert len(state.get("p", ())) <= max_partials
+            assert len(state.get("t", ())) <= 4 and len(state.get("v", {})) <= 3
+        assert set(ev1.index.keys()) == set(ev1.store)
+    json.dumps(ev1.store)  # always serialisable
+    ev1.expire(now + 3600 * S)
+    assert ev1.store == {} and ev1.open_groups == 0
