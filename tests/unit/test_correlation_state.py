@@ -148,3 +148,29 @@ def test_random_streams_never_grow_state_beyond_the_limits(stream, max_groups, m
     json.dumps(ev1.store)  # always serialisable
     ev1.expire(now + 3600 * S)
     assert ev1.store == {} and ev1.open_groups == 0
+
+
+def test_an_until_with_match_discards_only_the_partials_it_names():
+    text = """\
+- correlation: Started then connected
+  type: sequence
+  maxspan: 10s
+  steps:
+    - condition: evt.type = execve and proc.name = a
+      bind: {pid: proc.pid}
+    - condition: evt.type = connect and proc.name = a
+      match: {proc.pid: pid}
+  until:
+    condition: evt.type = procexit
+    match: {proc.pid: pid}
+  output: "%step.step1.proc.pid"
+  priority: INFO
+"""
+    _, correlations = load_text(text)
+    stream = [
+        ev(0, "a", **{"proc.pid": 1}), ev(0.5, "a", **{"proc.pid": 2}),
+        ev(1, "a", evt_type="procexit", **{"proc.pid": 1}),
+        ev(2, "a", evt_type="connect", **{"proc.pid": 1}), ev(3, "a", evt_type="connect", **{"proc.pid": 2}),
+    ]
+    alerts = run(evaluator(correlations), stream)
+    assert [a.output for a in alerts] == ["2"]
