@@ -59,13 +59,36 @@ def validate(
         count = len(failed.errors)
         print(f"{count} error{'s' if count != 1 else ''} in {len(files)} file{'s' if len(files) != 1 else ''}", file=sys.stderr)
         raise typer.Exit(1) from None
+    ruleset, correlations = _correlations(files, ruleset)  # `- correlation:` items (pipeline/correlation)
     if warnings:
         for warning in ruleset.warnings:
             print(warning, file=sys.stderr)
     print(
-        f"ok: {len(ruleset.rules)} rules, {len(ruleset.macros)} macros, {len(ruleset.lists)} lists "
-        f"in {len(files)} file{'s' if len(files) != 1 else ''} ({len(ruleset.warnings)} warnings)"
+        f"ok: {len(ruleset.rules)} rules, {len(ruleset.macros)} macros, {len(ruleset.lists)} lists"
+        + (f", {len(correlations)} correlations" if correlations else "")
+        + f" in {len(files)} file{'s' if len(files) != 1 else ''} ({len(ruleset.warnings)} warnings)"
     )
+
+
+def _correlations(files: list[str], ruleset):
+    """The files' correlations checked against the loaded rules; every error printed, exit 1."""
+    from pipeline.correlation.parse import CorrelationLoader, without_unused_warnings
+    from pipeline.errors import RuleErrors
+
+    loader = CorrelationLoader(collect_errors=True)
+    for path in files:
+        loader.add_file(path)
+    if not loader.items and not loader.findings.errors:
+        return ruleset, ()
+    try:
+        correlations = loader.load(ruleset)
+    except RuleErrors as failed:
+        for error in failed.errors:
+            print(error, file=sys.stderr)
+        count = len(failed.errors)
+        print(f"{count} error{'s' if count != 1 else ''} in correlations", file=sys.stderr)
+        raise typer.Exit(1) from None
+    return without_unused_warnings(ruleset, loader), correlations
 
 
 def _rules_files(paths: list[str]) -> list[str]:
