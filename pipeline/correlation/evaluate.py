@@ -15,6 +15,13 @@ State lives in any ``MutableMapping[str, dict]`` (a dict in file mode, a
 changelog-backed Faust table in the worker); see :mod:`pipeline.correlation.state`.
 Every change to a group is written back with ``store[key] = state``, so a
 table logs it.
+
+In the worker: one evaluator per worker process, with ``store`` a Faust
+table (``value_serializer="json"``) keyed by :func:`~pipeline.correlation.state.group_key`;
+call ``process`` from the agent for each event (the source topic must be
+partitioned by the correlations' ``by`` field, ``container.id`` for
+syscalls, so that a group's key lives in the partition that receives its
+events), and ``reindex()`` after partitions are assigned or recovered.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ SUMMARY_FIELDS = {
 SUMMARY_MAX = 200
 _OUTPUT_FIELD = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:\[[^\]]*\])?)")
 NA = "<NA>"
+UNTIL = -1  # the step index of a sequence's `until`
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +200,16 @@ class CorrelationEvaluator:
         self.correlations = tuple(c for c in correlations if c.enabled)
         self._by_source: dict[str, list[Correlation]] = {}
         self._fields: dict[str, _SourceFields] = {}
-        for correlation in self.correlations:
+        entries: list[tuple[str, Any, str]] = []
+        self._entry: dict[str, tuple[int, int]] = {}
+        for number, correlation in enumerate(self.correlations):
+            steps = correlation.steps if isinstance(correlation, Sequence) else (correlation.step,)
+            for index, step in enumerate(steps):
+                entries.append((f"{number}:{index}", step.condition, correlation.source))
+                self._entry[f"{number}:{index}"] = (number, index)
+            if isinstance(correlation, Sequence) and correlation.until is not None:
+                entries.append((f"{number}:until", correlation.until.condition, correlation.source))
+                self._entry[f"{number}:until"] = (number, UNTIL)
             if correlation.span_ns > self.limits.max_window_ns:
                 raise ConfigError(
                     f"correlation '{correlation.name}' spans {correlation.span_ns}ns, over the limit max_window ({self.limits.max_window_ns}ns)"
@@ -200,6 +217,12 @@ class CorrelationEvaluator:
             self._by_source.setdefault(correlation.source, []).append(correlation)
             if correlation.source not in self._fields:
                 self._fields[correlation.source] = _SourceFields(correlation.source, registry_for(correlation.source))
+        # every step of every correlation in one evt.type-indexed engine per source: an event
+        # is tested only against the steps that can match its type
+        from pipeline.engine import Engine
+
+        engine = Engine(entries, {}, registry_for, rule_matching="all")
+        self._steps_matching = {source: engine.evaluator(source) for source in self._by_source}
         self.store: Store = store if store is not None else {}
         self.index = GroupIndex.rebuild(self.store) if len(self.store) else GroupIndex()
         self.stats = CorrelationStats()
@@ -223,8 +246,8 @@ class CorrelationEvaluator:
 
     def process(self, event: Any, source: str) -> list[CorrelationAlert]:
         """Feed one event; returns the alerts of the matches it completes (often none)."""
-        correlations = self._by_source.get(source)
-        if not correlations:
+        steps_matching = self._steps_matching.get(source)
+        if steps_matching is None:
             return []
         fields = self._fields[source]
         self._ordinal += 1
@@ -239,15 +262,28 @@ class CorrelationEvaluator:
         if time < watermark:
             self.stats.late += 1
             return []
-        current = _Event(event, time, fields, self._ordinal)
         alerts: list[CorrelationAlert] = []
-        for correlation in correlations:
-            if isinstance(correlation, Sequence):
-                self._sequence(correlation, current, watermark, alerts)
-            else:
-                self._windowed(correlation, current, watermark, alerts)
+        matched = steps_matching(event)
+        if matched:
+            hits: dict[int, set[int]] = {}
+            for entry in matched:
+                number, index = self._entry[entry.name]
+                hits.setdefault(number, set()).add(index)
+            current = _Event(event, time, fields, self._ordinal)
+            for number, indexes in hits.items():
+                correlation = self.correlations[number]
+                if isinstance(correlation, Sequence):
+                    self._sequence(correlation, current, indexes, watermark, alerts)
+                else:
+                    self._windowed(correlation, current, watermark, alerts)
         self.expire(watermark)
         return alerts
+
+    def reindex(self) -> None:
+        """Rebuild the in-memory index from the store: after a Faust table's partitions
+        were (re)assigned or recovered from the changelog, so that their groups count
+        toward ``max_groups`` and expire."""
+        self.index = GroupIndex.rebuild(self.store)
 
     def expire(self, watermark: int | None = None) -> int:
         """Drop every group that can no longer match or throttle before ``watermark``."""
@@ -304,14 +340,12 @@ class CorrelationEvaluator:
 
     # -- sequences
 
-    def _sequence(self, correlation: Sequence, current: _Event, watermark: int, alerts: list[CorrelationAlert]) -> None:
+    def _sequence(self, correlation: Sequence, current: _Event, indexes: set[int], watermark: int, alerts: list[CorrelationAlert]) -> None:
         event, time = current.raw, current.time
         steps = correlation.steps
-        hits = [step.matcher(event) for step in steps]
+        hits = [index in indexes for index in range(len(steps))]
         until = correlation.until
-        until_hit = until is not None and until.matcher(event)
-        if not until_hit and not any(hits):
-            return
+        until_hit = UNTIL in indexes
         values = self._group(correlation, event)
         if values is None:
             return
@@ -374,8 +408,6 @@ class CorrelationEvaluator:
 
     def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, watermark: int, alerts: list[CorrelationAlert]) -> None:
         event, time = current.raw, current.time
-        if not correlation.step.matcher(event):
-            return
         distinct_value = None
         if isinstance(correlation, DistinctCount):
             value = correlation.field_extract(event)

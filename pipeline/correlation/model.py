@@ -98,6 +98,8 @@ class Step:
     rule: str | None = None
     # fields the output reads from this step's event: (output key, extractor)
     record: tuple[tuple[str, Extract], ...] = field(default=(), compare=False, repr=False)
+    # the condition with every macro inlined, for the evaluator's evt.type-indexed engine
+    condition: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ Every problem is a :class:`~pipeline.errors.RuleLoadError` at the file's
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -438,7 +439,11 @@ class _Compiler:
             check_condition(node, self.macros, registry)
         except ConditionCompileError as error:
             raise self._fail(at(None if error.macro else error.pos), error.message) from None
-        return compile_condition(node, self.macros, registry)
+        return compile_condition(node, self.macros, registry), self._inline(node)
+
+    def _inline(self, node):
+        inline = getattr(self.ruleset, "inline", None)
+        return inline(node) if inline is not None else node
 
     def _rule_matcher(self, text: ScalarText, source: str, registry):
         from pipeline.rules.compiler import compile_condition
@@ -448,7 +453,7 @@ class _Compiler:
             raise self._fail((text.node, text.source), f"unknown rule '{text.text}' (a step's 'rule' must name a rule loaded before the correlations)")
         if rule.source != source:
             raise self._fail((text.node, text.source), f"rule '{text.text}' is for source '{rule.source}', the correlation is for '{source}'")
-        return compile_condition(rule.condition, self.macros, registry)
+        return compile_condition(rule.condition, self.macros, registry), self._inline(rule.condition)
 
     def _step(self, name: str, mapping: dict[str, tuple[Node, Node]], source: SourceText, where: Node, registry, corr_source: str,
               bound: set[str], extra_keys: frozenset[str] = frozenset()) -> Step:
@@ -464,10 +469,10 @@ class _Compiler:
             raise self._fail((node if isinstance(node, ScalarNode) and node.value else mapping[key][0], source), f"a step's '{key}' must be a non-empty string")
         text = ScalarText(source, node)
         if has_condition:
-            matcher = self._condition(text, registry)
+            matcher, inlined = self._condition(text, registry)
             condition_text, rule = text.text, None
         else:
-            matcher = self._rule_matcher(text, corr_source, registry)
+            matcher, inlined = self._rule_matcher(text, corr_source, registry)
             condition_text, rule = f"rule:{text.text}", text.text
         match_pairs: list[tuple[str, str]] = []
         match_extract = []
@@ -486,7 +491,7 @@ class _Compiler:
                 bind_extract.append((var, self._bind(registry, field_name, (field_node, source)).extract))
                 bind_pairs.append((var, field_name))
                 bound.add(var)
-        return Step(name, condition_text, matcher, tuple(bind_extract), tuple(bind_pairs), tuple(match_extract), tuple(match_pairs), rule)
+        return Step(name, condition_text, matcher, tuple(bind_extract), tuple(bind_pairs), tuple(match_extract), tuple(match_pairs), rule, condition=inlined)
 
     def _pairs(self, node: Node, source: SourceText, key: str):
         if not isinstance(node, MappingNode) or not node.value:
@@ -624,7 +629,8 @@ class _Compiler:
                 until = self._step("until", mapping, until_source, until_node, registry, common["source"], set(bound))
             else:
                 text = self._text(raw, "until")
-                until = Step("until", text.text, self._condition(text, registry))
+                matcher, inlined = self._condition(text, registry)
+                until = Step("until", text.text, matcher, condition=inlined)
         output, refs = self._output(raw, registry, names)
         steps = [self._with_record(step, refs, registry) for step in steps]
         return Sequence(
@@ -656,7 +662,7 @@ class _Compiler:
         if not wanted:
             return step
         record = tuple((name, self._bind(registry, name, (None, None)).extract) for name in wanted)
-        return Step(step.name, step.condition_text, step.matcher, step.binds, step.bind_names, step.matches, step.match_names, step.rule, record)
+        return dataclasses.replace(step, record=record)
 
     def _last_record(self, refs: tuple[OutputField, ...], registry) -> tuple:
         wanted = sorted({ref.field for ref in refs if ref.step is None and ref.field})
