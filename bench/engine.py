@@ -11,7 +11,8 @@ as JSON, then times, on the same bytes:
 * pipeline: ``orjson.loads`` + ``engine.evaluate`` + an alert for every match.
 
 Prints both rates, their ratio (pipeline / baseline; the goal is >= 0.5), the
-matches, and the peak RSS; ``--profile`` adds where the pipeline's time goes.
+matches, and the peak RSS; ``--profile`` adds where the pipeline's time goes;
+``--correlations`` then runs Peregrine's correlation rules (bench/correlation.py).
 """
 
 from __future__ import annotations
@@ -222,8 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true", help="show where the pipeline's time goes")
+    parser.add_argument("--correlations", action="store_true", help="then the correlation case: bench/correlation.py at 10K and 100K groups")
     args = parser.parse_args(argv)
     run(args.events, args.profile)
+    if args.correlations:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import correlation  # bench/correlation.py: cost per event, memory per open sequence
+
+        correlation.main(["--events", str(args.events)])
     return 0
 
 
