@@ -174,3 +174,31 @@ def test_an_until_with_match_discards_only_the_partials_it_names():
     ]
     alerts = run(evaluator(correlations), stream)
     assert [a.output for a in alerts] == ["2"]
+
+
+class JsonStore(dict):
+    """Like a changelog-backed table: values go through JSON on every write, and a read
+    returns a fresh copy, so a change that is not written back with ``store[key] = v`` is lost."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, json.dumps(value))
+
+    def __getitem__(self, key):
+        return json.loads(super().__getitem__(key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def items(self):
+        return [(key, self[key]) for key in self.keys()]
+
+    def values(self):
+        return [self[key] for key in self.keys()]
+
+
+def test_every_change_is_written_back_so_a_changelog_table_sees_it():
+    streams = [("drop_execute.jsonl", "syscall"), ("log4shell.jsonl", "syscall"), ("fanout.jsonl", "syscall"), ("forbidden_exec.jsonl", "k8s_audit")]
+    for name, source in streams:
+        plain = run(evaluator(CORRELATIONS), events(name), source)
+        through_json = run(evaluator(CORRELATIONS, store=JsonStore()), events(name), source)
+        assert [a.to_dict() for a in through_json] == [a.to_dict() for a in plain] and len(plain) == 1, name
