@@ -55,6 +55,31 @@ class CorrelationLimits:
     allowed_lateness_ns: int = 5 * NS_PER_SECOND
     throttle_ns: int = 0
 
+    @classmethod
+    def from_settings(cls, settings: "dict[str, Any] | None") -> "CorrelationLimits":
+        """From a settings mapping as written in a config file or environment:
+        ``max_window``, ``allowed_lateness``, ``throttle`` as durations (``1h``, ``5s``);
+        ``max_groups``, ``max_partials_per_group``, ``max_count`` as integers."""
+        from pipeline.correlation.parse import parse_duration
+
+        values: dict[str, int] = {}
+        durations = {"max_window": "max_window_ns", "allowed_lateness": "allowed_lateness_ns", "throttle": "throttle_ns"}
+        counts = ("max_groups", "max_partials_per_group", "max_count")
+        for key, value in (settings or {}).items():
+            if key in durations:
+                ns = parse_duration(str(value))
+                if ns is None:
+                    raise ConfigError(f"correlation setting {key} must be a duration such as 30s, 5m or 1h, got {value!r}")
+                values[durations[key]] = ns
+            elif key in counts:
+                if isinstance(value, bool) or not str(value).strip().isdigit():
+                    raise ConfigError(f"correlation setting {key} must be a positive integer, got {value!r}")
+                values[key] = int(value)
+            else:
+                known = ", ".join(sorted((*durations, *counts)))
+                raise ConfigError(f"unknown correlation setting {key!r}; known: {known}")
+        return cls(**values)
+
     def __post_init__(self) -> None:
         for name in ("max_window_ns", "max_groups", "max_partials_per_group", "max_count"):
             if getattr(self, name) < 1:

@@ -144,3 +144,17 @@ def test_a_threshold_count_over_the_limit_is_refused():
     text = "- correlation: T\n  type: threshold\n  condition: spawned\n  window: 1m\n  count: 50\n  output: x\n  priority: INFO\n"
     error = error_of(text, limits=CorrelationLimits(max_count=10))
     assert "max_count (10)" in error.message and str(error.location) == "c.yaml:5:10"
+
+
+def test_limits_from_settings():
+    limits = CorrelationLimits.from_settings({"max_window": "2h", "allowed_lateness": "30s", "throttle": "10m", "max_groups": "5000"})
+    assert limits.max_window_ns == 7200 * S and limits.allowed_lateness_ns == 30 * S and limits.throttle_ns == 600 * S
+    assert limits.max_groups == 5000 and limits.max_partials_per_group == CorrelationLimits().max_partials_per_group
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="allowed_lateness must be a duration"):
+        CorrelationLimits.from_settings({"allowed_lateness": "soon"})
+    with pytest.raises(ConfigError, match="unknown correlation setting 'max_span'"):
+        CorrelationLimits.from_settings({"max_span": "1h"})
+    with pytest.raises(ConfigError, match="max_groups must be at least 1"):
+        CorrelationLimits.from_settings({"max_groups": 0})
