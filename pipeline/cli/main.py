@@ -32,6 +32,7 @@ def _register() -> None:
     from pipeline.cli import rules; rules.register(app)  # noqa: E702
     from pipeline.cli import stack; stack.register(app)  # noqa: E702
     from pipeline.cli import audit; audit.register(app)  # noqa: E702
+    from pipeline.cli import scan; scan.register(app)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,147 @@
+"""Falco output formats (``%proc.name``, ``%proc.aname[2]``, ``%evt.arg.mode``,
+``%jevt.value[/x]``) compiled once per rule into a formatter.
+
+Falco renders a missing value as ``<NA>`` in text and ``null`` in JSON; a
+list field as ``(a,b)`` in text and an array in JSON. The time fields
+(``evt.time``, ``evt.time.iso8601``, ``evt.datetime``, ``evt.rawtime``...) are
+computed from the alert's event time for every source, as Falco does for
+plugin sources too. Field references are bound once against the source's
+registry, so formatting an alert is a few dict lookups.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pipeline.errors import RuleLoadError
+from pipeline.fields.registry import MISSING, FieldRegistry, UnknownField
+
+NA = "<NA>"
+# Same token grammar as the rules loader's output check (pipeline.rules.resolve).
+_TOKEN = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(?:\[([^\]]*)\])?")
+# Falco drops %container.info from outputs (the container plugin adds those fields itself).
+_DROPPED = frozenset({"container.info"})
+
+
+def _utc(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+
+
+def clock_ns(ns: int) -> str:
+    """Falco's ``evt.time`` text: ``HH:MM:SS.nnnnnnnnn`` (UTC here; Falco uses the host's zone)."""
+    return f"{_utc(ns):%H:%M:%S}.{ns % 1_000_000_000:09d}"
+
+
+def iso8601_ns(ns: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``, as Falco's JSON ``time``."""
+    return f"{_utc(ns):%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000:09d}Z"
+
+
+# name -> (text of the time, JSON value of the time)
+TIME_FIELDS: dict[str, Callable[[int], tuple[str, Any]]] = {
+    "evt.time": lambda ns: (clock_ns(ns), ns),
+    "evt.time.s": lambda ns: (f"{_utc(ns):%H:%M:%S}",) * 2,
+    "evt.time.iso8601": lambda ns: (iso8601_ns(ns),) * 2,
+    "evt.datetime": lambda ns: (f"{_utc(ns):%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000:09d}",) * 2,
+    "evt.datetime.s": lambda ns: (f"{_utc(ns):%Y-%m-%d %H:%M:%S}",) * 2,
+    "evt.rawtime": lambda ns: (str(ns), ns),
+    "evt.rawtime.s": lambda ns: (str(ns // 1_000_000_000), ns // 1_000_000_000),
+    "evt.rawtime.ns": lambda ns: (str(ns % 1_000_000_000), ns % 1_000_000_000),
+}
+
+
+def value_text(value: Any) -> str:
+    """A field value as Falco prints it in text."""
+    if value is MISSING or value is None:
+        return NA
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "(" + ",".join(value_text(v) for v in value) + ")"
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def value_json(value: Any) -> Any:
+    """A field value as Falco puts it in ``output_fields``: null when missing."""
+    if value is MISSING or value is None:
+        return None
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [value_json(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return value
+    return str(value)
+
+
+class OutputFormat:
+    """One output format string, parsed and bound once; ``render`` per alert."""
+
+    __slots__ = ("text", "_parts", "_fields")
+
+    def __init__(self, text: str, registry: FieldRegistry | None) -> None:
+        """``registry``: the source's fields; None leaves every non-time field <NA>.
+        Raises RuleLoadError for a field the source does not have."""
+        self.text = text
+        parts: list[str | tuple[str, Any, bool]] = []  # literal, or (key, extractor or time fn, is_time)
+        fields: list[tuple[str, Any, bool]] = []
+        last = 0
+        for match in _TOKEN.finditer(text):
+            parts.append(text[last : match.start()])
+            last = match.end()
+            if match.group(1) is None:
+                parts.append("%")
+                continue
+            name, arg = match.group(1), match.group(2)
+            if name in _DROPPED:
+                continue
+            key = match.group(0)[1:]
+            if arg is None and name in TIME_FIELDS:
+                token = (key, TIME_FIELDS[name], True)
+            elif registry is None:
+                token = (key, None, False)
+            else:
+                try:
+                    token = (key, registry.bind(name, arg).extract, False)
+                except UnknownField as error:
+                    raise RuleLoadError(f"output format '{text}': {error.args[0] if error.args else error}") from None
+            parts.append(token)
+            fields.append(token)
+        parts.append(text[last:])
+        self._parts = tuple(p for p in parts if p != "")
+        self._fields = tuple(fields)
+
+    @property
+    def field_keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _, _ in self._fields)
+
+    def render(self, event: Any, time_ns: int) -> tuple[str, dict[str, Any]]:
+        """(formatted text, ``output_fields``) for one event."""
+        out: list[str] = []
+        values: dict[str, Any] = {}
+        for part in self._parts:
+            if part.__class__ is str:
+                out.append(part)
+                continue
+            key, fn, is_time = part
+            if is_time:
+                text, json_value = fn(time_ns)
+            else:
+                try:
+                    value = fn(event) if fn is not None else MISSING
+                except Exception:  # noqa: BLE001 - an odd event prints <NA>, never fails the alert
+                    value = MISSING
+                text, json_value = value_text(value), value_json(value)
+            out.append(text)
+            values[key] = json_value
+        return "".join(out), values
