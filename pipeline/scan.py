@@ -46,6 +46,8 @@ class Scanner:
         source: str = AUTO,
         hostname: str | None = None,
         detect_source: Callable[[Any], str | None] | None = None,
+        correlations: Iterable[Any] = (),
+        correlation_limits: Any = None,
     ) -> None:
         if registry_for is None:
             from pipeline.fields import registry_for  # type: ignore[attr-defined,no-redef]
@@ -55,6 +57,12 @@ class Scanner:
         self.alerts = AlertBuilder(registry_for, hostname)
         self.source = source
         self._detect = detect_source
+        # correlation windows (pipeline/correlation), fed every event in input order
+        self.correlator = None
+        if correlations:
+            from pipeline.correlation import CorrelationEvaluator
+
+            self.correlator = CorrelationEvaluator(correlations, registry_for, limits=correlation_limits)
 
     def source_of(self, event: Any, hint: str | None = None) -> str:
         if self.source != AUTO:
@@ -71,7 +79,12 @@ class Scanner:
         """Alerts for one event. Raises EventError (unknown source) or EvaluationError."""
         source = source or self.source_of(event)
         rules = self.engine.evaluate(event, source)
-        return [self.alerts.build(rule, event, source) for rule in rules]
+        alerts = [self.alerts.build(rule, event, source) for rule in rules]
+        if self.correlator is not None:
+            from pipeline.correlation.alerts import as_alert
+
+            alerts.extend(as_alert(done, self.alerts.hostname) for done in self.correlator.process(event, source))
+        return alerts
 
 
 Problem = Callable[[Where, str], None]

@@ -78,7 +78,8 @@ def scan(
             print(error, file=sys.stderr)
         print(f"{len(failed.errors)} rules error(s); nothing scanned", file=sys.stderr)
         raise typer.Exit(2) from None
-    scanner = Scanner(ruleset, rule_matching=matching, min_priority=threshold, source=source, hostname=hostname)
+    correlations = _correlations(files, ruleset)
+    scanner = Scanner(ruleset, rule_matching=matching, min_priority=threshold, source=source, hostname=hostname, correlations=correlations)
     out = sys.stdout
     if json_output:
         def on_alert(alert) -> None:
@@ -107,6 +108,25 @@ def scan(
             print(f"  {count:6d}  {rule}", file=sys.stderr)
     if stats.bad_lines:
         raise typer.Exit(1)
+
+
+def _correlations(files: list[str], ruleset) -> tuple:
+    """The files' `- correlation:` items (pipeline/correlation); errors as file:line:col, exit 2."""
+    from pipeline.correlation.parse import CorrelationLoader
+    from pipeline.errors import RuleErrors
+
+    loader = CorrelationLoader(collect_errors=True)
+    for path in files:
+        loader.add_file(path)
+    if not loader.items and not loader.findings.errors:
+        return ()
+    try:
+        return loader.load(ruleset)
+    except RuleErrors as failed:
+        for error in failed.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(failed.errors)} correlation error(s); nothing scanned", file=sys.stderr)
+        raise typer.Exit(2) from None
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,54 @@
+"""A completed correlation as a Peregrine :class:`~pipeline.alerts.Alert`, so scan and
+the worker print, send and index it like any rule's alert.
+
+The correlation's own data goes into ``output_fields`` under ``corr.*``:
+``corr.type``, ``corr.group`` (``{by field: value}``), ``corr.group_key``,
+``corr.events`` (each contributing event's id, time, step and summary) and
+``corr.suppressed`` (matches not alerted since the previous alert, under
+throttling); the group fields themselves are there too. The ``uuid`` is
+derived from the rule, the group key and the contributing event ids, so a
+replay gives the same id and an index never holds a match twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pipeline.alerts import Alert
+from pipeline.alerts.output import clock_ns
+from pipeline.correlation.evaluate import CorrelationAlert
+
+CORRELATION_NAMESPACE = uuid.UUID("0f1d3c5e-7a9b-4c2d-8e6f-a1b2c3d4e5f6")
+
+
+def correlation_uuid(alert: CorrelationAlert) -> str:
+    ids = ",".join(str(event.id) for event in alert.events)
+    return str(uuid.uuid5(CORRELATION_NAMESPACE, f"{alert.rule}\x00{alert.group_key}\x00{ids}"))
+
+
+def as_alert(alert: CorrelationAlert, hostname: str) -> Alert:
+    message = " ".join(alert.output.split())
+    fields = dict(alert.group)
+    fields.update({
+        "evt.time": alert.time,
+        "corr.type": alert.kind,
+        "corr.group": dict(alert.group),
+        "corr.group_key": alert.group_key,
+        "corr.events": [event.to_dict() for event in alert.events],
+        "corr.suppressed": alert.suppressed,
+    })
+    return Alert(
+        uuid=correlation_uuid(alert),
+        time_ns=alert.time,
+        rule=alert.rule,
+        priority=alert.priority,
+        source=alert.source,
+        output=f"{clock_ns(alert.time)}: {alert.priority.label} {message}",
+        message=message,
+        output_fields=fields,
+        tags=alert.tags,
+        hostname=hostname,
+    )
+
+
+__all__ = ["as_alert", "correlation_uuid"]
