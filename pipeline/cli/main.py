@@ -33,6 +33,8 @@ def _register() -> None:
     from pipeline.cli import stack; stack.register(app)  # noqa: E702
     from pipeline.cli import audit; audit.register(app)  # noqa: E702
     from pipeline.cli import scan; scan.register(app)  # noqa: E702
+    from pipeline.cli import worker; worker.register(app)  # noqa: E702
+    from pipeline.cli import replay; replay.register(app)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,48 @@
+"""The Faust app of a Peregrine worker, configured from PipelineSettings (env).
+
+Run it with ``peregrine worker`` (which checks the broker and topics first).
+Values are raw bytes: the worker decodes with orjson itself, once per batch,
+instead of paying Faust's codec per message.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from pipeline.stream.settings import PipelineSettings
+
+settings = PipelineSettings.from_env()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.broker}",
+    store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+    datadir=str(settings.data_dir / settings.app_id),
+    topic_partitions=settings.partitions,
+    topic_disable_leader=True,
+    key_serializer="raw",
+    value_serializer="raw",
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,
+    producer_acks=-1,
+    stream_wait_empty=True,
+    web_host="127.0.0.1",
+    web_port=settings.web_port,
+    web_in_thread=False,
+)
+
+raw = {"key_serializer": "raw", "value_serializer": "raw"}
+syscall_topics = app.topic(settings.syscall_topic, settings.repartition_topic, **raw)
+other_topics = app.topic(settings.k8s_audit_topic, settings.cloudtrail_topic, **raw)
+repartition_topic = app.topic(settings.repartition_topic, partitions=settings.partitions, internal=True, **raw)
+alerts_topic = app.topic(settings.alerts_topic, **raw)
+deadletter_topic = app.topic(settings.deadletter_topic, **raw)
+ocsf_topic = app.topic(settings.ocsf_topic, **raw) if settings.ocsf_topic else None
+
+table_options = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024} if settings.store == "rocksdb" else None
+process_tree = app.Table(
+    settings.table_name,
+    default=None,
+    partitions=settings.partitions,
+    options=table_options,
+)

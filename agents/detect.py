@@ -1,0 +1,52 @@
+"""The detection agents: batches of Kafka messages through BatchDelivery.
+
+Two agents: syscall (its topic and the repartition topic, with the
+process-tree table) and the stateless sources (K8s audit, CloudTrail).
+"""
+
+from __future__ import annotations
+
+from agents.app import app, deadletter_topic, alerts_topic, ocsf_topic, other_topics, process_tree, repartition_topic, settings, syscall_topics
+from pipeline.stream.delivery import BatchDelivery, build_processor
+
+_delivery: BatchDelivery | None = None
+
+
+def delivery() -> BatchDelivery:
+    global _delivery
+    if _delivery is None:
+        _delivery = BatchDelivery(
+            settings,
+            build_processor(settings),
+            alerts=alerts_topic,
+            deadletters=deadletter_topic,
+            repartition=repartition_topic,
+            ocsf=ocsf_topic,
+            table=process_tree,
+            topic_factory=lambda name: app.topic(name, key_serializer="raw", value_serializer="raw"),
+        )
+    return _delivery
+
+
+@app.agent(syscall_topics, name="detect-syscall")
+async def detect_syscall(stream):
+    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        await delivery().run(batch)
+
+
+@app.agent(other_topics, name="detect-other")
+async def detect_other(stream):
+    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        await delivery().run(batch, stateful=False)
+
+
+@app.page("/metrics")
+async def metrics(web, request):
+    from pipeline.metrics import exposition
+
+    return web.bytes(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@app.page("/health")
+async def health(web, request):
+    return web.json(delivery().health())

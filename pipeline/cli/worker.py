@@ -1,0 +1,88 @@
+"""`peregrine worker`: the Faust worker with Peregrine's settings.
+
+Before Faust starts, it checks what Faust would otherwise wait on forever:
+the broker answers, the input/alert/dead-letter topics exist, the rules
+load. A misconfiguration exits 2 with one clear line within
+``PEREGRINE_STARTUP_TIMEOUT_S``. Then the process becomes the Faust worker
+(exec), so signals and exit codes are the worker's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from pipeline.errors import ConfigError
+
+
+async def check_kafka(settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from pipeline.stack.health import quiet_aiokafka
+
+    wanted = [settings.syscall_topic, settings.k8s_audit_topic, settings.cloudtrail_topic, settings.alerts_topic, settings.deadletter_topic]
+    if settings.ocsf_topic:
+        wanted.append(settings.ocsf_topic)
+    timeout = settings.startup_timeout_s
+    with quiet_aiokafka():
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=int(timeout * 1000))
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+            topics = set(await asyncio.wait_for(admin.list_topics(), timeout))
+        except (asyncio.TimeoutError, Exception) as error:  # noqa: BLE001
+            raise ConfigError(
+                f"Kafka broker {settings.broker} did not answer within {timeout:.0f}s ({type(error).__name__}); "
+                "is it running (`peregrine stack status`) and is PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP right?"
+            ) from None
+        finally:
+            await admin.close()
+    missing = [t for t in wanted if t not in topics]
+    if missing:
+        raise ConfigError(
+            f"Kafka topic(s) missing on {settings.broker}: {', '.join(missing)}; "
+            "create them with `peregrine stack provision` (or `peregrine stack up`) or fix the PEREGRINE_*_TOPIC settings"
+        )
+    # The repartition topic is the worker's own (named after its app id): created here.
+    from pipeline.stack.provision import ensure_topics
+    from pipeline.stack.settings import TopicSpec
+
+    await ensure_topics(settings.broker, [TopicSpec(settings.repartition_topic, settings.partitions)], timeout_s=timeout)
+
+
+def worker(
+    web_port: int = typer.Option(None, "--web-port", help="Port of /health and /metrics (default PEREGRINE_WEB_PORT or 6066)"),
+    store: str = typer.Option(None, "--store", help="rocksdb or memory (default PEREGRINE_STORE or rocksdb)"),
+    app_id: str = typer.Option(None, "--app-id", help="Consumer group and table prefix (default PEREGRINE_APP_ID)"),
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
+) -> None:
+    """Run a detection worker: Kafka events in, alerts to Kafka and OpenSearch."""
+    from pipeline.stream.delivery import build_processor
+    from pipeline.stream.settings import PipelineSettings
+
+    if web_port is not None:
+        os.environ["PEREGRINE_WEB_PORT"] = str(web_port)
+    if store is not None:
+        os.environ["PEREGRINE_STORE"] = store
+    if app_id is not None:
+        os.environ["PEREGRINE_APP_ID"] = app_id
+    level = {"warning": "warn", "critical": "crit"}.get(loglevel.lower(), loglevel.lower())
+    if level not in ("crit", "error", "warn", "info", "debug"):
+        raise ConfigError(f"--loglevel must be one of debug, info, warning, error, critical; got {loglevel!r}")
+    settings = PipelineSettings.from_env()
+    build_processor(settings)  # rules and field registries load, or a clear error now
+    asyncio.run(check_kafka(settings))
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    argv = [sys.executable, "-m", "faust", "-A", "agents.detect:app", "worker", "-l", level,
+            "--web-port", str(settings.web_port), "--web-host", "127.0.0.1"]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("worker")(worker)

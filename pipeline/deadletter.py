@@ -1,0 +1,68 @@
+"""Dead letters: what the worker could not process, set aside with why and where.
+
+A record names the reason (undecodable, oversized, schema, evaluation_error),
+a human detail, the Kafka coordinates of the message (topic, partition,
+offset) and the original bytes: as text when they are UTF-8, else base64.
+For an event-level failure (schema, evaluation) inside a batch message,
+``index`` says which event of the message, and ``original`` is that event.
+The schema is schemas/deadletter.schema.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+UNDECODABLE = "undecodable"
+OVERSIZED = "oversized"
+SCHEMA = "schema"
+EVALUATION_ERROR = "evaluation_error"
+REASONS = (UNDECODABLE, OVERSIZED, SCHEMA, EVALUATION_ERROR)
+MAX_KEPT_BYTES = 1_048_576  # an oversized message keeps its first MiB
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    original: bytes
+    index: int | None = None
+
+    def to_json(self) -> bytes:
+        kept = self.original[:MAX_KEPT_BYTES]
+        try:
+            text: str | None = kept.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        record: dict[str, Any] = {
+            "reason": self.reason,
+            "detail": self.detail,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "index": self.index,
+            "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
+            "size": len(self.original),
+            "truncated": len(kept) < len(self.original),
+            "encoding": "text" if text is not None else "base64",
+            "original": text if text is not None else base64.b64encode(kept).decode("ascii"),
+            "time": time.time_ns(),
+        }
+        return orjson.dumps(record)
+
+
+def event_bytes(event: Any) -> bytes:
+    return orjson.dumps(event, default=str)
+
+
+class DeadLetterCounts(Counter):
+    """Dead letters per reason since start (also exported as Prometheus counters)."""

@@ -1,0 +1,29 @@
+"""Prometheus metrics of a worker, served by the Faust web server at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES = Counter("peregrine_messages_total", "Kafka messages consumed", ["topic"], registry=REGISTRY)
+EVENTS = Counter("peregrine_events_total", "Events decoded from messages", registry=REGISTRY)
+ALERTS = Counter("peregrine_alerts_total", "Alerts produced", ["priority"], registry=REGISTRY)
+DEAD_LETTERS = Counter("peregrine_dead_letters_total", "Messages or events set aside", ["reason"], registry=REGISTRY)
+ENRICHED = Counter("peregrine_enriched_events_total", "Events given parent fields from the process tree", registry=REGISTRY)
+FORWARDED = Counter("peregrine_repartitioned_events_total", "Syscall events forwarded to the repartition topic", registry=REGISTRY)
+OPENSEARCH_RETRIES = Counter("peregrine_opensearch_retries_total", "Bulk writes retried while OpenSearch was unavailable", registry=REGISTRY)
+STORED = Counter("peregrine_alerts_stored_total", "Alerts accepted by OpenSearch (409 duplicates included)", registry=REGISTRY)
+BATCH_SECONDS = Histogram(
+    "peregrine_batch_seconds", "Time to process, deliver and store one batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
+)
+BATCH_MESSAGES = Histogram("peregrine_batch_messages", "Messages per batch", buckets=(1, 10, 100, 500, 1000, 5000), registry=REGISTRY)
+CONTAINERS = Gauge("peregrine_tracked_containers", "Containers with process state in this worker", registry=REGISTRY)
+
+for reason in ("undecodable", "oversized", "schema", "evaluation_error", "index_rejected"):
+    DEAD_LETTERS.labels(reason)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

@@ -1,0 +1,1 @@
+"""Where alerts go: the Kafka alert topic and OpenSearch."""

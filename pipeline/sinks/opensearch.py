@@ -1,0 +1,151 @@
+"""Alerts into OpenSearch: bulk ``create`` with the alert's uuid as ``_id``.
+
+``add`` buffers; ``flush`` writes the buffer and returns only when OpenSearch
+has accepted every alert (or rejected it for good). The worker acks its Kafka
+messages after ``flush`` returns, so an alert is never acknowledged before it
+is stored.
+
+- Exactly once: ``_id`` is the alert's deterministic uuid and the op is
+  ``create``; a 409 (version conflict) means it is already stored, which
+  counts as success. A replay after a crash re-sends and gets 409s.
+- Daily indices ``<prefix>YYYY.MM.DD`` from the alert's own time (UTC).
+- OpenSearch unavailable (connection refused, timeout, 429, 5xx, a shard not
+  ready): retried with exponential backoff, forever. The worker stops taking
+  new batches meanwhile: that is the backpressure; nothing is dropped.
+- An alert OpenSearch refuses for good (a 4xx other than 409/429) is handed
+  back to the caller, which dead-letters it rather than blocking the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+import orjson
+
+log = logging.getLogger("peregrine.sink.opensearch")
+
+RETRYABLE_ITEM_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    doc_id: str
+    index: str
+    status: int
+    reason: str
+    document: bytes
+
+
+def daily_index(prefix: str, time_ns: int) -> str:
+    day = datetime.fromtimestamp(time_ns // 1_000_000_000, tz=timezone.utc)
+    return f"{prefix}{day:%Y.%m.%d}"
+
+
+class AlertSink:
+    """Buffer alert documents; ``flush`` stores them, retrying until accepted."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 30.0,
+        request_timeout_s: float = 30.0,
+        on_retry: Callable[[str], None] | None = None,
+        client: Any = None,
+    ) -> None:
+        from opensearchpy import AsyncOpenSearch
+
+        self.url = url
+        self.prefix = prefix
+        self.client = client or AsyncOpenSearch(hosts=[url], timeout=request_timeout_s, max_retries=0, retry_on_timeout=False)
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.on_retry = on_retry
+        self._pending: list[tuple[str, str, bytes]] = []  # (index, _id, source json)
+        self.stored = 0
+        self.duplicates = 0
+        self.retries = 0
+
+    def add(self, doc_id: str, time_ns: int, document: bytes) -> None:
+        self._pending.append((daily_index(self.prefix, time_ns), doc_id, document))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> list[Rejected]:
+        """Store every buffered alert. Returns the ones refused for good."""
+        pending, self._pending = self._pending, []
+        rejected: list[Rejected] = []
+        delay = self.backoff_initial_s
+        while pending:
+            try:
+                pending, refused = await self._bulk(pending)
+            except asyncio.CancelledError:
+                self._pending = pending + self._pending
+                raise
+            except Exception as error:  # noqa: BLE001 - any transport failure is retried
+                self._wait_note(f"OpenSearch at {self.url} unavailable ({type(error).__name__}: {error})", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                continue
+            rejected += refused
+            if pending:
+                self._wait_note(f"OpenSearch refused {len(pending)} alerts for now", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+        return rejected
+
+    def _wait_note(self, what: str, delay: float) -> None:
+        self.retries += 1
+        message = f"{what}; retrying in {delay:.1f}s (alerts are held, offsets not committed)"
+        log.warning(message)
+        if self.on_retry is not None:
+            self.on_retry(message)
+        delay += random.uniform(0, delay / 10)
+
+    async def _bulk(self, items: list[tuple[str, str, bytes]]) -> tuple[list[tuple[str, str, bytes]], list[Rejected]]:
+        lines: list[bytes] = []
+        for index, doc_id, source in items:
+            lines.append(orjson.dumps({"create": {"_index": index, "_id": doc_id}}))
+            lines.append(source)
+        body = b"\n".join(lines) + b"\n"
+        response = await self.client.bulk(body=body)
+        if not response.get("errors"):
+            self.stored += len(items)
+            return [], []
+        retry: list[tuple[str, str, bytes]] = []
+        refused: list[Rejected] = []
+        for item, result in zip(items, response["items"]):
+            outcome = result.get("create", {})
+            status = outcome.get("status", 500)
+            if status in (200, 201):
+                self.stored += 1
+            elif status == 409:
+                self.duplicates += 1
+            elif status in RETRYABLE_ITEM_STATUS:
+                retry.append(item)
+            else:
+                error = outcome.get("error", {})
+                reason = error.get("reason", str(error)) if isinstance(error, dict) else str(error)
+                refused.append(Rejected(item[1], item[0], status, reason, item[2]))
+        return retry, refused
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, step_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(step_s)
+    return False

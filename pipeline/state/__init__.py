@@ -1,0 +1,1 @@
+"""Per-container state kept by the streaming workers."""

@@ -1,0 +1,205 @@
+"""One batch of Kafka messages -> alerts, dead letters, state changes, forwards.
+
+This is the worker's logic without Faust, so it is unit-tested without Kafka.
+The Faust agent (agents/detect.py) calls :meth:`BatchProcessor.process` for
+each ``stream.take_events`` batch, then produces what it returns, stores the
+alerts in OpenSearch and only then acks the batch's messages.
+
+Syscall events meet their container's process tree here. The syscall topic
+is keyed by ``container.id``; an event whose container hashes (Kafka's
+default partitioner) to another partition than the one it arrived on is not
+processed here but forwarded, keyed by ``container.id``, to the repartition
+topic, so one container's events always reach the same worker and the same
+table partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol, Sequence
+
+import orjson
+
+from pipeline import deadletter as dl
+from pipeline.alerts import Alert, alert_uuid
+from pipeline.engine import EvaluationError
+from pipeline.errors import EventError
+from pipeline.ingest.decode import DecodeError, decode_message
+from pipeline.state.process_tree import ProcessTree, TreeLimits
+
+log = logging.getLogger("peregrine.batch")
+
+SYSCALL = "syscall"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What the processor needs of a Kafka message; ``ref`` is the caller's handle
+    (the Faust event), handed back with state reads and writes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    ref: Any = None
+
+
+class StateStore(Protocol):
+    def load(self, container_id: str, ref: Any) -> bytes | None: ...
+    def save(self, container_id: str, ref: Any, data: bytes | None) -> None: ...
+
+
+@dataclass(slots=True)
+class BatchResult:
+    alerts: list[tuple[bytes | None, Alert]] = field(default_factory=list)  # (kafka key, alert)
+    dead_letters: list[dl.DeadLetter] = field(default_factory=list)
+    forwards: list[tuple[bytes, bytes]] = field(default_factory=list)  # repartition (key, NDJSON)
+    events: int = 0
+    messages: int = 0
+    enriched: int = 0
+    containers: int = 0
+
+
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), as producers use it for keyed messages."""
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class BatchProcessor:
+    """Decode, enrich from per-container state, evaluate, build alerts."""
+
+    def __init__(
+        self,
+        scanner: Any,  # pipeline.scan.Scanner
+        source_topics: dict[str, str],
+        *,
+        syscall_partitions: int,
+        max_message_bytes: int,
+        tree_limits: TreeLimits | None = None,
+        validate: Callable[[dict, str], None] | None = None,
+        repartition: bool = True,
+    ) -> None:
+        self.scanner = scanner
+        self.source_topics = source_topics
+        self.partitions = syscall_partitions
+        self.max_message_bytes = max_message_bytes
+        self.tree_limits = tree_limits or TreeLimits()
+        self.validate = validate
+        self.repartition = repartition
+        self._partition_cache: dict[str, int] = {}
+
+    def partition_of(self, container_id: str) -> int:
+        found = self._partition_cache.get(container_id)
+        if found is None:
+            if len(self._partition_cache) > 200_000:
+                self._partition_cache.clear()
+            found = self._partition_cache[container_id] = kafka_partition(container_id.encode(), self.partitions)
+        return found
+
+    def process(self, messages: Sequence[Message], store: StateStore | None) -> BatchResult:
+        result = BatchResult(messages=len(messages))
+        # container -> [(message, index, event)] in arrival order
+        per_container: dict[str, list[tuple[Message, int, dict]]] = defaultdict(list)
+        forwards: dict[str, list[bytes]] = defaultdict(list)
+        stateless: list[tuple[Message, int, dict, str]] = []
+        for message in messages:
+            source = self.source_topics.get(message.topic)
+            if source is None:
+                result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"no source for topic {message.topic}"))
+                continue
+            try:
+                events = decode_message(message.value, self.max_message_bytes)
+            except DecodeError as error:
+                result.dead_letters.append(self._dead(message, error.reason, error.detail))
+                continue
+            if source == "aws_cloudtrail":
+                events = _expand_records(events)
+            for index, event in enumerate(events):
+                result.events += 1
+                if self.validate is not None:
+                    try:
+                        self.validate(event, source)
+                    except EventError as error:
+                        result.dead_letters.append(self._dead(message, dl.SCHEMA, str(error), event, index))
+                        continue
+                if source != SYSCALL:
+                    stateless.append((message, index, event, source))
+                    continue
+                cid = event.get("container.id")
+                cid = cid if isinstance(cid, str) and cid else "host"
+                if self.repartition and self.partition_of(cid) != message.partition:
+                    forwards[cid].append(orjson.dumps(event))
+                    continue
+                per_container[cid].append((message, index, event))
+        for cid, lines in forwards.items():
+            result.forwards.append((cid.encode(), b"\n".join(lines)))
+        for message, index, event, source in stateless:
+            self._evaluate(result, message, index, event, event, source, _natural_key(event, source))
+        result.containers = len(per_container)
+        for cid, items in per_container.items():
+            ref = items[-1][0].ref
+            tree = ProcessTree.from_bytes(store.load(cid, ref) if store is not None else None, self.tree_limits)
+            changed = False
+            key = cid.encode()
+            for message, index, event in items:
+                enriched = tree.enrich(event)
+                if enriched is not event:
+                    result.enriched += 1
+                changed |= tree.update(event)
+                self._evaluate(result, message, index, event, enriched, SYSCALL, key)
+            if changed and store is not None:
+                tree.expire()
+                store.save(cid, ref, tree.to_bytes())
+        return result
+
+    def _evaluate(self, result: BatchResult, message: Message, index: int, original: dict, event: dict, source: str, key: bytes | None) -> None:
+        try:
+            alerts = self.scanner.scan_event(event, source)
+        except (EvaluationError, EventError) as error:
+            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, str(error), original, index))
+            return
+        except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
+            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", original, index))
+            return
+        for alert in alerts:
+            if event is not original:
+                # the id is over the event as produced, so a replay with other state gives the same id
+                alert = replace(alert, uuid=alert_uuid(original, alert.rule))
+            result.alerts.append((key, alert))
+
+    @staticmethod
+    def _dead(message: Message, reason: str, detail: str, event: Any = None, index: int | None = None) -> dl.DeadLetter:
+        original = dl.event_bytes(event) if event is not None else (message.value or b"")
+        return dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key, original, index)
+
+
+def _expand_records(events: list[dict]) -> list[dict]:
+    """CloudTrail's ``{"Records": [...]}`` delivery format -> its records."""
+    if not any("Records" in e and "eventName" not in e for e in events):
+        return events
+    out: list[dict] = []
+    for event in events:
+        records = event.get("Records")
+        if isinstance(records, list) and "eventName" not in event:
+            out.extend(r for r in records if isinstance(r, dict))
+        else:
+            out.append(event)
+    return out
+
+
+def _natural_key(event: dict, source: str) -> bytes | None:
+    if source == "k8s_audit":
+        ref = event.get("objectRef")
+        if isinstance(ref, dict) and ref.get("namespace"):
+            return str(ref["namespace"]).encode()
+        audit_id = event.get("auditID")
+        return str(audit_id).encode() if audit_id else None
+    if source == "aws_cloudtrail":
+        account = event.get("recipientAccountId")
+        return str(account).encode() if account else None
+    return None

@@ -1,0 +1,245 @@
+"""One batch from Faust through detection to Kafka and OpenSearch, then acked.
+
+The order is the delivery guarantee:
+
+1. every message of the batch is *held* (one more reference on it), so
+   Faust's ``take_events`` cannot ack it behind our back, even when this
+   coroutine is cancelled or the worker is stopped mid-batch;
+2. the batch is processed (decode, process-tree state, rules);
+3. repartitioned events, dead letters and alerts are produced and their
+   delivery awaited (acks=all);
+4. the alerts are written to OpenSearch; ``flush`` retries until OpenSearch
+   accepts them (backpressure: no new batch is taken meanwhile);
+5. only then are the messages released, so their offsets can be committed.
+
+A crash anywhere before 5 leaves the offsets uncommitted: the batch is
+processed again after a restart, and OpenSearch's ``create`` with the alert's
+deterministic id keeps one copy of each alert. Nothing here lets an
+exception escape (an exception out of a Faust agent kills the agent): a
+failure is logged, dead-lettered or retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import logging
+import os
+import time
+import weakref
+from typing import Any, Callable
+
+import orjson
+
+from pipeline import deadletter as dl
+from pipeline import metrics
+from pipeline.alerts import falco_json
+from pipeline.errors import ConfigError
+from pipeline.sinks.opensearch import AlertSink
+from pipeline.state.process_tree import TreeLimits
+from pipeline.stream.batch import BatchProcessor, Message
+from pipeline.stream.settings import PipelineSettings
+
+log = logging.getLogger("peregrine.worker")
+INDEX_REJECTED = "index_rejected"
+
+
+def load_registry_for(spec: str) -> Callable[[str], Any]:
+    """``module:function`` -> registry_for; empty: pipeline.fields.registry_for."""
+    module_name, _, attr = (spec or "pipeline.fields:registry_for").partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr or "registry_for")
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"cannot load the field registries {spec or 'pipeline.fields:registry_for'!r}: {error}") from None
+
+
+def build_processor(settings: PipelineSettings) -> BatchProcessor:
+    from pipeline.rules.loader import RulesLoader
+    from pipeline.scan import Scanner
+
+    registry_for = load_registry_for(settings.registry)
+    if settings.rules:
+        files = [p for p in settings.rules.split(os.pathsep) if p]
+    else:
+        from pipeline.cli.scan import default_rules_paths
+
+        files = default_rules_paths()
+    loader = RulesLoader(registry_for=registry_for)
+    for path in files:
+        loader.add_file(path)
+    ruleset = loader.load()
+    scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall", detect_source=lambda e: None)
+    validate = None
+    try:
+        from pipeline.fields.schema import validate_event as validate  # type: ignore[no-redef]
+    except ImportError:
+        log.warning("pipeline.fields.schema is not available: events are not schema-checked")
+    return BatchProcessor(
+        scanner,
+        settings.source_topics(),
+        syscall_partitions=settings.partitions,
+        max_message_bytes=settings.max_message_bytes,
+        tree_limits=TreeLimits(settings.max_processes_per_container, int(settings.exited_ttl_s * 1e9)),
+        validate=validate,
+    )
+
+
+class TableStore:
+    """Process trees in a Faust table. Faust picks a table key's partition (changelog
+    and RocksDB) from the *current event*; reads and writes here run with the
+    current event set to a message of the container's own partition."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        from faust.streams import _current_event
+
+        self._var: contextvars.ContextVar = _current_event
+
+    def _with(self, ref: Any, fn: Callable[[], Any]) -> Any:
+        token = self._var.set(weakref.ref(ref))
+        try:
+            return fn()
+        finally:
+            self._var.reset(token)
+
+    def load(self, container_id: str, ref: Any) -> bytes | None:
+        return self._with(ref, lambda: self.table.get(container_id))
+
+    def save(self, container_id: str, ref: Any, data: bytes | None) -> None:
+        def write() -> None:
+            if data is None:
+                self.table.pop(container_id, None)
+            else:
+                self.table[container_id] = data
+
+        self._with(ref, write)
+
+
+class BatchDelivery:
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        processor: BatchProcessor,
+        *,
+        alerts: Any,
+        deadletters: Any,
+        repartition: Any,
+        ocsf: Any = None,
+        table: Any = None,
+        topic_factory: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.alerts = alerts
+        self.deadletters = deadletters
+        self.repartition = repartition
+        self.ocsf = ocsf
+        self.store = TableStore(table) if table is not None else None
+        self.topic_factory = topic_factory
+        self._priority_topics: dict[str, Any] = {}
+        self.sink = AlertSink(
+            settings.opensearch_url, settings.index_prefix, backoff_max_s=settings.opensearch_retry_max_s,
+            on_retry=lambda message: metrics.OPENSEARCH_RETRIES.inc(),
+        )
+        self.batches = 0
+        self.last_batch_at: float | None = None
+        self.waiting_on: str | None = None
+        self.dead_letter_counts = dl.DeadLetterCounts()
+
+    def health(self) -> dict:
+        return {
+            "status": "waiting" if self.waiting_on else "ok",
+            "waiting_on": self.waiting_on,
+            "batches": self.batches,
+            "seconds_since_last_batch": None if self.last_batch_at is None else round(time.monotonic() - self.last_batch_at, 3),
+            "dead_letters": dict(self.dead_letter_counts),
+            "alerts_stored": self.sink.stored,
+            "alerts_already_stored": self.sink.duplicates,
+        }
+
+    async def run(self, batch: list, stateful: bool = True) -> None:
+        started = time.perf_counter()
+        for event in batch:
+            event.message.incref()  # hold: see the module docstring
+        try:
+            messages = [
+                Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value, e)
+                for e in batch
+            ]
+            try:
+                result = self.processor.process(messages, self.store if stateful else None)
+            except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
+                log.exception("batch processing failed; the worker stops without acking this batch")
+                os._exit(70)
+            await self._deliver(result)
+        except asyncio.CancelledError:
+            raise  # held messages stay unacked: processed again after the restart
+        for event in batch:
+            event.ack()  # release our hold; take_events's own ack then commits
+        self.batches += 1
+        self.last_batch_at = time.monotonic()
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_MESSAGES.observe(len(batch))
+
+    async def _deliver(self, result) -> None:
+        pending: list[Any] = []
+        for key, value in result.forwards:
+            pending.append(await self.repartition.send(key=key, value=value))
+            metrics.FORWARDED.inc(value.count(b"\n") + 1)
+        for letter in result.dead_letters:
+            pending.append(await self.deadletters.send(key=letter.key, value=letter.to_json()))
+            self.dead_letter_counts[letter.reason] += 1
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        for key, alert in result.alerts:
+            document = falco_json(alert)
+            pending.append(await self.alerts.send(key=key, value=document))
+            if self.settings.route_by_priority:
+                pending.append(await self._priority_topic(alert.priority.label.lower()).send(key=key, value=document))
+            if self.ocsf is not None:
+                from pipeline.alerts.ocsf import ocsf_finding
+
+                pending.append(await self.ocsf.send(key=key, value=orjson.dumps(ocsf_finding(alert))))
+            self.sink.add(alert.uuid, alert.time_ns, document)
+            metrics.ALERTS.labels(alert.priority.label).inc()
+        metrics.EVENTS.inc(result.events)
+        metrics.ENRICHED.inc(result.enriched)
+        self.waiting_on = "kafka"
+        await self._wait_delivered(pending)
+        if len(self.sink):
+            self.waiting_on = "opensearch"
+            stored_before = self.sink.stored + self.sink.duplicates
+            rejected = await self.sink.flush()
+            metrics.STORED.inc(self.sink.stored + self.sink.duplicates - stored_before)
+            if rejected:
+                letters = [
+                    dl.DeadLetter(INDEX_REJECTED, f"OpenSearch refused alert {r.doc_id} for {r.index} (HTTP {r.status}): {r.reason}",
+                                  self.settings.alerts_topic, -1, -1, r.doc_id.encode(), r.document)
+                    for r in rejected
+                ]
+                more = [await self.deadletters.send(key=x.key, value=x.to_json()) for x in letters]
+                for letter in letters:
+                    self.dead_letter_counts[letter.reason] += 1
+                    metrics.DEAD_LETTERS.labels(letter.reason).inc()
+                await self._wait_delivered(more)
+        self.waiting_on = None
+
+    async def _wait_delivered(self, pending: list[Any]) -> None:
+        """Wait until Kafka has every record (acks=all). A send that fails is retried
+        by the producer; one that fails for good stops the worker unacked."""
+        if not pending:
+            return
+        try:
+            await asyncio.gather(*pending)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("producing to Kafka failed; the worker stops without acking this batch")
+            os._exit(71)
+
+    def _priority_topic(self, priority: str) -> Any:
+        found = self._priority_topics.get(priority)
+        if found is None and self.topic_factory is not None:
+            found = self._priority_topics[priority] = self.topic_factory(f"{self.settings.alerts_topic}.{priority}")
+        return found

@@ -1,0 +1,124 @@
+"""The worker's settings: topics, store, batching, limits, sinks.
+
+Defaults come from the stack's settings (pipeline.stack.settings: broker,
+OpenSearch, topic names and partition counts, index prefix); every value can
+be overridden by a ``PEREGRINE_*`` environment variable, which is how tests
+give each worker its own topics, app id and index prefix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+from pipeline.errors import ConfigError
+from pipeline.stack import settings as stack
+
+STORES = ("rocksdb", "memory")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    app_id: str = "peregrine-worker"
+    broker: str = stack.DEFAULTS.kafka_bootstrap
+    opensearch_url: str = stack.DEFAULTS.opensearch_url
+    syscall_topic: str = stack.SYSCALL_TOPIC
+    k8s_audit_topic: str = stack.K8S_AUDIT_TOPIC
+    cloudtrail_topic: str = stack.CLOUDTRAIL_TOPIC
+    alerts_topic: str = stack.ALERTS_TOPIC
+    deadletter_topic: str = stack.DEADLETTER_TOPIC
+    ocsf_topic: str = ""  # empty: no OCSF variant
+    route_by_priority: bool = False  # also peregrine.alerts.<priority>
+    partitions: int = stack.DEFAULTS.input_partitions  # syscall topic, its repartition topic and the table
+    index_prefix: str = stack.ALERTS_INDEX_PREFIX
+    store: str = "rocksdb"
+    data_dir: Path = stack.DEFAULTS.home / "worker"
+    rocksdb_block_cache_mb: int = 16
+    web_port: int = 6066
+    batch_size: int = 1000  # Kafka messages per batch
+    batch_within_s: float = 0.2
+    max_message_bytes: int = 1_048_576
+    max_processes_per_container: int = 4096
+    max_containers: int = 100_000
+    exited_ttl_s: float = 60.0  # an exited process stays this long (event time) for late children
+    idle_container_ttl_s: float = 3600.0  # a container with no event for this long is dropped
+    rule_matching: str = "first"
+    rules: str = ""  # os.pathsep-separated paths; empty: the repo's rules/*_rules.yaml
+    registry: str = ""  # "module:function" giving registry_for(source); empty: pipeline.fields
+    opensearch_retry_max_s: float = 30.0
+    startup_timeout_s: float = 30.0
+
+    @property
+    def repartition_topic(self) -> str:
+        return f"{self.syscall_topic}.by-container.{self.app_id}"
+
+    @property
+    def table_name(self) -> str:
+        return "process-tree"
+
+    def source_topics(self) -> dict[str, str]:
+        """topic -> event source."""
+        return {
+            self.syscall_topic: "syscall",
+            self.repartition_topic: "syscall",
+            self.k8s_audit_topic: "k8s_audit",
+            self.cloudtrail_topic: "aws_cloudtrail",
+        }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "PipelineSettings":
+        env = os.environ if env is None else env
+        base = stack.StackSettings.from_env(env)
+        values: dict[str, object] = {
+            "broker": base.kafka_bootstrap,
+            "opensearch_url": base.opensearch_url,
+            "partitions": base.input_partitions,
+            "data_dir": base.home / "worker",
+        }
+        types = {f.name: f.type for f in fields(cls)}
+        for name in types:
+            raw = env.get(f"PEREGRINE_{name.upper()}")
+            if raw is None or raw.strip() == "":
+                continue
+            values[name] = _convert(name, raw.strip(), cls.__dataclass_fields__[name].default)
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.store not in STORES:
+            raise ConfigError(f"PEREGRINE_STORE must be one of {', '.join(STORES)}, got {self.store!r}")
+        if self.rule_matching not in ("first", "all"):
+            raise ConfigError(f"PEREGRINE_RULE_MATCHING must be first or all, got {self.rule_matching!r}")
+        for name in ("batch_size", "max_message_bytes", "max_processes_per_container", "max_containers", "partitions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"PEREGRINE_{name.upper()} must be at least 1, got {getattr(self, name)}")
+
+    def with_(self, **changes: object) -> "PipelineSettings":
+        return replace(self, **changes)
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    env_name = f"PEREGRINE_{name.upper()}"
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{env_name}={raw!r} is not a boolean (true/false)")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{env_name}={raw!r} is not a whole number") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{env_name}={raw!r} is not a number") from None
+    if isinstance(default, Path):
+        return Path(raw).expanduser()
+    return raw

@@ -1,0 +1,151 @@
+"""Helpers for the pipeline tests: a real `peregrine worker` subprocess with its own
+topics, app id, index prefix and web port, plus Kafka/OpenSearch readers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "tests" / "data" / "pipeline" / "rules.yaml"
+PEREGRINE = str(Path(sys.executable).with_name("peregrine"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class WorkerSetup:
+    bootstrap: str
+    opensearch_url: str
+    topics: dict[str, str]  # syscall, k8s_audit, cloudtrail, alerts, deadletter
+    index_prefix: str
+    data_dir: Path
+    partitions: int = 1
+    app_id: str = field(default_factory=lambda: f"pg-test-{uuid.uuid4().hex[:8]}")
+    store: str = "memory"
+    extra: dict[str, str] = field(default_factory=dict)
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def env(self, web_port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "PEREGRINE_APP_ID": self.app_id,
+            "PEREGRINE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "PEREGRINE_OPENSEARCH_URL": self.opensearch_url,
+            "PEREGRINE_SYSCALL_TOPIC": self.topics["syscall"],
+            "PEREGRINE_K8S_AUDIT_TOPIC": self.topics["k8s_audit"],
+            "PEREGRINE_CLOUDTRAIL_TOPIC": self.topics["cloudtrail"],
+            "PEREGRINE_ALERTS_TOPIC": self.topics["alerts"],
+            "PEREGRINE_DEADLETTER_TOPIC": self.topics["deadletter"],
+            "PEREGRINE_INDEX_PREFIX": self.index_prefix,
+            "PEREGRINE_PARTITIONS": str(self.partitions),
+            "PEREGRINE_STORE": self.store,
+            "PEREGRINE_DATA_DIR": str(self.data_dir),
+            "PEREGRINE_WEB_PORT": str(web_port),
+            "PEREGRINE_RULES": str(RULES),
+            "PEREGRINE_REGISTRY": "flat_fields:registry_for",
+            "PEREGRINE_BATCH_WITHIN_S": "0.1",
+            "PEREGRINE_OPENSEARCH_RETRY_MAX_S": "2",
+            "PYTHONPATH": str(Path(__file__).resolve().parent) + os.pathsep + str(ROOT),
+        })
+        env.update(self.extra)
+        return env
+
+    def start(self) -> subprocess.Popen:
+        log = self.data_dir / f"worker-{len(self.logs)}.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        handle = log.open("ab")
+        proc = subprocess.Popen([PEREGRINE, "worker", "-l", "warning"], env=self.env(free_port()), stdout=handle,
+                                stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
+        self.workers.append(proc)
+        self.logs.append(log)
+        return proc
+
+    def log_text(self) -> str:
+        return "\n".join(f"--- {p}\n" + p.read_text(errors="replace")[-4000:] for p in self.logs if p.exists())
+
+    def stop_all(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def ndjson(events: list[dict]) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events)
+
+
+async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60.0, settle: float = 1.0, setup: "WorkerSetup | None" = None) -> list:
+    """Every record of the topic from the start, waiting until ``expect`` arrived
+    (then ``settle`` more seconds, to catch extras)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    settled_at = None
+    try:
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for items in batch.values():
+                records.extend(items)
+            if setup is not None and setup.workers and all(p.poll() is not None for p in setup.workers):
+                raise AssertionError("every worker exited:\n" + setup.log_text())
+            if len(records) >= expect:
+                settled_at = settled_at or loop.time() + settle
+                if loop.time() >= settled_at:
+                    break
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def search_all(opensearch, prefix: str, expect: int, timeout: float = 60.0) -> list[dict]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    hits: list[dict] = []
+    while loop.time() < deadline:
+        try:
+            await opensearch.indices.refresh(index=f"{prefix}*")
+            result = await opensearch.search(index=f"{prefix}*", body={"query": {"match_all": {}}, "size": 10000})
+            hits = result["hits"]["hits"]
+        except Exception:  # noqa: BLE001 - index not created yet
+            hits = []
+        if len(hits) >= expect:
+            await asyncio.sleep(1.0)
+            await opensearch.indices.refresh(index=f"{prefix}*")
+            result = await opensearch.search(index=f"{prefix}*", body={"query": {"match_all": {}}, "size": 10000})
+            return result["hits"]["hits"]
+        await asyncio.sleep(0.5)
+    return hits

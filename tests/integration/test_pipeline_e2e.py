@@ -1,0 +1,116 @@
+"""Events in, alerts out: a real `peregrine worker` on the local stack."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+
+from pipeline.stream.batch import kafka_partition
+from pipeline_harness import WorkerSetup, ndjson, produce, read_topic, search_all
+
+
+@pytest.fixture
+async def setup(stack, topic_factory, opensearch, tmp_path):
+    async def make(partitions: int = 1, **extra) -> WorkerSetup:
+        topics = {name: await topic_factory(partitions if name in ("syscall", "k8s_audit", "cloudtrail") else 1, prefix=f"pg-{name}")
+                  for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
+        made = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
+                           f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", partitions, extra=extra)
+        created.append(made)
+        return made
+
+    created: list[WorkerSetup] = []
+    yield make
+    for made in created:
+        made.stop_all()
+        await opensearch.indices.delete(index=f"{made.index_prefix}*", ignore_unavailable=True)
+
+
+def shell(container: str, pid: int, t: int) -> dict:
+    return {"evt.type": "execve", "evt.time": t, "evt.num": t, "proc.pid": pid, "proc.ppid": 1,
+            "proc.name": "bash", "proc.cmdline": "bash -i", "container.id": container}
+
+
+async def test_events_in_alerts_on_topic_and_in_opensearch(setup, opensearch):
+    s = await setup(partitions=2)
+    s.start()
+    # 3 containers x 4 shells in batched NDJSON messages keyed by container, plus quiet events
+    messages = []
+    for c in range(3):
+        cid = f"c{c}ab12"
+        events = [shell(cid, 100 + i, 1_700_000_000_000_000_000 + c * 100 + i) for i in range(4)]
+        events += [{"evt.type": "open", "evt.time": 1_700_000_000_000_000_000 + i, "proc.pid": 5, "proc.name": "nginx", "container.id": cid} for i in range(10)]
+        messages.append((cid.encode(), ndjson(events)))
+    # a JSON array message and a single-event message
+    messages.append((b"c9", orjson.dumps([shell("c9", 7, 1_700_000_000_100_000_000)])))
+    messages.append((b"c8", orjson.dumps(shell("c8", 8, 1_700_000_000_200_000_000))))
+    await produce(s.bootstrap, s.topics["syscall"], messages)
+    await produce(s.bootstrap, s.topics["k8s_audit"], [(b"ns", orjson.dumps({"ka.verb": "create", "ka.privileged": "true", "ka.user": "eve", "stageTimestamp": "2023-11-14T22:13:20.000000Z"}))])
+
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=15, setup=s)
+    alerts = [orjson.loads(r.value) for r in records]
+    assert len(alerts) == 15, s.log_text()
+    assert sorted(a["rule"] for a in alerts).count("Shell in container") == 14
+    assert [a["rule"] for a in alerts if a["source"] == "k8s_audit"] == ["Privileged pod"]
+    assert {r.key for r in records if orjson.loads(r.value)["source"] == "syscall"} == {b"c0ab12", b"c1ab12", b"c2ab12", b"c9", b"c8"}
+    hits = await search_all(opensearch, s.index_prefix, expect=15)
+    assert len(hits) == 15
+    assert {h["_id"] for h in hits} == {a["uuid"] for a in alerts}
+    assert {h["_index"] for h in hits} == {f"{s.index_prefix}2023.11.14"}
+
+
+async def test_parent_only_known_from_the_process_tree(setup, opensearch):
+    s = await setup(partitions=1)
+    s.start()
+    t = 1_700_000_000_000_000_000
+    java = {"evt.type": "execve", "evt.time": t, "proc.pid": 100, "proc.ppid": 1, "proc.name": "java",
+            "proc.cmdline": "java -jar app.jar", "container.id": "ctree"}
+    curl = {"evt.type": "execve", "evt.time": t + 1, "proc.pid": 200, "proc.ppid": 100, "proc.name": "curl",
+            "proc.cmdline": "curl http://x/y", "container.id": "ctree"}  # no proc.pname
+    await produce(s.bootstrap, s.topics["syscall"], [(b"ctree", orjson.dumps(java))])
+    await produce(s.bootstrap, s.topics["syscall"], [(b"ctree", orjson.dumps(curl))])
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, setup=s)
+    alerts = [orjson.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == ["Java spawned downloader"], s.log_text()
+    assert alerts[0]["output_fields"]["proc.pname"] == "java"
+    assert alerts[0]["output_fields"]["proc.pcmdline"] == "java -jar app.jar"
+    hits = await search_all(opensearch, s.index_prefix, expect=1)
+    assert [h["_source"]["rule"] for h in hits] == ["Java spawned downloader"]
+
+
+async def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_flow(setup, opensearch):
+    s = await setup(partitions=1, PEREGRINE_MAX_MESSAGE_BYTES="2000")
+    s.start()
+    t = 1_700_000_000_000_000_000
+    await produce(s.bootstrap, s.topics["syscall"], [
+        (b"cx", b"{not json"),
+        (b"cx", orjson.dumps(shell("cx", 1, t))),
+        (b"cx", b"x" * 5000),
+        (b"cx", b"[1, 2]"),
+        (b"cx", orjson.dumps(shell("cx", 2, t + 1))),
+    ])
+    letters = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["deadletter"], expect=3, setup=s)]
+    assert sorted(x["reason"] for x in letters) == ["oversized", "undecodable", "undecodable"], s.log_text()
+    assert sorted(x["offset"] for x in letters) == [0, 2, 3]
+    assert all(x["topic"] == s.topics["syscall"] and x["partition"] == 0 for x in letters)
+    assert next(x for x in letters if x["offset"] == 0)["original"] == "{not json"
+    alerts = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["alerts"], expect=2, setup=s)]
+    assert len(alerts) == 2
+    assert len(await search_all(opensearch, s.index_prefix, expect=2)) == 2
+
+
+async def test_events_keyed_by_something_else_are_repartitioned_by_container(setup, opensearch):
+    s = await setup(partitions=2)
+    s.start()
+    t = 1_700_000_000_000_000_000
+    # pick two containers that hash to different partitions; send both on partition-0's key
+    names = [f"k{i}" for i in range(50)]
+    c0 = next(n for n in names if kafka_partition(n.encode(), 2) == 0)
+    c1 = next(n for n in names if kafka_partition(n.encode(), 2) == 1)
+    java = {"evt.type": "execve", "evt.time": t, "proc.pid": 100, "proc.ppid": 1, "proc.name": "java", "proc.cmdline": "java", "container.id": c1}
+    curl = {"evt.type": "execve", "evt.time": t + 1, "proc.pid": 200, "proc.ppid": 100, "proc.name": "curl", "container.id": c1}
+    await produce(s.bootstrap, s.topics["syscall"], [(b"node-a", ndjson([java, shell(c0, 5, t), curl]))])
+    alerts = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["alerts"], expect=2, setup=s)]
+    assert sorted(a["rule"] for a in alerts) == ["Java spawned downloader", "Shell in container"], s.log_text()
