@@ -202,3 +202,35 @@ def test_every_change_is_written_back_so_a_changelog_table_sees_it():
         plain = run(evaluator(CORRELATIONS), events(name), source)
         through_json = run(evaluator(CORRELATIONS, store=JsonStore()), events(name), source)
         assert [a.to_dict() for a in through_json] == [a.to_dict() for a in plain] and len(plain) == 1, name
+
+
+def test_the_table_store_keeps_bytes_sets_the_current_event_and_gives_the_same_alerts():
+    import contextvars
+
+    from pipeline.correlation.table import TableCorrelationStore
+
+    current = contextvars.ContextVar("current_event", default=None)
+    seen: list = []
+
+    class Table(dict):  # records which event was current at each write, as Faust would use it
+        def __setitem__(self, key, value):
+            assert isinstance(value, bytes)
+            seen.append(current.get()())
+            super().__setitem__(key, value)
+
+    class Ref:
+        pass
+
+    table = Table()
+    store = TableCorrelationStore(table, current)
+    ref = Ref()
+    store.bind(ref)
+    stream = events("drop_execute.jsonl")
+    assert run(evaluator(CORRELATIONS, store=store, only=DROP), stream[:6]) == []
+    assert seen and all(event is ref for event in seen) and len(table) == 1
+    restarted_store = TableCorrelationStore(Table(table), current)  # what the changelog gives back
+    restarted_store.bind(ref)
+    restarted = evaluator(CORRELATIONS, store=restarted_store, only=DROP)
+    assert restarted.open_groups == 1
+    alerts = run(restarted, stream[6:])
+    assert len(alerts) == 1 and [e.id for e in alerts[0].events] == [2000, 2002, 2005, 2007]
