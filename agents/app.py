@@ -43,6 +43,8 @@ table_options = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 10
 process_tree = app.Table(
     settings.table_name,
     default=None,
+    key_type=bytes,  # raw codec: the tree is our own compact JSON
+    value_type=bytes,
     partitions=settings.partitions,
     options=table_options,
 )

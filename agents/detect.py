@@ -49,4 +49,6 @@ async def metrics(web, request):
 
 @app.page("/health")
 async def health(web, request):
-    return web.json(delivery().health())
+    state = delivery().health()
+    state["assignment"] = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    return web.json(state)

@@ -75,6 +75,7 @@ def worker(
     settings = PipelineSettings.from_env()
     build_processor(settings)  # rules and field registries load, or a clear error now
     asyncio.run(check_kafka(settings))
+    (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

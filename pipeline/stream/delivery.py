@@ -105,14 +105,24 @@ class TableStore:
             self._var.reset(token)
 
     def load(self, container_id: str, ref: Any) -> bytes | None:
-        return self._with(ref, lambda: self.table.get(container_id))
+        value = self._with(ref, lambda: self.table.get(container_id.encode()))
+        if value is None or isinstance(value, bytes):
+            return value
+        if isinstance(value, (bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode()
+        if isinstance(value, dict):  # a codec decoded the JSON for us
+            return orjson.dumps(value)
+        log.warning("process tree of %s has an unexpected type %s; starting it afresh", container_id, type(value).__name__)
+        return None
 
     def save(self, container_id: str, ref: Any, data: bytes | None) -> None:
         def write() -> None:
             if data is None:
-                self.table.pop(container_id, None)
+                self.table.pop(container_id.encode(), None)
             else:
-                self.table[container_id] = data
+                self.table[container_id.encode()] = data
 
         self._with(ref, write)
 

@@ -66,12 +66,16 @@ class WorkerSetup:
         env.update(self.extra)
         return env
 
-    def start(self) -> subprocess.Popen:
+    def start(self, **extra: str) -> subprocess.Popen:
         log = self.data_dir / f"worker-{len(self.logs)}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         handle = log.open("ab")
-        proc = subprocess.Popen([PEREGRINE, "worker", "-l", "warning"], env=self.env(free_port()), stdout=handle,
+        port = free_port()
+        env = self.env(port)
+        env.update(extra)
+        proc = subprocess.Popen([PEREGRINE, "worker", "-l", "warning"], env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
+        proc.web_port = port  # type: ignore[attr-defined]
         self.workers.append(proc)
         self.logs.append(log)
         return proc
@@ -149,3 +153,56 @@ async def search_all(opensearch, prefix: str, expect: int, timeout: float = 60.0
             return result["hits"]["hits"]
         await asyncio.sleep(0.5)
     return hits
+
+
+def health(proc: subprocess.Popen) -> dict | None:
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{proc.web_port}/health", timeout=3) as response:  # type: ignore[attr-defined]
+            return orjson.loads(response.read())
+    except OSError:
+        return None
+
+
+class TcpProxy:
+    """127.0.0.1:<port> -> target, which the test can stop and start: OpenSearch
+    unavailable to the worker without stopping the OpenSearch other tests share."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.server: asyncio.AbstractServer | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader, writer) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in list(self.writers):
+                writer.transport.abort()
+            self.writers.clear()
+            await self.server.wait_closed()
+            self.server = None
