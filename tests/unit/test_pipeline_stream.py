@@ -1,0 +1,132 @@
+"""The worker's logic without Kafka: message decoding, the process tree, a batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.deadletter import DeadLetter
+from pipeline.ingest.decode import OVERSIZED, UNDECODABLE, DecodeError, decode_message
+from pipeline.sinks.opensearch import daily_index
+from pipeline.state.process_tree import ProcessTree, TreeLimits
+from pipeline.stream.batch import BatchProcessor, Message, kafka_partition
+from pipeline.stream.settings import PipelineSettings
+from pipeline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_message_is_one_object_an_array_or_ndjson():
+    assert decode_message(b'{"a": 1}', 100) == [{"a": 1}]
+    assert decode_message(b'[{"a": 1}, {"a": 2}]', 100) == [{"a": 1}, {"a": 2}]
+    assert decode_message(b'{"a": 1}\n\n{"a": 2}\n', 100) == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize("value,reason", [
+    (b"x" * 101, OVERSIZED), (b"{bad", UNDECODABLE), (b"[1]", UNDECODABLE), (b"3", UNDECODABLE),
+    (b'{"a": 1}\nnope', UNDECODABLE), (None, UNDECODABLE),
+])
+def test_bad_messages_are_refused_with_a_reason(value, reason):
+    with pytest.raises(DecodeError) as error:
+        decode_message(value, 100)
+    assert error.value.reason == reason
+
+
+def exe(pid, ppid, name, t, cmd=None):
+    return {"evt.type": "execve", "evt.dir": "<", "evt.time": t, "proc.pid": pid, "proc.ppid": ppid, "proc.name": name,
+            "proc.cmdline": cmd or name, "container.id": "c"}
+
+
+def test_the_tree_supplies_parent_and_ancestors_and_survives_serialisation():
+    tree = ProcessTree()
+    for event in (exe(10, 1, "containerd-shim", 1), exe(100, 10, "java", 2, "java -jar a"), exe(200, 100, "sh", 3)):
+        tree.update(event)
+    tree = ProcessTree.from_bytes(tree.to_bytes())
+    event = {"evt.type": "execve", "proc.pid": 300, "proc.ppid": 200, "proc.name": "curl"}
+    enriched = tree.enrich(event)
+    assert enriched["proc.pname"] == "sh" and enriched["proc.aname[1]"] == "sh"
+    assert enriched["proc.aname[2]"] == "java" and enriched["proc.aname[3]"] == "containerd-shim"
+    assert "proc.pname" not in event  # the original is left alone
+    assert tree.enrich({"proc.pid": 5, "proc.pname": "x"}) == {"proc.pid": 5, "proc.pname": "x"}
+
+
+def test_fork_copies_the_parent_and_exit_expires_after_the_ttl():
+    tree = ProcessTree(TreeLimits(max_processes=100, exited_ttl_ns=10))
+    tree.update(exe(100, 1, "java", 1))
+    tree.update({"evt.type": "clone", "evt.time": 2, "proc.pid": 100, "evt.rawres": 101, "proc.name": "java"})
+    assert tree.get(101)[0] == "java" and tree.get(101)[3] == 100
+    tree.update({"evt.type": "procexit", "evt.time": 3, "proc.pid": 100})
+    assert tree.enrich({"proc.pid": 101, "proc.ppid": 100})["proc.pname"] == "java"  # a late child still finds it
+    tree.update(exe(500, 1, "sh", 100))
+    tree.expire()
+    assert tree.get(100) is None and tree.get(101) is not None
+
+
+def test_the_tree_is_bounded():
+    tree = ProcessTree(TreeLimits(max_processes=50))
+    for pid in range(500):
+        tree.update(exe(pid + 2, 1, "p", pid + 1))
+    assert len(tree) == 50 and tree.get(501) is not None
+
+
+def test_dead_letters_keep_the_bytes_as_text_or_base64():
+    text = orjson.loads(DeadLetter("undecodable", "x", "t", 0, 5, b"k", b"{bad").to_json())
+    assert (text["encoding"], text["original"], text["offset"], text["key"]) == ("text", "{bad", 5, "k")
+    binary = orjson.loads(DeadLetter("undecodable", "x", "t", 0, 5, None, b"\xff\xfe").to_json())
+    assert (binary["encoding"], binary["original"]) == ("base64", "//4=")
+
+
+def test_daily_index_from_the_alert_time():
+    assert daily_index("peregrine-alerts-", 1_700_000_000_000_000_000) == "peregrine-alerts-2023.11.14"
+
+
+def test_settings_from_env_and_errors():
+    settings = PipelineSettings.from_env({"PEREGRINE_BATCH_SIZE": "7", "PEREGRINE_STORE": "memory", "PEREGRINE_ROUTE_BY_PRIORITY": "yes"})
+    assert (settings.batch_size, settings.store, settings.route_by_priority) == (7, "memory", True)
+    with pytest.raises(ConfigError, match="PEREGRINE_STORE"):
+        PipelineSettings.from_env({"PEREGRINE_STORE": "redis"})
+    with pytest.raises(ConfigError, match="PEREGRINE_BATCH_SIZE"):
+        PipelineSettings.from_env({"PEREGRINE_BATCH_SIZE": "many"})
+
+
+class DictStore(dict):
+    def load(self, cid, ref):
+        return self.get(cid)
+
+    def save(self, cid, ref, data):
+        self[cid] = data
+
+
+@pytest.fixture
+def processor(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "integration"))
+    from pipeline.stream.delivery import build_processor
+
+    settings = PipelineSettings.from_env({"PEREGRINE_RULES": str(ROOT / "tests/data/pipeline/rules.yaml"),
+                                          "PEREGRINE_REGISTRY": "flat_fields:registry_for", "PEREGRINE_PARTITIONS": "2"})
+    return build_processor(settings)
+
+
+def test_a_batch_gives_alerts_dead_letters_state_and_forwards(processor):
+    home = next(c for c in (f"c{i}" for i in range(50)) if kafka_partition(c.encode(), 2) == 0)
+    away = next(c for c in (f"c{i}" for i in range(50)) if kafka_partition(c.encode(), 2) == 1)
+    java, curl = exe(100, 1, "java", 1) | {"container.id": home}, exe(200, 100, "curl", 2) | {"container.id": home}
+    del curl["proc.ppid"]
+    curl["proc.ppid"] = 100
+    events = [java, curl, exe(5, 1, "bash", 3) | {"container.id": away}]
+    store = DictStore()
+    result = processor.process([
+        Message("peregrine.events.syscall", 0, 7, b"node", b"\n".join(orjson.dumps(e) for e in events)),
+        Message("peregrine.events.syscall", 0, 8, b"node", b"{bad"),
+    ], store)
+    assert [a.rule for _, a in result.alerts] == ["Java spawned downloader"]
+    assert result.alerts[0][1].output_fields["proc.pname"] == "java"
+    assert [(d.reason, d.offset) for d in result.dead_letters] == [("undecodable", 8)]
+    assert [k for k, _ in result.forwards] == [away.encode()]
+    assert set(store) == {home}
+    # the alert id is over the event as produced, not as enriched
+    again = processor.process([Message("peregrine.events.syscall", 0, 9, b"x", orjson.dumps(curl))], DictStore())
+    assert again.alerts == [] and result.alerts[0][1].uuid
