@@ -1,0 +1,159 @@
+"""`peregrine demo`: the main job end to end on the local stack.
+
+Stack up (topics, alert template) -> a `peregrine worker` subprocess ->
+the demo attack in deploy/atelier/demo/ replayed to the input topics -> the
+alerts read back from OpenSearch and printed as a table. The worker is
+stopped at the end unless --keep-worker. Each phase's time is printed.
+Alert ids are deterministic, so running the demo again stores no duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from pipeline.errors import StackError
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "deploy" / "atelier" / "demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _health(port: int) -> dict | None:
+    import urllib.request
+
+    import orjson
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return orjson.loads(response.read())
+    except OSError:
+        return None
+
+
+async def _alerts(url: str, prefix: str, start_ns: int, end_ns: int) -> list[dict]:
+    from opensearchpy import AsyncOpenSearch
+
+    client = AsyncOpenSearch(hosts=[url], timeout=10)
+    try:
+        await client.indices.refresh(index=f"{prefix}*", ignore_unavailable=True)
+        result = await client.search(index=f"{prefix}*", ignore_unavailable=True, body={
+            "size": 500, "sort": [{"time": "asc"}],
+            "query": {"range": {"time": {"gte": start_ns // 1_000_000, "lte": end_ns // 1_000_000 + 1, "format": "epoch_millis"}}},
+        })
+        return [hit["_source"] for hit in result["hits"]["hits"]]
+    except Exception:  # noqa: BLE001 - not there yet
+        return []
+    finally:
+        await client.close()
+
+
+def demo(
+    keep_worker: bool = typer.Option(False, "--keep-worker", help="Leave the worker running at the end"),
+    timeout: float = typer.Option(90.0, "--timeout", help="Seconds to wait for the alerts"),
+) -> None:
+    """Run the whole pipeline on a demo attack and print the alerts from OpenSearch."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.alerts.falco_json import event_time_ns
+    from pipeline.cli.replay import _source, load_events, produce
+    from pipeline.stack.lifecycle import up
+    from pipeline.stack.settings import StackSettings
+    from pipeline.stream.settings import PipelineSettings
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    phases: list[tuple[str, float]] = []
+    began = time.monotonic()
+
+    def phase(name: str, since: float) -> float:
+        now = time.monotonic()
+        phases.append((name, now - since))
+        console.print(f"[bold]{name}[/]: {now - since:.1f}s")
+        return now
+
+    mark = time.monotonic()
+    asyncio.run(up(StackSettings.from_env(), say=lambda message: console.print(f"  {message}")))
+    mark = phase("stack up", mark)
+
+    port = _free_port()
+    env = dict(os.environ, PEREGRINE_WEB_PORT=str(port))
+    env.setdefault("PEREGRINE_APP_ID", "peregrine-demo")
+    settings = PipelineSettings.from_env(env)
+    logs = settings.data_dir / "demo-worker.log"
+    logs.parent.mkdir(parents=True, exist_ok=True)
+    worker = subprocess.Popen([str(Path(sys.executable).with_name("peregrine")), "worker", "-l", "warning"],
+                              env=env, stdout=logs.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        state = _health(port)
+        if state and state.get("assignment"):
+            break
+        if worker.poll() is not None:
+            raise StackError(f"the worker exited with {worker.returncode}; its log: {logs}")
+        if time.monotonic() > deadline:
+            worker.terminate()
+            raise StackError(f"the worker got no partitions within 60s; its log: {logs}")
+        time.sleep(0.5)
+    mark = phase(f"worker started (pid {worker.pid}, /health and /metrics on 127.0.0.1:{port})", mark)
+
+    try:
+        files = sorted(str(p) for p in DEMO_DIR.glob("*.jsonl"))
+        events = load_events(files)
+        topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
+        sent = asyncio.run(produce(settings.broker, events, topics, batch=50))
+        times = [event_time_ns(event, _source(event, hint)) for event, hint in events]
+        mark = phase(f"replayed {len(events)} events from {len(files)} file(s) in {sent} messages", mark)
+
+        found: list[dict] = []
+        stable_since = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = asyncio.run(_alerts(settings.opensearch_url, settings.index_prefix, min(times), max(times)))
+            if len(now) != len(found):
+                found, stable_since = now, time.monotonic()
+            elif found and time.monotonic() - stable_since > 3:
+                break
+            time.sleep(0.5)
+        mark = phase(f"{len(found)} alerts searchable in OpenSearch", mark)
+    finally:
+        if keep_worker:
+            console.print(f"worker left running: pid {worker.pid} (stop it with kill {worker.pid})")
+        else:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            console.print(f"worker stopped (pid {worker.pid})")
+
+    table = Table(title=f"Alerts in OpenSearch ({settings.index_prefix}*)")
+    for column in ("time", "priority", "rule", "where"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("output", overflow="fold")
+    for alert in found:
+        fields = alert.get("output_fields") or {}
+        where = fields.get("container.id") or fields.get("ka.target.namespace") or alert.get("source")
+        table.add_row(alert["time"][:23], alert["priority"], alert["rule"], str(where), alert["output"].split(": ", 1)[-1].split(" ", 1)[-1][:160])
+    console.print(table)
+    console.print("phases: " + ", ".join(f"{name.split(' (')[0]} {seconds:.1f}s" for name, seconds in phases)
+                  + f"; total {time.monotonic() - began:.1f}s")
+    if not found:
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("demo")(demo)
