@@ -36,6 +36,7 @@ def _register() -> None:
     from pipeline.cli import worker; worker.register(app)  # noqa: E702
     from pipeline.cli import replay; replay.register(app)  # noqa: E702
     from pipeline.cli import demo; demo.register(app)  # noqa: E702
+    from pipeline.cli import alerts; alerts.register(app)  # noqa: E702
 
 
 _register()

@@ -130,3 +130,15 @@ def test_a_batch_gives_alerts_dead_letters_state_and_forwards(processor):
     # the alert id is over the event as produced, not as enriched
     again = processor.process([Message("peregrine.events.syscall", 0, 9, b"x", orjson.dumps(curl))], DictStore())
     assert again.alerts == [] and result.alerts[0][1].uuid
+
+
+def test_retention_picks_daily_indices_older_than_the_cutoff():
+    from datetime import datetime, timezone
+
+    from pipeline.cli.alerts import expired_indices
+
+    names = ["peregrine-alerts-2026.11.01", "peregrine-alerts-2026.11.15", "peregrine-alerts-2026.11.22",
+             "peregrine-alerts-test-x-2026.01.01", "other-2020.01.01"]
+    today = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    assert expired_indices(names, "peregrine-alerts-", 7, today) == ["peregrine-alerts-2026.11.01"]
+    assert expired_indices(names, "peregrine-alerts-", 0, today) == ["peregrine-alerts-2026.11.01", "peregrine-alerts-2026.11.15"]

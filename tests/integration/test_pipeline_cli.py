@@ -1,0 +1,40 @@
+"""`peregrine worker` misconfigured exits with a clear message; retention deletes old indices."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from pipeline_harness import PEREGRINE, ROOT, free_port
+
+
+def run(env_extra: dict[str, str], *args: str) -> tuple[int, str, float]:
+    env = dict(os.environ, PEREGRINE_STARTUP_TIMEOUT_S="5", PEREGRINE_RULES=str(ROOT / "tests/data/pipeline/rules.yaml"),
+               PEREGRINE_REGISTRY="flat_fields:registry_for", PYTHONPATH=str(ROOT / "tests" / "integration"), **env_extra)
+    began = time.monotonic()
+    done = subprocess.run([PEREGRINE, *args], env=env, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - began
+
+
+def test_unreachable_broker_is_a_clear_error(stack):
+    code, out, _ = run({"PEREGRINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "worker")
+    assert code == 2 and "did not answer within 5s" in out and "Traceback" not in out
+
+
+def test_missing_topic_is_a_clear_error(stack):
+    code, out, _ = run({"PEREGRINE_SYSCALL_TOPIC": "no-such-topic-here"}, "worker")
+    assert code == 2 and "missing" in out and "no-such-topic-here" in out
+
+
+async def test_retention_deletes_old_daily_indices(stack, opensearch):
+    prefix = f"peregrine-alerts-test-ret{os.getpid()}-"
+    for day in ("2020.01.01", "2099.01.01"):
+        await opensearch.indices.create(index=prefix + day)
+    try:
+        code, out, _ = run({"PEREGRINE_INDEX_PREFIX": prefix}, "alerts", "retention", "--days", "30")
+        assert code == 0, out
+        assert not await opensearch.indices.exists(index=prefix + "2020.01.01")
+        assert await opensearch.indices.exists(index=prefix + "2099.01.01")
+    finally:
+        await opensearch.indices.delete(index=prefix + "*", ignore_unavailable=True)
