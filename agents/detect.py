@@ -44,7 +44,7 @@ async def detect_other(stream):
 async def metrics(web, request):
     from pipeline.metrics import exposition
 
-    return web.bytes(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return web.bytes(exposition(), content_type="text/plain; version=0.0.4")
 
 
 @app.page("/health")

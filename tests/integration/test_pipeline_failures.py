@@ -87,3 +87,8 @@ async def test_two_workers_in_one_group_share_partitions_and_store_each_alert_on
     assert len(hits) == 200 and len({h["_id"] for h in hits}) == 200, s.log_text()
     batches = [health(a)["batches"], health(b)["batches"]]
     assert all(n > 0 for n in batches), batches
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    text = b"".join(opener.open(f"http://127.0.0.1:{w.web_port}/metrics", timeout=5).read() for w in (a, b)).decode()
+    assert sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("peregrine_events_total ")) == 200
