@@ -96,9 +96,7 @@ def _event_arg(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     if arg is not None and arg.isdigit():
         keys: tuple[str, ...] = (key,)
     else:
-        keys = (f"{base}.{arg}", key)
-        if base == "evt.rawarg":
-            keys += (f"evt.arg.{arg}", f"evt.arg[{arg}]")
+        keys = (f"{base}.{arg}", key)  # evt.rawarg never falls back to evt.arg's formatted text
     return BoundField(definition, arg, key, _first(keys, coerce))
 
 
