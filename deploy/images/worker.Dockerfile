@@ -12,14 +12,15 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY agents ./agents
 COPY rules ./rules
+COPY schemas ./schemas
 COPY deploy/opensearch ./deploy/opensearch
-RUN pip install . \
+COPY deploy/atelier ./deploy/atelier
+# Editable install: the package finds rules/, schemas/ and deploy/ beside it in
+# /app, as in a checkout, so the image needs no path overrides.
+RUN pip install -e . \
  && useradd --system --no-create-home --shell /usr/sbin/nologin peregrine
 
-# The package is installed into site-packages, away from the checkout layout:
-# say where the alert template is.
-ENV PEREGRINE_ALERTS_TEMPLATE=/app/deploy/opensearch/alerts-template.json \
-    PEREGRINE_HOME=/tmp/peregrine
+ENV PEREGRINE_HOME=/tmp/peregrine
 
 USER peregrine
 CMD ["peregrine", "worker"]
