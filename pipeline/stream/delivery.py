@@ -36,6 +36,7 @@ from pipeline import deadletter as dl
 from pipeline import metrics
 from pipeline.alerts import falco_json
 from pipeline.errors import ConfigError
+from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
 from pipeline.state.process_tree import TreeLimits
 from pipeline.stream.batch import BatchProcessor, Message
@@ -70,7 +71,13 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
     for path in files:
         loader.add_file(path)
     ruleset = loader.load()
-    scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall", detect_source=lambda e: None)
+    live_audit = None
+    if settings.config_audit:
+        from pipeline.audit.live import LiveAudit
+
+        live_audit = LiveAudit.from_config_file(settings.audit_config or None)
+    scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall",
+                      detect_source=lambda e: None, live_audit=live_audit)
     validate = None
     try:
         from pipeline.fields.schema import validate_event as validate  # type: ignore[no-redef]
@@ -211,7 +218,7 @@ class BatchDelivery:
                 from pipeline.alerts.ocsf import ocsf_finding
 
                 pending.append(await self.ocsf.send(key=key, value=orjson.dumps(ocsf_finding(alert))))
-            self.sink.add(alert.uuid, alert.time_ns, document)
+            self.sink.add(alert.uuid, alert.time_ns, alert_document(alert))
             metrics.ALERTS.labels(alert.priority.label).inc()
         metrics.EVENTS.inc(result.events)
         metrics.ENRICHED.inc(result.enriched)
