@@ -9,6 +9,15 @@ built once at load time and called at most once per event.
 An extractor returns the field's value with Python types that follow the
 declared :class:`FieldType` (``str``, ``int``, ``bool``; a ``list`` of them
 for list-valued fields), or :data:`MISSING` when the event does not carry it.
+
+Two kinds of list values differ in meaning. A *list-valued* field
+(``ka.req.pod.volumes.hostpath``, ``fd.types``) is one value that is a list:
+``in`` means every element is in the set. An *any-of* field (``any_of``: an
+ancestor field used without an index, ``proc.aname``, ``proc.apid``) is a
+list of candidates, one per ancestor, and a comparison holds when it holds
+for one of them, whatever the operator (``proc.aname in (a, b)``: some
+ancestor is a or b; ``proc.aname != bash``: some ancestor is not bash), as
+libsinsp's ``compare_full_aname`` walks the parents.
 Extractors never raise on odd events: a value of the wrong shape is MISSING.
 """
 
@@ -72,6 +81,7 @@ class FieldDef:
     description: str = ""
     is_list: bool = False
     arg: ArgKind = ArgKind.NONE
+    any_of: bool = False  # with is_list: candidates, a comparison holds when it holds for one
 
 
 Extractor = Callable[[Any], Any]
@@ -100,6 +110,11 @@ class BoundField:
     @property
     def is_list(self) -> bool:
         return self.definition.is_list
+
+    @property
+    def any_of(self) -> bool:
+        """The value lists candidates (one per ancestor): compare each, match if one does."""
+        return self.definition.any_of
 
 
 class UnknownField(LookupError):

@@ -4,7 +4,8 @@ An event is shaped like Falco's ``output_fields``: ``{"evt.type": "openat",
 "proc.name": "cat", "proc.aname[2]": "bash", "evt.arg.flags": "O_RDONLY"}``.
 A field is read from the key Falco prints it under, with a few fallbacks a
 collector's event may need: ``proc.aname[1]`` is ``proc.pname`` when only
-that is sent, ``proc.aname`` (no index) is every ancestor we have,
+that is sent, ``proc.aname`` (no index) is every ancestor we have (an
+any-of value: a comparison holds when it holds for one ancestor),
 ``evt.arg[mode]`` reads ``evt.arg.mode``, ``proc.env[HOME]`` is looked up in
 ``proc.env``. Numbers and booleans Falco prints as text are coerced; a typed
 field holding ``<NA>`` or a wrong shape is MISSING. Plain string fields keep
@@ -66,8 +67,9 @@ def _ancestors(definition: FieldDef, arg: str | None, key: str) -> BoundField:
         index = int(arg)
         keys = (key,) + ((own,) if index == 0 else (parent,) if index == 1 else ())
         return BoundField(definition, arg, key, _first(keys, one))
-    # No index: every ancestor (Falco: matches when any ancestor matches).
-    listed = replace(definition, is_list=True)
+    # No index: every ancestor from the parent up, as candidates (libsinsp's
+    # compare_full_aname/apid/...: a comparison matches when one ancestor's does).
+    listed = replace(definition, is_list=True, any_of=True)
     numbered = tuple(f"{name}[{i}]" for i in range(1, MAX_ANCESTORS + 1))
 
     def every(e: Any, _name=name, _parent=parent, _keys=numbered, _c=one, _m=MISSING) -> Any:

@@ -84,6 +84,7 @@ UNSET: Any = _Unset()
 class ValueType:
     type: FieldType
     is_list: bool
+    any_of: bool = False  # a list of candidates (ancestors): a comparison holds when one candidate's does
 
 
 # ----------------------------------------------------------------- evt.type folding
@@ -201,13 +202,14 @@ class FieldBinder:
     def value_type(self, expr: FieldRef | Transform, macro: str | None) -> ValueType:
         if isinstance(expr, FieldRef):
             bound = self.bind(expr, macro)
-            return ValueType(bound.type, bound.is_list)
+            return ValueType(bound.type, bound.is_list, bound.is_list and bound.any_of)
         inner = self.value_type(expr.operand, macro)
         if expr.name == "len":
-            return ValueType(FieldType.INT, False)
+            # len of each candidate for an any-of value; of the whole list otherwise
+            return ValueType(FieldType.INT, inner.any_of, inner.any_of)
         if inner.type not in (FieldType.STRING, FieldType.BYTES, FieldType.IPADDR, FieldType.IPNET):
             raise ConditionCompileError(f"transformer '{expr.name}' needs a text field", expr.pos, macro)
-        return ValueType(FieldType.STRING, inner.is_list)
+        return ValueType(FieldType.STRING, inner.is_list, inner.any_of)
 
 
 def field_key(expr: FieldRef | Transform, binder: FieldBinder, macro: str | None) -> str:
@@ -232,6 +234,8 @@ class _Module:
             "_ip_within": ops.ip_within,
             "_ip_list": ops.ip_list,
             "_cmpv": ops.compare_values,
+            "_cmpv_any": ops.compare_any_value,
+            "_t_len_each": ops.t_len_each,
             "_text_of": ops.text_of,
         }
         for name, function in ops.TRANSFORMS.items():
@@ -383,7 +387,8 @@ class _FunctionGen:
                 code, absent = f"{self.module.const(bound.extract, 'x')}(e)", "_M"
         else:
             operand, _ = self.read(expr.operand, macro)
-            code, absent = f"_t_{expr.name}({operand})", "None"
+            each = expr.name == "len" and self.binder.value_type(expr.operand, macro).any_of
+            code, absent = f"_t_{'len_each' if each else expr.name}({operand})", "None"
         slot = self.slots.get(key)
         if slot is None or slot.uses < 2:
             return code, absent
@@ -417,7 +422,7 @@ class _FunctionGen:
             self.binder.value_type(right.field, macro)
             if op in ("pmatch", "regex"):
                 raise ConditionCompileError(f"operator '{op}' cannot compare with another field", node.pos, macro)
-            return f"_cmpv({op!r}, {value}, {other})"
+            return f"_cmpv{'_any' if vtype.any_of else ''}({op!r}, {value}, {other})"
         if right is None:
             raise ConditionCompileError(f"operator '{op}' needs a value", node.pos, macro)
         if op in LIST_OPERATORS:
@@ -438,6 +443,8 @@ class _FunctionGen:
             if op in _ORDER_OPS:
                 raise ConditionCompileError(f"operator '{op}' does not apply to IP addresses", node.pos, macro)
             nets = const((net,), "n")
+            if vtype.any_of and op == "!=":
+                return f"((_t := {value}) and any(_ip_within(_x, {nets}) is False for _x in _t))"
             if vtype.is_list:
                 return f"_ip_list({value}, {nets}, False)" if op != "!=" else f"((_t := {value}) and not _ip_list(_t, {nets}, False))"
             return f"(_ip_within({value}, {nets}) is {op != '!='})"
@@ -448,6 +455,8 @@ class _FunctionGen:
         if vtype.is_list:
             if op in ("=", "=="):
                 return f"((_t := {value}) and {lit_code} in _t)"
+            if op == "!=" and vtype.any_of:
+                return f"((_t := {value}) and any(_x != {lit_code} for _x in _t))"
             if op == "!=":
                 return f"((_t := {value}) and {lit_code} not in _t)"
             return f"((_t := {value}) and any(_x {op} {lit_code} for _x in _t))"
@@ -504,12 +513,12 @@ class _FunctionGen:
         if vtype.type in ops.IP_TYPES:
             nets = const(tuple(self._literal(item.text, vtype, op, item, macro) for item in items), "n")
             if vtype.is_list:
-                return f"_ip_list({value}, {nets}, {op == 'in'})"
+                return f"_ip_list({value}, {nets}, {op == 'in' and not vtype.any_of})"
             return f"(_ip_within({value}, {nets}) is True)"
         members = frozenset(self._literal(item.text, vtype, "in", item, macro) for item in items)
         name = const(members, "s")
         if vtype.is_list:
-            if op == "in":
+            if op == "in" and not vtype.any_of:
                 return f"((_t := {value}) and {name}.issuperset(_t))"
             return f"((_t := {value}) and not {name}.isdisjoint(_t))"
         return f"({value} in {name})"

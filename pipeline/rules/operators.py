@@ -189,6 +189,13 @@ def t_len(value: Any) -> Any:
     return None
 
 
+def t_len_each(value: Any) -> Any:
+    """``len`` of each candidate of an any-of value (``len(proc.aname)``: one length per ancestor)."""
+    if type(value) is list:
+        return [len(v) for v in value if type(v) is str or type(v) is bytes] or None
+    return t_len(value)
+
+
 TRANSFORMS: dict[str, Callable[[Any], Any]] = {
     "tolower": t_tolower,
     "toupper": t_toupper,
@@ -297,6 +304,16 @@ def _same(value: Any, options: list[Any]) -> bool:
     """``value in options`` without Python's 1 == True: types must agree too."""
     kind = type(value)
     return any(type(option) is kind and option == value for option in options)
+
+
+def compare_any_value(op: str, left: Any, right: Any) -> bool:
+    """``left op val(right)`` where ``left`` lists candidates (ancestors): one must match."""
+    if type(left) is not list:
+        return compare_values(op, left, right)
+    for item in left:
+        if compare_values(op, item, right):
+            return True
+    return False
 
 
 def compare_values(op: str, left: Any, right: Any) -> bool:

@@ -17,6 +17,10 @@ Semantics (Falco's):
 * on a list field, ``in`` means every element is in the set, ``intersects``
   that one is, ``=`` and the text operators that one element matches, ``!=``
   that none equals;
+* on an any-of field (an ancestor field without index, ``proc.aname``), the
+  comparison is made as if the field were a plain value, once per candidate
+  (ancestor), and holds when it holds for one: ``proc.aname in (a, b)`` is
+  "some ancestor is a or b", ``proc.aname != bash`` "some ancestor is not bash";
 * ``glob`` is fnmatch without FNM_PATHNAME (``*`` crosses ``/``), ``iglob`` the
   same ignoring case; ``regex`` must match the whole value (RE2); ``pmatch``
   matches a path equal to, or under, one of the listed paths;
@@ -57,20 +61,26 @@ class ReferenceEvaluator:
             self._bound[key] = self.registry.bind(ref.name, ref.arg)
         return self._bound[key]
 
-    def field_type(self, expr: FieldRef | Transform) -> tuple[FieldType, bool]:
+    def field_type(self, expr: FieldRef | Transform) -> tuple[FieldType, bool, bool]:
+        """(type, is a list, is an any-of list of candidates)."""
         if isinstance(expr, FieldRef):
             bound = self._bind(expr)
-            return bound.type, bound.is_list
+            return bound.type, bound.is_list, bound.is_list and bound.any_of
+        _, is_list, any_of = self.field_type(expr.operand)
         if expr.name == "len":
-            return FieldType.INT, False
-        return FieldType.STRING, self.field_type(expr.operand)[1]
+            return FieldType.INT, any_of, any_of
+        return FieldType.STRING, is_list, any_of
 
     def value(self, expr: FieldRef | Transform, event: Any) -> Any:
         """The value, or None when missing (MISSING, None and [] are all 'missing')."""
         if isinstance(expr, FieldRef):
             raw = self._bind(expr).extract(event)
         else:
-            raw = _transform(expr.name, self.value(expr.operand, event))
+            inner = self.value(expr.operand, event)
+            if self.field_type(expr.operand)[2] and isinstance(inner, list):
+                raw = [out for out in (_transform(expr.name, item) for item in inner) if out is not None]
+            else:
+                raw = _transform(expr.name, inner)
         if raw is MISSING or raw is None or (isinstance(raw, list) and len(raw) == 0):
             return None
         return raw
@@ -91,12 +101,17 @@ class ReferenceEvaluator:
         raise TypeError(f"not a condition node: {node!r}")
 
     def _compare(self, node: Compare, event: Any) -> bool:
-        ftype, is_list = self.field_type(node.left)
+        ftype, is_list, any_of = self.field_type(node.left)
         value = self.value(node.left, event)
         if node.op == "exists":
             return value is not None
         if value is None:
             return False
+        if any_of:
+            return any(self._compare_value(node, ftype, False, candidate, event) for candidate in value)
+        return self._compare_value(node, ftype, is_list, value, event)
+
+    def _compare_value(self, node: Compare, ftype: FieldType, is_list: bool, value: Any, event: Any) -> bool:
         right = node.right
         if isinstance(right, FieldValue):
             other = self.value(right.field, event)

@@ -38,6 +38,9 @@ FIELDS: list[tuple[str, str | None, FieldType, bool]] = [
     ("fd.name", None, FieldType.STRING, False),
     ("proc.cmdline", None, FieldType.STRING, False),
     ("proc.aname", "2", FieldType.STRING, False),
+    ("proc.aname", None, FieldType.STRING, False),  # any ancestor: each operator as on a plain value
+    ("proc.apid", None, FieldType.INT, False),
+    ("proc.apid", "1", FieldType.INT, False),
     ("evt.arg", "mode", FieldType.STRING, False),
     ("proc.pid", None, FieldType.INT, False),
     ("user.uid", None, FieldType.INT, False),
@@ -178,7 +181,7 @@ def _value(ftype: FieldType, is_list: bool) -> st.SearchStrategy[Any]:
 @st.composite
 def events(draw: st.DrawFn) -> dict[str, Any]:
     event: dict[str, Any] = {}
-    flat = [("evt.type", FieldType.STRING, False)] + [(n, t, lst) for n, a, t, lst in FIELDS if a is None and n not in ("proc.cmdline", "user.uid", "ka.ports")]
+    flat = [("evt.type", FieldType.STRING, False)] + [(n, t, lst) for n, a, t, lst in FIELDS if a is None and n not in ("proc.cmdline", "user.uid", "ka.ports", "proc.aname", "proc.apid")]
     for name, ftype, is_list in flat:
         presence = draw(st.integers(0, 5))
         if presence == 0:
@@ -195,6 +198,8 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
         event["ports"] = draw(_value(FieldType.INT, True))
     if draw(st.booleans()):
         event["anames"] = draw(st.lists(_value(FieldType.STRING, False), max_size=4))
+    if draw(st.booleans()):
+        event["apids"] = draw(st.lists(st.one_of(_value(FieldType.INT, False), st.just("7")), max_size=4))
     if draw(st.booleans()):
         event["args"] = {"mode": draw(_value(FieldType.STRING, False))}
     return event

@@ -101,6 +101,31 @@ GOLDEN: list[tuple[str, dict[str, Any], bool]] = [
     ("proc.aname[2] = init", {"anames": ["sh", "bash", "init"]}, True),
     ("proc.aname[5] = init", {"anames": ["sh", "bash", "init"]}, False),
     ("evt.arg.mode = r and evt.arg[mode] = r", {"args": {"mode": "r"}}, True),
+    # an ancestor field without index: the comparison holds for some ancestor (parent up),
+    # whatever the operator, as libsinsp's compare_full_aname/apid walk the parents
+    ("proc.aname in (sshd, init)", {"anames": ["sh", "bash", "sshd"]}, True),  # not every ancestor
+    ("proc.aname in (sh)", {"anames": ["sh", "bash", "sshd"]}, False),  # [0] is the process itself
+    ("proc.aname intersects (sshd)", {"anames": ["sh", "bash", "sshd"]}, True),
+    ("proc.aname = sshd", {"anames": ["sh", "bash", "sshd"]}, True),
+    ("proc.aname != bash", {"anames": ["sh", "bash", "sshd"]}, True),  # sshd is not bash
+    ("proc.aname != bash", {"anames": ["sh", "bash"]}, False),  # the only ancestor is bash
+    ("proc.aname != bash", {"anames": ["sh"]}, False),  # no ancestor: false, != included
+    ("not proc.aname in (bash)", {"anames": ["sh"]}, True),
+    ("proc.aname exists", {"anames": ["sh"]}, False),
+    ("proc.aname exists", {"anames": ["sh", "bash"]}, True),
+    ("proc.aname startswith ss", {"anames": ["sh", "bash", "sshd"]}, True),
+    ("proc.aname pmatch (/usr)", {"anames": ["sh", "bash", "/usr/bin/x"]}, True),
+    ("proc.aname glob 'ba*'", {"anames": ["bash", "zsh"]}, False),
+    ("len(proc.aname) = 4", {"anames": ["sh", "ab", "sshd"]}, True),  # one ancestor's name has 4 letters
+    ("len(proc.aname) = 2", {"anames": ["sh", "abc", "sshd"]}, False),
+    ("toupper(proc.aname) in (SSHD)", {"anames": ["sh", "bash", "sshd"]}, True),
+    ("proc.aname = val(proc.name)", {"anames": ["x", "bash", "sh"], "proc.name": "sh"}, True),
+    ("proc.aname != val(proc.name)", {"anames": ["x", "sh"], "proc.name": "sh"}, False),
+    ("proc.apid in (1, 2)", {"apids": [9, 5, 1]}, True),
+    ("proc.apid != 5", {"apids": [9, 5]}, False),
+    ("proc.apid != 5", {"apids": [9, 5, 1]}, True),
+    ("proc.apid > 4", {"apids": [9, 1, 5]}, True),
+    ("proc.apid < 1", {"apids": [0, 1, 5]}, False),
     # macros, including one used twice
     ("twice and not proc.pname = sshd", {"proc.name": "sh"}, True),
     ("shell or fd.name = x", {"proc.name": "zsh"}, False),

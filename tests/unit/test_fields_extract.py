@@ -55,7 +55,8 @@ def test_ancestors_with_and_without_index():
     assert sys("proc.aname", event, "2") == "sshd"
     assert sys("proc.aname", event, "3") is MISSING
     every = registry_for("syscall").bind("proc.aname")
-    assert every.is_list and every.extract(event) == ["bash", "sshd"]
+    assert every.is_list and every.any_of and every.extract(event) == ["bash", "sshd"]
+    assert not registry_for("syscall").bind("proc.name").any_of
     assert registry_for("syscall").bind("proc.aname", "2").is_list is False
     assert sys("proc.apid", event, "1") == 7
     with pytest.raises(UnknownField):

@@ -7,6 +7,7 @@ computed from nested data so the compiler cannot inline them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pipeline.fields.registry import MISSING, ArgKind, BoundField, FieldDef, FieldRegistry, FieldType
@@ -28,7 +29,8 @@ COMPUTED = [
     FieldDef("proc.cmdline", FieldType.STRING),  # from e["proc"]["cmdline"]
     FieldDef("user.uid", FieldType.INT),  # from e["user"]["uid"]
     FieldDef("ka.ports", FieldType.INT, is_list=True),  # from e["ports"]
-    FieldDef("proc.aname", FieldType.STRING, arg=ArgKind.OPTIONAL_INDEX),  # e["anames"][i]
+    FieldDef("proc.aname", FieldType.STRING, arg=ArgKind.OPTIONAL_INDEX),  # e["anames"][i]; bare: any of [1:]
+    FieldDef("proc.apid", FieldType.INT, arg=ArgKind.OPTIONAL_INDEX),  # e["apids"][i]; bare: any of [1:]
     FieldDef("evt.arg", FieldType.STRING, arg=ArgKind.KEY_OR_INDEX),  # e["args"][key]
 ]
 
@@ -62,16 +64,22 @@ def _bind(definition: FieldDef, arg: str | None, key: str) -> BoundField:
         extract = lambda e: _typed(_nested(e, "user", "uid"), definition.type, False)  # noqa: E731
     elif name == "ka.ports":
         extract = lambda e: _typed(_nested(e, "ports"), definition.type, True)  # noqa: E731
-    elif name == "proc.aname":
+    elif name in ("proc.aname", "proc.apid"):
+        # like libsinsp: [0] the process, [1] its parent...; no index: any ancestor (parent up)
         index = int(arg) if arg is not None else None
+        element = str if name == "proc.aname" else int
+        where = "anames" if name == "proc.aname" else "apids"
 
         def extract(e: Any) -> Any:
-            names = _nested(e, "anames")
-            if not isinstance(names, list):
+            values = _nested(e, where)
+            if not isinstance(values, list):
                 return MISSING
             if index is None:
-                return names[1] if len(names) > 1 and isinstance(names[1], str) else MISSING
-            return names[index] if 0 <= index < len(names) and isinstance(names[index], str) else MISSING
+                return [v for v in values[1:] if type(v) is element] or MISSING
+            return values[index] if 0 <= index < len(values) and type(values[index]) is element else MISSING
+
+        if index is None:
+            return BoundField(replace(definition, is_list=True, any_of=True), arg, key, extract)
     else:  # evt.arg
         extract = lambda e: _typed(_nested(e, "args", arg or ""), definition.type, False)  # noqa: E731
     return BoundField(definition, arg, key, extract)
