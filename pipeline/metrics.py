@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker, served by the Faust web server at ``/metrics``."""
+"""Prometheus metrics of a worker (served by the Faust web server at ``/metrics``) and of the audit webhook receiver (its own ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,18 @@ BATCH_SECONDS = Histogram(
 BATCH_MESSAGES = Histogram("peregrine_batch_messages", "Messages per batch", buckets=(1, 10, 100, 500, 1000, 5000), registry=REGISTRY)
 CONTAINERS = Gauge("peregrine_tracked_containers", "Containers with process state in this worker", registry=REGISTRY)
 
+# The audit webhook receiver (`peregrine webhook`).
+WEBHOOK_REQUESTS = Counter("peregrine_webhook_requests_total", "Audit webhook requests answered", ["code"], registry=REGISTRY)
+WEBHOOK_EVENTS = Counter("peregrine_webhook_events_total", "Audit events acked by Kafka", registry=REGISTRY)
+WEBHOOK_OVERSIZED = Counter(
+    "peregrine_webhook_oversized_events_total", "Audit events too large for one Kafka message",
+    ["outcome"], registry=REGISTRY,  # trimmed (request/response objects removed) or dropped
+)
+
 for reason in ("undecodable", "oversized", "schema", "evaluation_error", "index_rejected"):
     DEAD_LETTERS.labels(reason)
+for outcome in ("trimmed", "dropped"):
+    WEBHOOK_OVERSIZED.labels(outcome)
 
 
 def exposition() -> bytes:

@@ -37,6 +37,7 @@ def _register() -> None:
     from pipeline.cli import replay; replay.register(app)  # noqa: E702
     from pipeline.cli import demo; demo.register(app)  # noqa: E702
     from pipeline.cli import alerts; alerts.register(app)  # noqa: E702
+    from pipeline.cli import webhook; webhook.register(app)  # noqa: E702
 
 
 _register()

@@ -1,0 +1,46 @@
+"""`peregrine webhook`: the audit webhook receiver kube-apiserver posts to.
+
+Point ``--audit-webhook-config-file`` at a kubeconfig whose server is
+``https://<host>:<port>/k8s-audit`` (deploy/k8s/audit/webhook-kubeconfig.yaml).
+Each event goes to the K8s audit topic keyed by namespace. A broker that does
+not answer, a missing topic or a port in use exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def webhook(
+    listen: Optional[str] = typer.Option(None, "--listen", help="HOST:PORT or :PORT (default PEREGRINE_WEBHOOK_LISTEN or :9765)"),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the bearer token the API server sends (else PEREGRINE_WEBHOOK_TOKEN; none: no auth)"),
+    tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="PEM certificate (chain): serve HTTPS"),
+    tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+    max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", min=1, help="Larger bodies get 413 (default 32 MiB)"),
+    loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
+) -> None:
+    """Receive kube-apiserver audit events (EventList posts) and produce them to Kafka."""
+    from pipeline.errors import ConfigError
+    from pipeline.webhook.server import serve
+    from pipeline.webhook.settings import WebhookSettings
+
+    level = getattr(logging, loglevel.upper(), None)
+    if not isinstance(level, int):
+        raise ConfigError(f"--loglevel must be one of debug, info, warning, error; got {loglevel!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
+    settings = WebhookSettings.from_env(listen=listen, token_file=token_file, tls_cert=tls_cert, tls_key=tls_key,
+                                        max_body_bytes=max_body_bytes)
+    try:
+        asyncio.run(serve(settings, lambda message: print(message, flush=True)))
+    except KeyboardInterrupt:
+        pass
+
+
+def register(root: typer.Typer) -> None:
+    root.command("webhook")(webhook)

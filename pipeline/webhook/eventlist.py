@@ -1,0 +1,126 @@
+"""A request body -> the Kafka records of its audit events.
+
+The API server's webhook backend posts an ``audit.k8s.io`` ``EventList``
+(Falco's k8saudit plugin also takes a single ``Event``). Its items carry no
+``kind``/``apiVersion`` of their own; each record gets them from the list, so
+a message on the audit topic is one event exactly as the log backend writes
+it. The key is ``objectRef.namespace`` (one namespace's events land in one
+partition, in order); events with no namespace (cluster-scoped objects,
+non-resource URLs) share :data:`CLUSTER_KEY`.
+
+An event too large for one Kafka message is trimmed the way a lower audit
+level would record it (``responseObject``, then ``requestObject`` removed,
+named in the ``peregrine.dev/trimmed`` annotation): who did what to which
+object is kept. One that is still too large is dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from pipeline.errors import EventError
+
+CLUSTER_KEY = b"_cluster"
+TRIMMED_ANNOTATION = "peregrine.dev/trimmed"
+_TRIMMABLE = ("responseObject", "requestObject")
+
+
+class BadAuditBody(EventError):
+    """A body the receiver answers with 400: the reason is sent back."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    key: bytes
+    value: bytes
+    audit_id: str
+    trimmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedEvent:
+    audit_id: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    records: tuple[AuditRecord, ...]
+    dropped: tuple[DroppedEvent, ...] = ()
+
+
+def parse_body(body: bytes) -> list[dict]:
+    """The events of an ``EventList`` or a single ``Event``. Raises BadAuditBody."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadAuditBody(f"body is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BadAuditBody(f"body is a JSON {_type(document)}, not an audit.k8s.io EventList or Event object")
+    api_version = document.get("apiVersion")
+    kind = document.get("kind")
+    if not isinstance(api_version, str) or not api_version.startswith("audit.k8s.io/"):
+        raise BadAuditBody(f"apiVersion is {api_version!r}, not audit.k8s.io/v1 (an audit EventList or Event)")
+    if kind == "Event":
+        return [document]
+    if kind != "EventList":
+        raise BadAuditBody(f"kind is {kind!r}, not EventList or Event")
+    items = document.get("items")
+    if items is None:
+        return []  # Go encodes an empty list as null
+    if not isinstance(items, list):
+        raise BadAuditBody(f"items is a JSON {_type(items)}, not an array of events")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadAuditBody(f"items[{index}] is a JSON {_type(item)}, not an event object")
+    for item in items:
+        item.setdefault("kind", "Event")
+        item.setdefault("apiVersion", api_version)
+    return items
+
+
+def event_key(event: dict) -> bytes:
+    ref = event.get("objectRef")
+    namespace = ref.get("namespace") if isinstance(ref, dict) else None
+    return namespace.encode("utf-8") if isinstance(namespace, str) and namespace else CLUSTER_KEY
+
+
+def to_batch(events: list[dict], max_event_bytes: int) -> Batch:
+    """Records in the order of the events (trimmed where needed), and what was dropped."""
+    records: list[AuditRecord] = []
+    dropped: list[DroppedEvent] = []
+    for event in events:
+        audit_id = str(event.get("auditID", ""))
+        value = orjson.dumps(event)
+        trimmed = False
+        if len(value) > max_event_bytes:
+            original_size = len(value)
+            value = _trimmed(event, max_event_bytes)
+            if value is None:
+                dropped.append(DroppedEvent(audit_id, original_size))
+                continue
+            trimmed = True
+        records.append(AuditRecord(event_key(event), value, audit_id, trimmed))
+    return Batch(tuple(records), tuple(dropped))
+
+
+def _trimmed(event: dict, max_event_bytes: int) -> bytes | None:
+    smaller = dict(event)
+    removed: list[str] = []
+    for name in _TRIMMABLE:
+        if name not in smaller:
+            continue
+        del smaller[name]
+        removed.append(name)
+        annotations = smaller.get("annotations")
+        smaller["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), TRIMMED_ANNOTATION: ",".join(removed)}
+        value = orjson.dumps(smaller)
+        if len(value) <= max_event_bytes:
+            return value
+    return None
+
+
+def _type(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")

@@ -1,0 +1,90 @@
+"""The records of one request to Kafka, acknowledged by every in-sync replica.
+
+Records of one request are handed to the producer in order; with one key per
+namespace they share a partition, and the idempotent producer keeps their
+order across retries. ``send`` returns only when Kafka has acked all of them,
+and raises :class:`KafkaRefused` otherwise, so the receiver answers 503 and
+the API server sends the batch again (at least once: the worker's alert ids
+are stable over a replay, so OpenSearch stores each alert once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pipeline.errors import ConfigError, PeregrineError
+from pipeline.webhook.eventlist import AuditRecord
+
+log = logging.getLogger(__name__)
+
+
+class KafkaRefused(PeregrineError):
+    """Kafka did not ack a request's events in time."""
+
+
+class AuditProducer:
+    def __init__(self, broker: str, topic: str, *, max_event_bytes: int, timeout_s: float, startup_timeout_s: float) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.max_event_bytes = max_event_bytes
+        self.timeout_s = timeout_s
+        self.startup_timeout_s = startup_timeout_s
+        self._producer = None
+
+    async def start(self) -> None:
+        """Connect and check the topic exists; a clear ConfigError otherwise."""
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        from pipeline.stack.health import quiet_aiokafka
+
+        timeout = self.startup_timeout_s
+        unreachable = (f"Kafka broker {self.broker} did not answer within {timeout:.0f}s; is it running "
+                       "(`peregrine stack status`) and is PEREGRINE_KAFKA_BOOTSTRAP right?")
+        with quiet_aiokafka():
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker, request_timeout_ms=int(timeout * 1000))
+            try:
+                await asyncio.wait_for(admin.start(), timeout)
+                topics = set(await asyncio.wait_for(admin.list_topics(), timeout))
+            except Exception:  # noqa: BLE001 - refused, timeout, not a Kafka: all mean "unreachable"
+                raise ConfigError(unreachable) from None
+            finally:
+                await admin.close()
+        if self.topic not in topics:
+            raise ConfigError(f"Kafka topic {self.topic} is missing on {self.broker}; create it with "
+                              "`peregrine stack provision` or fix PEREGRINE_K8S_AUDIT_TOPIC")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.broker,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=self.max_event_bytes + 64 * 1024,
+            request_timeout_ms=int(self.timeout_s * 1000),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), timeout)
+        except Exception:  # noqa: BLE001
+            await producer.stop()
+            raise ConfigError(unreachable) from None
+        self._producer = producer
+
+    async def send(self, records: tuple[AuditRecord, ...]) -> None:
+        if self._producer is None:
+            raise KafkaRefused("the Kafka producer is not started")
+        try:
+            await asyncio.wait_for(self._send(records), self.timeout_s)
+        except asyncio.TimeoutError:
+            raise KafkaRefused(f"Kafka did not ack {len(records)} event(s) within {self.timeout_s:.0f}s") from None
+        except Exception as error:  # noqa: BLE001 - any KafkaError: the API server must retry
+            raise KafkaRefused(f"Kafka refused the events: {type(error).__name__}: {error}") from None
+
+    async def _send(self, records: tuple[AuditRecord, ...]) -> None:
+        assert self._producer is not None
+        pending = [await self._producer.send(self.topic, value=r.value, key=r.key) for r in records]
+        await asyncio.gather(*pending)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()

@@ -1,0 +1,166 @@
+"""The HTTP side of the receiver (aiohttp): ``POST <path>`` (default
+``/k8s-audit``), ``GET /healthz`` and ``GET /metrics``.
+
+Answers, in the order they are checked: 401 without the bearer token; 413
+for a body over the limit (before it is read, when Content-Length says so);
+400 with ``{"reason": ...}`` for a body that is not an audit EventList or
+Event; 503 when Kafka does not ack (the API server retries); 200 once Kafka
+has acked every event of the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import ssl
+from typing import Callable
+
+from aiohttp import web
+
+from pipeline import metrics
+from pipeline.errors import ConfigError
+from pipeline.webhook.eventlist import BadAuditBody, parse_body, to_batch
+from pipeline.webhook.producer import AuditProducer, KafkaRefused
+from pipeline.webhook.settings import WebhookSettings
+from pipeline.webhook.token import BearerToken
+
+log = logging.getLogger("peregrine.webhook")
+
+SETTINGS = web.AppKey("settings", WebhookSettings)
+PRODUCER = web.AppKey("producer", AuditProducer)
+TOKEN = web.AppKey("token", BearerToken)
+
+
+def _answer(status: int, body: dict, headers: dict[str, str] | None = None) -> web.Response:
+    metrics.WEBHOOK_REQUESTS.labels(str(status)).inc()
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def receive(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if not request.app[TOKEN].accepts(request.headers.get("Authorization")):
+        return _answer(401, {"reason": "missing or wrong bearer token"}, {"WWW-Authenticate": 'Bearer realm="peregrine"'})
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _answer(413, {"reason": f"body of {request.content_length} bytes is over the limit of {limit}"})
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _answer(413, {"reason": f"body is over the limit of {limit} bytes"})
+    try:
+        events = parse_body(body)
+    except BadAuditBody as error:
+        return _answer(400, {"reason": str(error)})
+    batch = to_batch(events, settings.max_event_bytes)
+    for dropped in batch.dropped:
+        log.warning("audit event %s of %d bytes dropped: over %d bytes even without its request and response objects",
+                    dropped.audit_id, dropped.size, settings.max_event_bytes)
+        metrics.WEBHOOK_OVERSIZED.labels("dropped").inc()
+    trimmed = sum(1 for r in batch.records if r.trimmed)
+    if trimmed:
+        metrics.WEBHOOK_OVERSIZED.labels("trimmed").inc(trimmed)
+    try:
+        await request.app[PRODUCER].send(batch.records)
+    except KafkaRefused as error:
+        log.warning("answering 503: %s", error)
+        return _answer(503, {"reason": str(error)}, {"Retry-After": "1"})
+    metrics.WEBHOOK_EVENTS.inc(len(batch.records))
+    return _answer(200, {"accepted": len(batch.records), "trimmed": trimmed, "dropped": len(batch.dropped)})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "topic": request.app[SETTINGS].topic})
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Prometheus-Format": "0.0.4"})
+
+
+def build_app(settings: WebhookSettings, producer: AuditProducer, token: BearerToken) -> web.Application:
+    # aiohttp refuses a larger body itself too (chunked requests with no Content-Length).
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[PRODUCER] = producer
+    app[TOKEN] = token
+    app.router.add_post(settings.path, receive)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+def tls_context(settings: WebhookSettings) -> ssl.SSLContext | None:
+    if not settings.tls:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
+    except (ssl.SSLError, OSError) as error:
+        raise ConfigError(f"cannot load --tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {error}") from None
+    return context
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class Receiver:
+    """The running receiver: Kafka producer started, then the port bound."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+        self.producer = AuditProducer(settings.broker, settings.topic, max_event_bytes=settings.max_event_bytes,
+                                      timeout_s=settings.produce_timeout_s, startup_timeout_s=settings.startup_timeout_s)
+        self.token = BearerToken(settings.token, settings.token_file)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.settings.tls else "http"
+        host = self.settings.listen.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}{self.settings.path}"
+
+    async def start(self) -> None:
+        context = tls_context(self.settings)
+        await self.producer.start()
+        runner = web.AppRunner(build_app(self.settings, self.producer, self.token), access_log=None)
+        await runner.setup()
+        listen = self.settings.listen
+        try:
+            sock = socket.create_server((listen.host, listen.port), family=_family(listen.host), backlog=512)
+        except OSError as error:
+            await runner.cleanup()
+            await self.producer.stop()
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ConfigError(f"cannot listen on {listen}: {reason}") from None
+        await web.SockSite(runner, sock, ssl_context=context).start()
+        self._runner = runner
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.producer.stop()
+
+
+async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
+    """Run until SIGTERM or SIGINT."""
+    receiver = Receiver(settings)
+    await receiver.start()
+    auth = "bearer token required" if receiver.token.required else "NO token: anyone who reaches the port can post"
+    say(f"peregrine webhook listening on {receiver.url} ({auth}); events to {settings.topic} on {settings.broker}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await receiver.stop()

@@ -1,0 +1,120 @@
+"""The receiver's settings: where it listens, how it authenticates, its limits
+and where its events go. Flags of ``peregrine webhook`` win over
+``PEREGRINE_WEBHOOK_*`` variables, which win over the defaults; the broker
+and topic come from the worker's settings (``PEREGRINE_KAFKA_BOOTSTRAP``,
+``PEREGRINE_K8S_AUDIT_TOPIC``), so both sides agree."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from pipeline.errors import ConfigError
+
+#: Falco's k8saudit plugin listens on :9765 at /k8s-audit; so does Peregrine.
+DEFAULT_LISTEN = ":9765"
+DEFAULT_PATH = "/k8s-audit"
+#: The API server batches up to 400 events (--audit-webhook-batch-max-size) of up to
+#: a few hundred KiB each at RequestResponse level.
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+#: One event must fit one Kafka message the worker accepts (PEREGRINE_MAX_MESSAGE_BYTES).
+DEFAULT_MAX_EVENT_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Listen":
+        """``HOST:PORT``, ``:PORT`` (every interface) or ``[IPv6]:PORT``."""
+        raw = text.strip()
+        host, sep, port_text = raw.rpartition(":")
+        if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ConfigError(f"--listen {text!r}: expected HOST:PORT, :PORT or [IPv6]:PORT with a port 0-65535")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return cls(host or "0.0.0.0", int(port_text))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    broker: str
+    topic: str
+    listen: Listen = Listen("0.0.0.0", 9765)
+    path: str = DEFAULT_PATH
+    token: str | None = None  # the bearer token itself (PEREGRINE_WEBHOOK_TOKEN)
+    token_file: Path | None = None  # or a file holding it, re-read when it changes
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    produce_timeout_s: float = 10.0  # Kafka must ack a request's events within this, else 503
+    startup_timeout_s: float = 15.0
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def check(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+        for name in ("tls_cert", "tls_key", "token_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
+        if self.token is not None and self.token_file is not None:
+            raise ConfigError("give the token either in a file (--token-file) or in PEREGRINE_WEBHOOK_TOKEN, not both")
+        if self.token is not None and not self.token.strip():
+            raise ConfigError("PEREGRINE_WEBHOOK_TOKEN is set but empty")
+        if self.max_body_bytes < 1 or self.max_event_bytes < 1:
+            raise ConfigError("--max-body-bytes and PEREGRINE_WEBHOOK_MAX_EVENT_BYTES must be at least 1")
+        if not self.path.startswith("/"):
+            raise ConfigError(f"the webhook path must start with '/', got {self.path!r}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> "WebhookSettings":
+        """Settings from ``PEREGRINE_*`` variables; ``flags`` that are not None win."""
+        from pipeline.stream.settings import PipelineSettings
+
+        env = os.environ if env is None else env
+        pipeline = PipelineSettings.from_env(env)
+
+        def get(name: str) -> str | None:
+            value = env.get(f"PEREGRINE_WEBHOOK_{name}")
+            return value.strip() if value is not None and value.strip() != "" else None
+
+        def number(name: str, default: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ConfigError(f"PEREGRINE_WEBHOOK_{name}={raw!r} is not a whole number") from None
+
+        listen = flags.get("listen") or get("LISTEN") or DEFAULT_LISTEN
+        token_file = flags.get("token_file") or get("TOKEN_FILE")
+        cert = flags.get("tls_cert") or get("TLS_CERT")
+        key = flags.get("tls_key") or get("TLS_KEY")
+        max_body = flags.get("max_body_bytes")
+        settings = cls(
+            broker=pipeline.broker,
+            topic=pipeline.k8s_audit_topic,
+            listen=Listen.parse(str(listen)),
+            path=get("PATH") or DEFAULT_PATH,
+            token=env.get("PEREGRINE_WEBHOOK_TOKEN") if env.get("PEREGRINE_WEBHOOK_TOKEN") is not None else None,
+            token_file=Path(str(token_file)) if token_file else None,
+            tls_cert=Path(str(cert)) if cert else None,
+            tls_key=Path(str(key)) if key else None,
+            max_body_bytes=int(max_body) if max_body is not None else number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),  # type: ignore[arg-type]
+            max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+        )
+        settings.check()
+        return settings

@@ -1,0 +1,169 @@
+"""The audit webhook's request handling without a server: bodies, keys, trimming, token, settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.webhook.eventlist import CLUSTER_KEY, TRIMMED_ANNOTATION, BadAuditBody, event_key, parse_body, to_batch
+from pipeline.webhook.settings import Listen, WebhookSettings
+from pipeline.webhook.token import BearerToken
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTLIST = ROOT / "tests" / "data" / "events" / "k8s_audit_eventlist.json"
+SINGLE = ROOT / "tests" / "data" / "k8s_audit" / "privileged_pod_create.json"
+
+
+def test_an_eventlist_gives_its_items_in_order_with_kind_and_api_version():
+    body = EVENTLIST.read_bytes()
+    events = parse_body(body)
+    expected = json.loads(body)["items"]
+    assert [e["auditID"] for e in events] == [e["auditID"] for e in expected]
+    assert all(e["kind"] == "Event" and e["apiVersion"] == "audit.k8s.io/v1" for e in events)
+    assert events[0]["objectRef"] == expected[0]["objectRef"]
+
+
+def test_a_single_event_is_accepted_as_falco_does():
+    events = parse_body(SINGLE.read_bytes())
+    assert len(events) == 1 and events[0]["auditID"] == "a1"
+
+
+def test_item_api_version_is_kept_and_empty_lists_are_fine():
+    body = orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                         "items": [{"apiVersion": "audit.k8s.io/v1beta1", "auditID": "x"}]})
+    assert parse_body(body)[0]["apiVersion"] == "audit.k8s.io/v1beta1"
+    assert parse_body(b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":null}') == []
+    assert parse_body(b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}') == []
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"", "body is not JSON"),
+    (b"{not json", "body is not JSON"),
+    (b"[1, 2]", "body is a JSON array, not an audit.k8s.io EventList or Event object"),
+    (b'"EventList"', "body is a JSON string"),
+    (b'{"kind": "EventList", "items": []}', "apiVersion is None, not audit.k8s.io/v1"),
+    (b'{"kind": "PodList", "apiVersion": "v1", "items": []}', "apiVersion is 'v1', not audit.k8s.io/v1"),
+    (b'{"kind": "Policy", "apiVersion": "audit.k8s.io/v1"}', "kind is 'Policy', not EventList or Event"),
+    (b'{"apiVersion": "audit.k8s.io/v1", "items": []}', "kind is None, not EventList or Event"),
+    (b'{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": {"a": 1}}', "items is a JSON object, not an array of events"),
+    (b'{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [{}, "x"]}', "items[1] is a JSON string, not an event object"),
+    (b'{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [null]}', "items[0] is a JSON null, not an event object"),
+])
+def test_malformed_bodies_have_a_reason(body, reason):
+    with pytest.raises(BadAuditBody) as caught:
+        parse_body(body)
+    assert str(caught.value).startswith(reason)
+
+
+def test_keys_are_the_namespace_or_the_cluster_key():
+    assert event_key({"objectRef": {"resource": "pods", "namespace": "shop"}}) == b"shop"
+    assert event_key({"objectRef": {"resource": "clusterrolebindings", "name": "x"}}) == CLUSTER_KEY
+    assert event_key({"objectRef": {"resource": "namespaces", "namespace": ""}}) == CLUSTER_KEY
+    assert event_key({"requestURI": "/healthz"}) == CLUSTER_KEY
+    assert event_key({"objectRef": "shop"}) == CLUSTER_KEY
+    assert event_key({"objectRef": {"namespace": 7}}) == CLUSTER_KEY
+
+
+def test_records_keep_order_values_and_keys():
+    events = parse_body(EVENTLIST.read_bytes())
+    batch = to_batch(events, 1_000_000)
+    assert [orjson.loads(r.value) for r in batch.records] == events
+    assert [r.key for r in batch.records] == [b"shop"] * 5 + [b"kube-system"]
+    assert batch.dropped == () and not any(r.trimmed for r in batch.records)
+
+
+def _big_event(request_size: int, response_size: int) -> dict:
+    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "big", "stage": "ResponseComplete",
+            "verb": "update", "objectRef": {"resource": "configmaps", "namespace": "ns", "name": "c"},
+            "annotations": {"authorization.k8s.io/decision": "allow"},
+            "requestObject": {"data": {"k": "r" * request_size}}, "responseObject": {"data": {"k": "s" * response_size}}}
+
+
+def test_an_oversized_event_loses_its_response_then_its_request_object():
+    batch = to_batch([_big_event(100, 5000)], 2000)
+    record = orjson.loads(batch.records[0].value)
+    assert batch.records[0].trimmed and "responseObject" not in record and record["requestObject"]["data"]["k"] == "r" * 100
+    assert record["annotations"] == {"authorization.k8s.io/decision": "allow", TRIMMED_ANNOTATION: "responseObject"}
+    both = orjson.loads(to_batch([_big_event(5000, 5000)], 2000).records[0].value)
+    assert "requestObject" not in both and both["annotations"][TRIMMED_ANNOTATION] == "responseObject,requestObject"
+    assert both["verb"] == "update" and both["objectRef"]["name"] == "c"
+
+
+def test_an_event_too_large_even_trimmed_is_dropped_and_the_rest_kept():
+    huge = _big_event(10, 10) | {"user": {"username": "u" * 5000}}
+    small = {"auditID": "s", "objectRef": {"namespace": "a"}}
+    batch = to_batch([small, huge, small], 2000)
+    assert [r.audit_id for r in batch.records] == ["s", "s"]
+    assert [d.audit_id for d in batch.dropped] == ["big"] and batch.dropped[0].size > 5000
+
+
+def test_bearer_token_checks(tmp_path):
+    token = BearerToken("s3cret")
+    assert token.required
+    assert token.accepts("Bearer s3cret") and token.accepts("bearer s3cret")
+    for bad in (None, "", "Bearer", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"):
+        assert not token.accepts(bad), bad
+    assert BearerToken().accepts(None) and not BearerToken().required
+
+
+def test_token_file_is_reread_when_it_changes(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("first\n")
+    token = BearerToken(path=path)
+    assert token.accepts("Bearer first")
+    path.write_text("second-token\n")
+    assert token.accepts("Bearer second-token") and not token.accepts("Bearer first")
+    path.unlink()  # a Secret being swapped: the last good token stays
+    assert token.accepts("Bearer second-token")
+
+
+def test_token_file_problems_are_config_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        BearerToken(path=empty)
+    with pytest.raises(ConfigError, match="missing"):
+        BearerToken(path=tmp_path / "missing")
+
+
+@pytest.mark.parametrize("text, host, port", [
+    (":9765", "0.0.0.0", 9765), ("127.0.0.1:8443", "127.0.0.1", 8443), ("[::1]:9765", "::1", 9765), ("localhost:0", "localhost", 0),
+])
+def test_listen_addresses(text, host, port):
+    assert Listen.parse(text) == Listen(host, port)
+
+
+@pytest.mark.parametrize("text", ["9765", "host:", "host:http", ":70000", ""])
+def test_bad_listen_addresses(text):
+    with pytest.raises(ConfigError, match="--listen"):
+        Listen.parse(text)
+
+
+def test_settings_from_env_and_flags(tmp_path):
+    env = {"PEREGRINE_KAFKA_BOOTSTRAP": "kafka:9092", "PEREGRINE_K8S_AUDIT_TOPIC": "audit",
+           "PEREGRINE_WEBHOOK_LISTEN": ":8443", "PEREGRINE_WEBHOOK_MAX_BODY_BYTES": "1000", "PEREGRINE_WEBHOOK_TOKEN": "t"}
+    settings = WebhookSettings.from_env(env)
+    assert (settings.broker, settings.topic, settings.listen, settings.max_body_bytes, settings.token) == \
+        ("kafka:9092", "audit", Listen("0.0.0.0", 8443), 1000, "t")
+    assert settings.path == "/k8s-audit" and not settings.tls
+    flagged = WebhookSettings.from_env(env, listen="127.0.0.1:1", max_body_bytes=5)
+    assert (flagged.listen, flagged.max_body_bytes) == (Listen("127.0.0.1", 1), 5)
+    defaults = WebhookSettings.from_env({})
+    assert defaults.listen == Listen("0.0.0.0", 9765) and defaults.token is None and defaults.max_body_bytes == 32 * 1024 * 1024
+
+
+def test_settings_errors(tmp_path):
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match="go together"):
+        WebhookSettings.from_env({}, tls_cert=cert)
+    with pytest.raises(ConfigError, match="no such file"):
+        WebhookSettings.from_env({}, tls_cert=cert, tls_key=tmp_path / "nope.pem")
+    with pytest.raises(ConfigError, match="not both"):
+        WebhookSettings.from_env({"PEREGRINE_WEBHOOK_TOKEN": "t"}, token_file=cert)
+    with pytest.raises(ConfigError, match="not a whole number"):
+        WebhookSettings.from_env({"PEREGRINE_WEBHOOK_MAX_BODY_BYTES": "lots"})
