@@ -1,5 +1,7 @@
 """`peregrine alerts`: what is in OpenSearch. `retention --days N` deletes daily
-alert indices older than N days; `search` prints the latest alerts."""
+alert indices older than N days; `search` prints the latest alerts; `report`
+summarises a time range for a SOC (per priority, source, hour; top rules,
+namespaces, containers, images, users)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import typer
 
 from pipeline.errors import ConfigError, StackError
 
-app = typer.Typer(help="Alerts stored in OpenSearch: search them, apply retention.", no_args_is_help=True)
+app = typer.Typer(help="Alerts stored in OpenSearch: search them, report on them, apply retention.", no_args_is_help=True)
 
 
 def expired_indices(names: list[str], prefix: str, days: int, today: datetime) -> list[str]:
@@ -87,6 +89,61 @@ def search(
     for alert in alerts:
         table.add_row(alert.get("time", "")[:23], alert.get("priority", ""), alert.get("rule", ""), alert.get("output", "")[:200])
     Console(highlight=False).print(table)
+
+
+@app.command("report")
+def report(
+    since: str = typer.Option("24h", "--since", help="How far back from --until: 30m, 24h, 7d"),
+    until_ms: int = typer.Option(0, "--until-ms", help="End of the range, epoch milliseconds (default: now)"),
+    top: int = typer.Option(10, "--top", min=1, help="Rows in each top-N section"),
+    output: str = typer.Option("pretty", "--format", help="pretty or json"),
+) -> None:
+    """Summarise the alerts of a time range: per priority, source and hour; top rules, namespaces, containers, images, users."""
+    import time
+
+    import orjson
+
+    from pipeline.correlation.parse import parse_duration
+    from pipeline.sinks.report import alert_report
+    from pipeline.stream.settings import PipelineSettings
+
+    span_ns = parse_duration(since)
+    if span_ns is None or span_ns <= 0:
+        raise ConfigError(f"--since {since!r}: give a duration such as 30m, 24h or 7d")
+    if output not in ("pretty", "json"):
+        raise ConfigError(f"--format {output!r}: use pretty or json")
+    settings = PipelineSettings.from_env()
+    end_ms = until_ms or time.time_ns() // 1_000_000
+    start_ms = end_ms - span_ns // 1_000_000
+    result = asyncio.run(_client_call(settings.opensearch_url,
+                                      lambda client: alert_report(client, f"{settings.index_prefix}*", start_ms, end_ms, top)))
+    if output == "json":
+        typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    _print_report(result)
+
+
+def _print_report(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+    console = Console(highlight=False)
+    console.print(f"{result.total} alert(s) from {when(result.start_ms)} to {when(result.end_ms)}")
+    sections = [("priority", result.by_priority), ("source", result.by_source)]
+    sections += [(f"top {name}", rows) for name, rows in result.top]
+    sections.append(("per hour", result.per_hour))
+    for title, rows in sections:
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        table.add_column("value", overflow="fold")
+        table.add_column("alerts", justify="right")
+        for value, count in rows:
+            table.add_row(value, str(count))
+        console.print(table)
 
 
 def register(root: typer.Typer) -> None:
