@@ -24,6 +24,16 @@ OTHER_KINDS = frozenset({
     "PriorityClass",
 })
 KNOWN_KINDS = WORKLOAD_KINDS | OTHER_KINDS
+#: Files that live beside manifests but are read by a component, never sent to the API
+#: server: component configuration (the API server's audit Policy, admission and encryption
+#: configs, the kubelet's, kube-proxy's, the scheduler's, kubeadm's) and kubeconfigs
+#: (``v1`` ``Config``). Polaris passes over them; so does the audit, without a problem.
+CONFIG_FILE_GROUPS = frozenset({
+    "audit.k8s.io", "apiserver.config.k8s.io", "apiserver.k8s.io", "kubelet.config.k8s.io",
+    "kubeproxy.config.k8s.io", "kubescheduler.config.k8s.io", "kubecontrollermanager.config.k8s.io",
+    "kubeadm.k8s.io", "client.authentication.k8s.io", "pod-security.admission.config.k8s.io",
+    "eventratelimit.admission.k8s.io",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,19 @@ def manifest_files(paths: list[str]) -> list[Path]:
         else:
             raise AuditError(f"{raw}: no such file or directory")
     return files
+
+
+def is_config_file(document: Any) -> bool:
+    """A kubeconfig or a component's configuration, not a Kubernetes object."""
+    if not isinstance(document, dict):
+        return False
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return False
+    if api_version == "v1" and kind == "Config":
+        return True
+    group, slash, _ = api_version.partition("/")
+    return bool(slash) and group in CONFIG_FILE_GROUPS
 
 
 def object_problem(obj: Any) -> str | None:
@@ -116,6 +139,8 @@ def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest],
 def _add(document: Any, path: str, index: int, manifests: list[Manifest], problems: list[Problem]) -> None:
     if document is None:
         return  # an empty document, as between two '---'
+    if is_config_file(document):
+        return  # not an object the API server stores: nothing to audit, nothing wrong
     if isinstance(document, dict) and isinstance(document.get("kind"), str) and document["kind"].endswith("List") \
             and isinstance(document.get("items"), list):
         for item_index, item in enumerate(document["items"]):
