@@ -9,6 +9,10 @@ is stored.
   ``create``; a 409 (version conflict) means it is already stored, which
   counts as success. A replay after a crash re-sends and gets 409s.
 - Daily indices ``<prefix>YYYY.MM.DD`` from the alert's own time (UTC).
+- The index template (typed mappings of the alert fields) is installed before
+  the first bulk request, under the same retries: a worker started while
+  OpenSearch is down installs it when OpenSearch comes up, before any index
+  is created without it.
 - OpenSearch unavailable (connection refused, timeout, 429, 5xx, a shard not
   ready): retried with exponential backoff, forever. The worker stops taking
   new batches meanwhile: that is the backpressure; nothing is dropped.
@@ -27,6 +31,8 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import orjson
+
+from pipeline.stack.settings import ALERTS_TEMPLATE_NAME
 
 log = logging.getLogger("peregrine.sink.opensearch")
 
@@ -60,6 +66,8 @@ class AlertSink:
         request_timeout_s: float = 30.0,
         on_retry: Callable[[str], None] | None = None,
         client: Any = None,
+        template: dict[str, Any] | None = None,
+        template_name: str = ALERTS_TEMPLATE_NAME,
     ) -> None:
         from opensearchpy import AsyncOpenSearch
 
@@ -73,6 +81,12 @@ class AlertSink:
         self.stored = 0
         self.duplicates = 0
         self.retries = 0
+        self._template = template
+        self._template_name = template_name
+
+    async def _install_template(self) -> None:
+        await self.client.indices.put_index_template(name=self._template_name, body=self._template)
+        self._template = None
 
     def add(self, doc_id: str, time_ns: int, document: bytes) -> None:
         self._pending.append((daily_index(self.prefix, time_ns), doc_id, document))
@@ -87,6 +101,8 @@ class AlertSink:
         delay = self.backoff_initial_s
         while pending:
             try:
+                if self._template is not None:
+                    await self._install_template()
                 pending, refused = await self._bulk(pending)
             except asyncio.CancelledError:
                 self._pending = pending + self._pending

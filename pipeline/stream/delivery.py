@@ -134,6 +134,13 @@ class TableStore:
         self._with(ref, write)
 
 
+def _alert_template() -> dict:
+    from pipeline.stack.provision import load_template
+    from pipeline.stack.settings import StackSettings
+
+    return load_template(StackSettings.from_env().alerts_template_path)
+
+
 class BatchDelivery:
     def __init__(
         self,
@@ -159,6 +166,7 @@ class BatchDelivery:
         self.sink = AlertSink(
             settings.opensearch_url, settings.index_prefix, backoff_max_s=settings.opensearch_retry_max_s,
             on_retry=lambda message: metrics.OPENSEARCH_RETRIES.inc(),
+            template=_alert_template(),
         )
         self.batches = 0
         self.last_batch_at: float | None = None
