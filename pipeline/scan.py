@@ -48,7 +48,10 @@ class Scanner:
         detect_source: Callable[[Any], str | None] | None = None,
         correlations: Iterable[Any] = (),
         correlation_limits: Any = None,
+        live_audit: Any = None,
     ) -> None:
+        """``live_audit``: a :class:`pipeline.audit.live.LiveAudit` run on every
+        k8s_audit event (Polaris checks on the objects created, updated or patched)."""
         if registry_for is None:
             from pipeline.fields import registry_for  # type: ignore[attr-defined,no-redef]
         if detect_source is None and source == AUTO:
@@ -57,6 +60,10 @@ class Scanner:
         self.alerts = AlertBuilder(registry_for, hostname)
         self.source = source
         self._detect = detect_source
+        self.min_priority = min_priority
+        self.live_audit = live_audit
+        if live_audit is not None and not live_audit.hostname:
+            live_audit.hostname = self.alerts.hostname
         # correlation windows (pipeline/correlation), fed every event in input order
         self.correlator = None
         if correlations:
@@ -80,6 +87,11 @@ class Scanner:
         source = source or self.source_of(event)
         rules = self.engine.evaluate(event, source)
         alerts = [self.alerts.build(rule, event, source) for rule in rules]
+        if self.live_audit is not None and source == "k8s_audit":
+            found = self.live_audit.alerts(event)
+            if self.min_priority is not None:
+                found = [a for a in found if a.priority <= self.min_priority]
+            alerts.extend(found)
         if self.correlator is not None:
             from pipeline.correlation.alerts import as_alert
 

@@ -43,6 +43,8 @@ def scan(
     json_output: bool = typer.Option(False, "--json", help="Falco's JSON alerts, one per line"),
     hostname: str = typer.Option(None, "--hostname", help="hostname in alerts (default: FALCO_HOSTNAME or this host)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr"),
+    no_config_audit: bool = typer.Option(False, "--no-config-audit", help="Do not run the Polaris checks on objects in K8s audit events"),
+    audit_config: Path = typer.Option(None, "--audit-config", help="Polaris config.yaml for the live audit (default: the 44 checks at their default severities)"),
 ) -> None:
     """Evaluate events against rules and print one alert per line.
 
@@ -79,7 +81,13 @@ def scan(
         print(f"{len(failed.errors)} rules error(s); nothing scanned", file=sys.stderr)
         raise typer.Exit(2) from None
     correlations = _correlations(files, ruleset)
-    scanner = Scanner(ruleset, rule_matching=matching, min_priority=threshold, source=source, hostname=hostname, correlations=correlations)
+    live_audit = None
+    if not no_config_audit and source in (AUTO, "k8s_audit"):
+        from pipeline.audit.live import LiveAudit
+
+        live_audit = LiveAudit.from_config_file(str(audit_config) if audit_config else None)  # AuditError: exit 2
+    scanner = Scanner(ruleset, rule_matching=matching, min_priority=threshold, source=source, hostname=hostname,
+                      correlations=correlations, live_audit=live_audit)
     out = sys.stdout
     if json_output:
         def on_alert(alert) -> None:
@@ -106,6 +114,10 @@ def scan(
         )
         for rule, count in sorted(stats.by_rule.items()):
             print(f"  {count:6d}  {rule}", file=sys.stderr)
+        if live_audit is not None and live_audit.counts:
+            outcomes = ", ".join(f"{n} {k}" for k, n in sorted(live_audit.counts.items()) if k != "audited")
+            print(f"live audit: {live_audit.counts['audited']} objects audited" + (f"; skipped: {outcomes}" if outcomes else ""),
+                  file=sys.stderr)
     if stats.bad_lines:
         raise typer.Exit(1)
 

@@ -47,6 +47,8 @@ class PipelineSettings:
     rule_matching: str = "first"
     rules: str = ""  # os.pathsep-separated paths; empty: the repo's rules/*_rules.yaml
     registry: str = ""  # "module:function" giving registry_for(source); empty: pipeline.fields
+    config_audit: bool = True  # Polaris checks on objects in k8s_audit create/update/patch events
+    audit_config: str = ""  # Polaris config.yaml for them; empty: the built-in checks and severities
     opensearch_retry_max_s: float = 30.0
     startup_timeout_s: float = 30.0
 
