@@ -21,6 +21,8 @@ DEFAULT_PATH = "/k8s-audit"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 #: One event must fit one Kafka message the worker accepts (PEREGRINE_MAX_MESSAGE_BYTES).
 DEFAULT_MAX_EVENT_BYTES = 1_000_000
+DEFAULT_PRODUCE_TIMEOUT_S = 10.0
+DEFAULT_STARTUP_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,8 @@ class WebhookSettings:
     tls_key: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    produce_timeout_s: float = 10.0  # Kafka must ack a request's events within this, else 503
-    startup_timeout_s: float = 15.0
+    produce_timeout_s: float = DEFAULT_PRODUCE_TIMEOUT_S  # Kafka must ack a request's events within this, else 503
+    startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
 
     @property
     def tls(self) -> bool:
@@ -99,6 +101,18 @@ class WebhookSettings:
             except ValueError:
                 raise ConfigError(f"PEREGRINE_WEBHOOK_{name}={raw!r} is not a whole number") from None
 
+        def seconds(name: str, default: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"PEREGRINE_WEBHOOK_{name}={raw!r} is not a number") from None
+            if value <= 0:
+                raise ConfigError(f"PEREGRINE_WEBHOOK_{name} must be above 0, got {raw}")
+            return value
+
         listen = flags.get("listen") or get("LISTEN") or DEFAULT_LISTEN
         token_file = flags.get("token_file") or get("TOKEN_FILE")
         cert = flags.get("tls_cert") or get("TLS_CERT")
@@ -115,6 +129,8 @@ class WebhookSettings:
             tls_key=Path(str(key)) if key else None,
             max_body_bytes=int(max_body) if max_body is not None else number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),  # type: ignore[arg-type]
             max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            produce_timeout_s=seconds("PRODUCE_TIMEOUT_S", DEFAULT_PRODUCE_TIMEOUT_S),
+            startup_timeout_s=seconds("STARTUP_TIMEOUT_S", DEFAULT_STARTUP_TIMEOUT_S),
         )
         settings.check()
         return settings
