@@ -54,7 +54,7 @@ def validate(
         if warnings:
             for warning in loader.last_findings.warnings:
                 print(warning, file=sys.stderr)
-        for error in failed.errors:
+        for error in sorted(failed.errors, key=lambda e: _position(e, files)):
             print(error, file=sys.stderr)
         count = len(failed.errors)
         print(f"{count} error{'s' if count != 1 else ''} in {len(files)} file{'s' if len(files) != 1 else ''}", file=sys.stderr)
@@ -68,6 +68,15 @@ def validate(
         + (f", {len(correlations)} correlations" if correlations else "")
         + f" in {len(files)} file{'s' if len(files) != 1 else ''} ({len(ruleset.warnings)} warnings)"
     )
+
+
+def _position(error, files: list[str]) -> tuple[int, int, int]:
+    """Sort key: errors in load order of their files, then by line and column."""
+    location = getattr(error, "location", None)
+    if location is None:
+        return (len(files), 0, 0)
+    index = files.index(location.path) if location.path in files else len(files)
+    return (index, location.line, location.col)
 
 
 def _correlations(files: list[str], ruleset):

@@ -59,6 +59,8 @@ def scan(
 
     if source != AUTO and source not in SOURCES:
         raise ConfigError(f"--source must be auto or one of {', '.join(SOURCES)}, got '{source}'")
+    if matching not in ("first", "all"):
+        raise ConfigError(f"--matching must be first or all, got '{matching}'")
     threshold = None
     if min_priority is not None:
         try:
@@ -101,6 +103,9 @@ def scan(
 
     try:
         stats = scan_inputs(scanner, inputs, on_alert, on_problem)
+    except BrokenPipeError:  # our reader stopped (`| head`): stop quietly, as shell tools do on SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except OSError as error:
         print(f"error: cannot read input: {error}", file=sys.stderr)
         raise typer.Exit(2) from None

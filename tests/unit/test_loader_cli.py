@@ -145,3 +145,16 @@ def test_files_stack_in_the_order_given(tmp_path, capsys) -> None:
 def test_an_empty_directory_is_an_error(tmp_path, capsys) -> None:
     assert main(["rules", "validate", str(tmp_path)]) == 2
     assert "no *.yaml rules files" in capsys.readouterr().err
+
+
+def test_errors_are_listed_in_file_order_then_line_order(tmp_path, capsys) -> None:
+    """Reading errors (a bad priority) and compile errors (a condition) come out by position."""
+    text = (
+        "- rule: A\n  desc: d\n  condition: proc.name = bash and (\n  output: o\n  priority: info\n"
+        "- rule: B\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: loud\n"
+    )
+    first = write(tmp_path, "first.yaml", text)
+    second = write(tmp_path, "second.yaml", BAD_FILES["unknown_field.yaml"][0])
+    assert main(["rules", "validate", "--no-warnings", second, first]) == 1
+    heads = [line for line in capsys.readouterr().err.splitlines() if line.startswith(str(tmp_path))]
+    assert [head.split(": ")[0] for head in heads] == [f"{second}:3:34", f"{first}:3:36", f"{first}:10:13"]

@@ -1,5 +1,7 @@
-"""Peregrine's own rules on their example events: each positive event fires exactly
-its rule (with every rule evaluated), each negative event fires nothing."""
+"""Peregrine's own rules on their example events, through the real field registries
+(``pipeline.fields.registry_for``): each positive event fires exactly its rule (with
+every rule evaluated), each negative event fires nothing, and the compiled code
+decides on its own (no event handed to the reference evaluator)."""
 
 from __future__ import annotations
 
@@ -35,12 +37,21 @@ def events(name: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ruleset():
-    return load_rules(RULES)
+    return load_rules(RULES, registry_for=registry_for)
 
 
 @pytest.fixture(scope="module")
-def engine(ruleset):
-    return Engine.from_ruleset(ruleset, registry_for, rule_matching="all")
+def fallbacks() -> list:
+    return []
+
+
+@pytest.fixture(scope="module")
+def engine(ruleset, fallbacks):
+    engine = Engine.from_ruleset(ruleset, registry_for, rule_matching="all")
+    for source in engine.sources:  # record events the fast code hands to the reference evaluator
+        namespace = engine.evaluator(source).__globals__
+        namespace["_slow"] = lambda e, f, _slow=namespace["_slow"]: fallbacks.append(e) or _slow(e, f)
+    return engine
 
 
 def test_own_rules_load_cleanly_with_every_rule_exemplified(ruleset):
@@ -52,19 +63,34 @@ def test_own_rules_load_cleanly_with_every_rule_exemplified(ruleset):
 
 
 @pytest.mark.parametrize("slug,rule_name", sorted(EXAMPLES.items()))
-def test_positive_examples_fire_exactly_their_rule(engine, slug, rule_name):
+def test_positive_examples_fire_exactly_their_rule(engine, fallbacks, slug, rule_name):
     examples = events(f"{slug}.positive.jsonl")
     assert len(examples) >= 2
     for event in examples:
         source = detect_source(event)
         assert [rule.name for rule in engine.evaluate(event, source)] == [rule_name], event
+    assert fallbacks == []
 
 
 @pytest.mark.parametrize("slug", sorted(EXAMPLES))
-def test_negative_examples_fire_nothing(engine, slug):
+def test_negative_examples_fire_nothing(engine, fallbacks, slug):
     examples = events(f"{slug}.negative.jsonl")
     assert len(examples) >= 2
     for event in examples:
         source = detect_source(event)
         assert source is not None
         assert engine.evaluate(event, source) == (), event
+    assert fallbacks == []
+
+
+def test_own_rules_stack_after_falcos_without_changing_either(upstream_rules_dir):
+    """Our pg_-prefixed macros and lists leave Falco's alone: stacked after falco_rules.yaml,
+    every positive still fires its rule and Falco's rules keep their conditions."""
+    falco = load_rules([upstream_rules_dir / "falco_rules.yaml"], registry_for=registry_for)
+    stacked = load_rules([upstream_rules_dir / "falco_rules.yaml", *RULES], registry_for=registry_for)
+    assert stacked.warnings == ()
+    assert {name: cond for name, cond in stacked.macro_conditions.items() if name in falco.macro_conditions} == dict(falco.macro_conditions)
+    engine = Engine.from_ruleset(stacked, registry_for, rule_matching="all")
+    for slug, rule_name in EXAMPLES.items():
+        for event in events(f"{slug}.positive.jsonl"):
+            assert rule_name in [rule.name for rule in engine.evaluate(event, detect_source(event))], (slug, event)

@@ -166,3 +166,25 @@ def test_upstream_falco_rules_fire_on_a_terminal_shell(capsys, upstream_rules_di
     code, alerts, _ = run(capsys, "--rules", str(upstream_rules_dir / "falco_rules.yaml"), SHELL)
     assert code == 0
     assert [a["rule"] for a in alerts] == ["Terminal shell in container"] * 2
+
+
+def test_matching_must_be_first_or_all(capsys):
+    assert main(["scan", "--matching", "every", *POSITIVES]) == 2
+    assert "--matching must be first or all, got 'every'" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_stops_the_scan_quietly(tmp_path):
+    """`peregrine scan ... | head -1`: no 'cannot read input' message when the reader goes away."""
+    import subprocess
+    import sys
+
+    many = tmp_path / "many.jsonl"
+    many.write_bytes(b"".join((EVENTS / "syscall_interactive_shell.positive.jsonl").read_bytes() for _ in range(3000)))
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli.main", "scan", "-q", str(many)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    assert scan.stdout.readline().strip()  # one alert read, then the reader closes the pipe
+    scan.stdout.close()
+    err = scan.stderr.read().decode()
+    assert scan.wait(timeout=120) == 141
+    assert err == ""
