@@ -20,6 +20,8 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_MESSAGES = Histogram("peregrine_batch_messages", "Messages per batch", buckets=(1, 10, 100, 500, 1000, 5000), registry=REGISTRY)
 CONTAINERS = Gauge("peregrine_tracked_containers", "Containers with process state in this worker", registry=REGISTRY)
+CONTAINERS_EVICTED = Counter("peregrine_containers_evicted_total", "Containers dropped from the process state (idle or over the limit)",
+                             registry=REGISTRY)
 
 # The audit webhook receiver (`peregrine webhook`).
 WEBHOOK_REQUESTS = Counter("peregrine_webhook_requests_total", "Audit webhook requests answered", ["code"], registry=REGISTRY)

@@ -1,12 +1,20 @@
 """Validating a raw event against its source's JSON Schema, so the pipeline can
-dead-letter an event it cannot evaluate with the reason why."""
+dead-letter an event it cannot evaluate with the reason why.
+
+The worker checks every event, so the check has a fast path: a flat schema
+compiled to one Python function (pipeline.fields.fastcheck, ~1 us an event),
+else fastjsonschema's compiled code (~4 us), against ~100 us for jsonschema's
+interpreter. Only an event the fast check refuses goes through jsonschema,
+which is the reference: it names the problem, and when it finds none the
+event is accepted (the fast check never lets through an event jsonschema
+would refuse; tests compare them on generated events)."""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jsonschema import Draft202012Validator
 
@@ -22,6 +30,34 @@ SCHEMA_FILES = {
 
 
 @lru_cache(maxsize=None)
+def fast_check_for(source: str) -> Callable[[Any], bool] | None:
+    """``check(event) -> bool`` (True: the event fits; False: ask jsonschema): the flat
+    compiler's, else fastjsonschema's; None when neither compiles the schema."""
+    validator_for(source)  # unknown source -> UnknownSource; the schema itself is checked there
+    schema = json.loads((SCHEMAS_DIR / SCHEMA_FILES[source]).read_text())
+    from pipeline.fields.fastcheck import compile_flat
+
+    flat = compile_flat(schema)
+    if flat is not None:
+        return flat
+    try:
+        import fastjsonschema
+
+        compiled = fastjsonschema.compile(schema)
+    except Exception:  # noqa: BLE001 - a schema it cannot compile: the slow path stays correct
+        return None
+
+    def check(event: Any) -> bool:
+        try:
+            compiled(event)
+            return True
+        except Exception:  # noqa: BLE001 - JsonSchemaException or a surprise: ask jsonschema
+            return False
+
+    return check
+
+
+@lru_cache(maxsize=None)
 def validator_for(source: str) -> Draft202012Validator:
     if source not in SCHEMA_FILES:
         raise UnknownSource(f"unknown event source '{source}'; known sources: {', '.join(SOURCES)}")
@@ -32,6 +68,9 @@ def validator_for(source: str) -> Draft202012Validator:
 
 def validate_event(event: Any, source: str) -> None:
     """Raise EventError naming the first problem (path and message), else return None."""
+    fast = fast_check_for(source)
+    if fast is not None and fast(event):
+        return
     validator = validator_for(source)
     error = next(iter(sorted(validator.iter_errors(event), key=lambda e: list(e.path))), None)
     if error is None:

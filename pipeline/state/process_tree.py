@@ -10,8 +10,16 @@ The tree learns from ``execve``/``execveat`` exits (a process's name, exe and
 command line), ``clone``/``fork``/``vfork`` (a child inherits its parent's
 image) and ``procexit`` (the process is marked exited). It is bounded: an
 exited process is forgotten ``exited_ttl_ns`` of event time after it exited
-(children that race their parent's exit still find it), and past
-``max_processes`` the exited, then the least recently seen, go first.
+(children that race their parent's exit still find it; :meth:`expire` runs
+once per batch), and past ``max_processes`` the least recently seen process
+goes. The dict is kept in recency order (a process seen again moves to the
+end; an exit does not move it), so that eviction is O(1) per event, not a
+sort.
+
+:meth:`update` says whether the tree changed in a way worth persisting (a
+process learnt, exec'd, forked or exited); a process merely seen again only
+refreshes its recency in memory, which is written along with the next real
+change, so a busy container's tree is not re-written every batch for nothing.
 
 It serialises to compact JSON for a changelog-backed table.
 """
@@ -117,7 +125,8 @@ class ProcessTree:
     # -- learning -------------------------------------------------------------
 
     def update(self, event: dict) -> bool:
-        """Learn from one event; True when the tree changed."""
+        """Learn from one event; True when the tree changed in a way worth writing
+        (a process seen again only moves to the end of the recency order)."""
         etype = event.get("evt.type")
         pid = _int(event.get("proc.pid"))
         if pid is None:
@@ -131,6 +140,8 @@ class ProcessTree:
             ppid = _int(event.get("proc.ppid"))
             if ppid is None and entry is not None:
                 ppid = entry[PPID]
+            if entry is not None:
+                del self.procs[key]  # re-inserted at the end: most recently seen
             self.procs[key] = [
                 event.get("proc.name"), event.get("proc.exepath") or event.get("proc.exe"),
                 event.get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
@@ -146,19 +157,24 @@ class ProcessTree:
                                    _int(event.get("proc.ppid")), now, now, None]
             else:
                 entry[SEEN] = now
+                del self.procs[key]
+                self.procs[key] = entry
+                return False
         elif etype in EXIT_TYPES:
-            if entry is None:
+            if entry is None or entry[EXITED] is not None:
                 return False
             entry[EXITED] = now
+            return True  # not moved: an exited process is the first to go
         elif entry is None:
             if event.get("proc.name") is None:
                 return False
             self.procs[key] = [event.get("proc.name"), event.get("proc.exepath"), event.get("proc.cmdline"),
                                _int(event.get("proc.ppid")), now, now, None]
         else:
-            if entry[SEEN] == now:
-                return False
             entry[SEEN] = now
+            del self.procs[key]
+            self.procs[key] = entry  # most recently seen: to the end
+            return False
         self._bound()
         return True
 
@@ -171,13 +187,7 @@ class ProcessTree:
         return len(gone)
 
     def _bound(self) -> None:
-        if len(self.procs) <= self.limits.max_processes:
-            return
-        self.expire()
-        excess = len(self.procs) - self.limits.max_processes
-        if excess <= 0:
-            return
-        # exited first, then least recently seen
-        order = sorted(self.procs.items(), key=lambda item: (item[1][EXITED] is None, item[1][SEEN] or 0))
-        for pid, _ in order[:excess]:
-            del self.procs[pid]
+        """Past ``max_processes``, forget the least recently seen (the front of the dict)."""
+        procs = self.procs
+        while len(procs) > self.limits.max_processes:
+            del procs[next(iter(procs))]

@@ -27,6 +27,7 @@ from pipeline.alerts import Alert, alert_uuid
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
 from pipeline.ingest.decode import DecodeError, decode_message
+from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits
 
 log = logging.getLogger("peregrine.batch")
@@ -50,6 +51,7 @@ class Message:
 class StateStore(Protocol):
     def load(self, container_id: str, ref: Any) -> bytes | None: ...
     def save(self, container_id: str, ref: Any, data: bytes | None) -> None: ...
+    def delete(self, container_id: str, partition: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class BatchResult:
     messages: int = 0
     enriched: int = 0
     containers: int = 0
+    evicted: int = 0  # containers dropped from the state (idle or over the limit)
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
@@ -83,6 +86,9 @@ class BatchProcessor:
         tree_limits: TreeLimits | None = None,
         validate: Callable[[dict, str], None] | None = None,
         repartition: bool = True,
+        container_limits: ContainerLimits | None = None,
+        clock: Callable[[], float] | None = None,
+        tree_cache: int = 10_000,
     ) -> None:
         self.scanner = scanner
         self.source_topics = source_topics
@@ -92,6 +98,11 @@ class BatchProcessor:
         self.validate = validate
         self.repartition = repartition
         self._partition_cache: dict[str, int] = {}
+        self.containers = ContainerIndex(container_limits, clock) if clock is not None else ContainerIndex(container_limits)
+        # container -> (the bytes the store holds, that tree decoded): a tree is decoded again only
+        # when the stored bytes are not the ones this worker last read or wrote (e.g. after a rebalance)
+        self._trees: dict[str, tuple[bytes | None, ProcessTree]] = {}
+        self.tree_cache = tree_cache
 
     def partition_of(self, container_id: str) -> int:
         found = self._partition_cache.get(container_id)
@@ -143,7 +154,7 @@ class BatchProcessor:
         result.containers = len(per_container)
         for cid, items in per_container.items():
             ref = items[-1][0].ref
-            tree = ProcessTree.from_bytes(store.load(cid, ref) if store is not None else None, self.tree_limits)
+            tree, stored = self._tree(cid, ref, store)
             changed = False
             key = cid.encode()
             for message, index, event in items:
@@ -154,8 +165,42 @@ class BatchProcessor:
                 self._evaluate(result, message, index, event, enriched, SYSCALL, key)
             if changed and store is not None:
                 tree.expire()
-                store.save(cid, ref, tree.to_bytes())
+                stored = tree.to_bytes()
+                store.save(cid, ref, stored)
+            self._remember(cid, stored, tree)
+            self.containers.touch(cid, items[-1][0].partition)
+        if store is not None and per_container:
+            for gone in self.containers.evictions():
+                store.delete(gone.container_id, gone.partition)
+                self._trees.pop(gone.container_id, None)
+                result.evicted += 1
         return result
+
+    def _tree(self, cid: str, ref: Any, store: StateStore | None) -> tuple[ProcessTree, bytes | None]:
+        stored = store.load(cid, ref) if store is not None else None
+        cached = self._trees.get(cid)
+        if cached is not None and stored is not None and (cached[0] is stored or cached[0] == stored):
+            return cached[1], stored
+        return ProcessTree.from_bytes(stored, self.tree_limits), stored
+
+    def _remember(self, cid: str, stored: bytes | None, tree: ProcessTree) -> None:
+        trees = self._trees
+        if cid in trees:
+            del trees[cid]
+        elif len(trees) >= self.tree_cache:
+            del trees[next(iter(trees))]
+        if stored is not None:
+            trees[cid] = (stored, tree)
+
+    def forget_partitions(self, keep: set[int]) -> None:
+        """The worker now owns only ``keep``: forget (not delete) the others' containers."""
+        for cid in self.containers.retain(keep):
+            self._trees.pop(cid, None)
+
+    def track(self, container_id: str, partition: int) -> None:
+        """A container found in the state (recovered from the changelog): its idle time starts now."""
+        if container_id not in self.containers:
+            self.containers.touch(container_id, partition)
 
     def _evaluate(self, result: BatchResult, message: Message, index: int, original: dict, event: dict, source: str, key: bytes | None) -> None:
         try:

@@ -38,6 +38,7 @@ from pipeline.alerts import falco_json
 from pipeline.errors import ConfigError
 from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
+from pipeline.state.containers import ContainerLimits
 from pipeline.state.process_tree import TreeLimits
 from pipeline.stream.batch import BatchProcessor, Message
 from pipeline.stream.settings import PipelineSettings
@@ -90,7 +91,19 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
         max_message_bytes=settings.max_message_bytes,
         tree_limits=TreeLimits(settings.max_processes_per_container, int(settings.exited_ttl_s * 1e9)),
         validate=validate,
+        container_limits=ContainerLimits(settings.max_containers, settings.idle_container_ttl_s),
     )
+
+
+class _PartitionEvent:
+    """Stands in for a Faust event of ``partition`` (Faust reads ``event.message.partition``
+    to pick the changelog and RocksDB partition of a table write)."""
+
+    __slots__ = ("message", "partition", "__weakref__")
+
+    def __init__(self, partition: int) -> None:
+        self.message = self
+        self.partition = partition
 
 
 class TableStore:
@@ -133,6 +146,19 @@ class TableStore:
 
         self._with(ref, write)
 
+    def delete(self, container_id: str, partition: int) -> None:
+        """Drop a container's tree (a tombstone in its changelog partition)."""
+        self.save(container_id, _PartitionEvent(partition), None)
+
+    def owned_partitions(self) -> frozenset[int]:
+        """The table partitions this worker is active for."""
+        topic = self.table.changelog_topic.get_topic_name()
+        return frozenset(tp.partition for tp in self.table.app.assignor.assigned_actives() if tp.topic == topic)
+
+    def containers(self) -> list[str]:
+        """Container ids in the table (for the memory store this includes standby partitions)."""
+        return [key.decode(errors="replace") if isinstance(key, bytes) else str(key) for key in list(self.table.keys())]
+
 
 def _alert_template() -> dict:
     from pipeline.stack.provision import load_template
@@ -172,6 +198,7 @@ class BatchDelivery:
         self.last_batch_at: float | None = None
         self.waiting_on: str | None = None
         self.dead_letter_counts = dl.DeadLetterCounts()
+        self._owned: frozenset[int] | None = None
 
     def health(self) -> dict:
         return {
@@ -194,6 +221,8 @@ class BatchDelivery:
                 for e in batch
             ]
             try:
+                if stateful and self.store is not None:
+                    self._follow_assignment()
                 result = self.processor.process(messages, self.store if stateful else None)
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
@@ -207,6 +236,19 @@ class BatchDelivery:
         self.last_batch_at = time.monotonic()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_MESSAGES.observe(len(batch))
+
+    def _follow_assignment(self) -> None:
+        """When this worker's partitions change, the container index keeps only the owned
+        partitions' containers and learns those recovered into the table, so they expire too."""
+        owned = self.store.owned_partitions()
+        if owned == self._owned:
+            return
+        self._owned = owned
+        self.processor.forget_partitions(set(owned))
+        for cid in self.store.containers():
+            partition = self.processor.partition_of(cid)
+            if partition in owned:
+                self.processor.track(cid, partition)
 
     async def _deliver(self, result) -> None:
         pending: list[Any] = []
@@ -230,6 +272,9 @@ class BatchDelivery:
             metrics.ALERTS.labels(alert.priority.label).inc()
         metrics.EVENTS.inc(result.events)
         metrics.ENRICHED.inc(result.enriched)
+        if result.evicted:
+            metrics.CONTAINERS_EVICTED.inc(result.evicted)
+        metrics.CONTAINERS.set(len(self.processor.containers))
         self.waiting_on = "kafka"
         await self._wait_delivered(pending)
         if len(self.sink):

@@ -40,10 +40,10 @@ class PipelineSettings:
     batch_size: int = 1000  # Kafka messages per batch
     batch_within_s: float = 0.2
     max_message_bytes: int = 1_048_576
-    max_processes_per_container: int = 4096
-    max_containers: int = 100_000
+    max_processes_per_container: int = 4096  # past it, a container's least recently seen process goes
+    max_containers: int = 100_000  # past it, the least recently seen container's tree is deleted
     exited_ttl_s: float = 60.0  # an exited process stays this long (event time) for late children
-    idle_container_ttl_s: float = 3600.0  # a container with no event for this long is dropped
+    idle_container_ttl_s: float = 3600.0  # a container with no event for this long (processing time) is deleted
     rule_matching: str = "first"
     rules: str = ""  # os.pathsep-separated paths; empty: the repo's rules/*_rules.yaml
     registry: str = ""  # "module:function" giving registry_for(source); empty: pipeline.fields
@@ -98,6 +98,9 @@ class PipelineSettings:
         for name in ("batch_size", "max_message_bytes", "max_processes_per_container", "max_containers", "partitions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"PEREGRINE_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds, got {getattr(self, name)}")
 
     def with_(self, **changes: object) -> "PipelineSettings":
         return replace(self, **changes)
