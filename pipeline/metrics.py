@@ -20,6 +20,10 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_MESSAGES = Histogram("peregrine_batch_messages", "Messages per batch", buckets=(1, 10, 100, 500, 1000, 5000), registry=REGISTRY)
 CONTAINERS = Gauge("peregrine_tracked_containers", "Containers with process state in this worker", registry=REGISTRY)
+LIVE_AUDIT = Counter(
+    "peregrine_live_audit_events_total",
+    "K8s audit create/update/patch events the live Polaris audit looked at, by outcome", ["outcome"], registry=REGISTRY,
+)
 CONTAINERS_EVICTED = Counter("peregrine_containers_evicted_total", "Containers dropped from the process state (idle or over the limit)",
                              registry=REGISTRY)
 
@@ -33,6 +37,8 @@ WEBHOOK_OVERSIZED = Counter(
 
 for reason in ("undecodable", "oversized", "schema", "evaluation_error", "index_rejected"):
     DEAD_LETTERS.labels(reason)
+for outcome in ("audited", "no_object", "rejected", "dry_run", "owned", "error"):
+    LIVE_AUDIT.labels(outcome)
 for outcome in ("trimmed", "dropped"):
     WEBHOOK_OVERSIZED.labels(outcome)
 

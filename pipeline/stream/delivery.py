@@ -76,7 +76,8 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
     if settings.config_audit:
         from pipeline.audit.live import LiveAudit
 
-        live_audit = LiveAudit.from_config_file(settings.audit_config or None)
+        live_audit = LiveAudit.from_config_file(settings.audit_config or None,
+                                                observe=lambda outcome: metrics.LIVE_AUDIT.labels(outcome).inc())
     scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall",
                       detect_source=lambda e: None, live_audit=live_audit)
     validate = None

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from live_audit_events import as_request, audit_event, hardened_pod, privileged_pod
+from pipeline import metrics
 from pipeline.cli.main import main
 from pipeline.stream.batch import Message
 from pipeline.stream.settings import PipelineSettings
@@ -84,7 +85,10 @@ def test_worker_processor_alerts_on_k8s_audit_messages(tmp_path):
     assert settings.config_audit is True
     processor = build_processor(settings)
     value = events_file(tmp_path).read_bytes()
+    before = {o: metrics.LIVE_AUDIT.labels(o)._value.get() for o in ("audited", "no_object", "owned")}
     result = processor.process([Message(settings.k8s_audit_topic, 0, 3, b"shop", value)], None)
+    after = {o: metrics.LIVE_AUDIT.labels(o)._value.get() for o in ("audited", "no_object", "owned")}
+    assert {o: after[o] - before[o] for o in after} == {"audited": 2, "no_object": 1, "owned": 0}
     assert result.dead_letters == []
     assert sorted(a.rule for _, a in result.alerts) == [PRIVILEGED, "Privileged pod created"]
     assert {key for key, _ in result.alerts} == {b"shop"}
