@@ -266,6 +266,11 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "jevt.rawtime": ("ABSTIME", _rawtime),
     "jevt.time": ("STRING", lambda e: t if (t := _get(e, "stageTimestamp")).__class__ is str else _M),
     "jevt.time.iso8601": ("STRING", lambda e: _M if (ns := _rawtime(e)) is _M else ns_to_iso8601(ns)),
+    # Falco's generic fields of a plugin event: its time is the audit event's stageTimestamp
+    # (correlations read evt.time on every source).
+    "evt.time": ("ABSTIME", _rawtime),
+    "evt.time.iso8601": ("STRING", lambda e: _M if (ns := _rawtime(e)) is _M else ns_to_iso8601(ns)),
+    "evt.source": ("STRING", lambda e: SOURCE),
 }
 # Deprecated single-container forms Falco still offers: the first container's value.
 _FIRST_CONTAINER = {
