@@ -33,6 +33,12 @@ def decode_message(value: bytes | None, max_bytes: int) -> list[dict]:
     size = len(value)
     if size > max_bytes:
         raise DecodeError(OVERSIZED, f"{size} bytes > limit {max_bytes}")
+    if b"\n" in value:
+        # most likely NDJSON (a collector's batch): one parse per line, not a failed parse of
+        # the whole message first; a pretty-printed document's first line is not JSON alone
+        events = _ndjson_lines(value)
+        if events is not None:
+            return events
     try:
         whole = orjson.loads(value)
     except orjson.JSONDecodeError as first:
@@ -45,6 +51,24 @@ def decode_message(value: bytes | None, max_bytes: int) -> list[dict]:
                 raise DecodeError(UNDECODABLE, f"array item {index} is a {type(item).__name__}, not an object")
         return whole
     raise DecodeError(UNDECODABLE, f"a JSON {type(whole).__name__}, not an object or an array of objects")
+
+
+def _ndjson_lines(value: bytes) -> list[dict] | None:
+    """Events of an NDJSON message whose every non-blank line is a JSON object; None when
+    it is not that (the caller then parses it whole, and names the problem if any)."""
+    loads = orjson.loads
+    events: list[dict] = []
+    append = events.append
+    try:
+        for line in value.split(b"\n"):
+            if line and not line.isspace():
+                item = loads(line)
+                if type(item) is not dict:
+                    return None
+                append(item)
+    except orjson.JSONDecodeError:
+        return None
+    return events or None
 
 
 def _ndjson(value: bytes, first: orjson.JSONDecodeError) -> list[dict]:

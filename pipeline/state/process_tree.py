@@ -26,6 +26,7 @@ It serialises to compact JSON for a changelog-backed table.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +60,15 @@ def _int(value: Any) -> int | None:
 class ProcessTree:
     """pid -> [name, exe, cmdline, ppid, start_ns, last_seen_ns, exited_ns]."""
 
-    __slots__ = ("procs", "last_ns", "limits")
+    __slots__ = ("procs", "last_ns", "limits", "_exited")
 
     def __init__(self, limits: TreeLimits | None = None, procs: dict[str, list] | None = None, last_ns: int = 0) -> None:
         self.limits = limits or TreeLimits()
-        self.procs: dict[str, list] = procs if procs is not None else {}
+        # an OrderedDict: move_to_end and popitem(last=False) are O(1), where a plain dict's
+        # "first key" after many deletions at the front is a scan over the holes they leave
+        self.procs: OrderedDict[str, list] = OrderedDict(procs or ())
         self.last_ns = last_ns
+        self._exited = sum(1 for p in self.procs.values() if p[EXITED] is not None)  # expire() is a no-op while 0
 
     def __len__(self) -> int:
         return len(self.procs)
@@ -141,7 +145,9 @@ class ProcessTree:
             if ppid is None and entry is not None:
                 ppid = entry[PPID]
             if entry is not None:
-                del self.procs[key]  # re-inserted at the end: most recently seen
+                if entry[EXITED] is not None:
+                    self._exited -= 1
+                self.procs.move_to_end(key)  # most recently seen
             self.procs[key] = [
                 event.get("proc.name"), event.get("proc.exepath") or event.get("proc.exe"),
                 event.get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
@@ -157,13 +163,13 @@ class ProcessTree:
                                    _int(event.get("proc.ppid")), now, now, None]
             else:
                 entry[SEEN] = now
-                del self.procs[key]
-                self.procs[key] = entry
+                self.procs.move_to_end(key)
                 return False
         elif etype in EXIT_TYPES:
             if entry is None or entry[EXITED] is not None:
                 return False
             entry[EXITED] = now
+            self._exited += 1
             return True  # not moved: an exited process is the first to go
         elif entry is None:
             if event.get("proc.name") is None:
@@ -172,22 +178,26 @@ class ProcessTree:
                                _int(event.get("proc.ppid")), now, now, None]
         else:
             entry[SEEN] = now
-            del self.procs[key]
-            self.procs[key] = entry  # most recently seen: to the end
+            self.procs.move_to_end(key)  # most recently seen
             return False
         self._bound()
         return True
 
     def expire(self) -> int:
         """Forget processes that exited more than the TTL ago (event time). Returns how many."""
+        if not self._exited:
+            return 0
         cutoff = self.last_ns - self.limits.exited_ttl_ns
         gone = [pid for pid, p in self.procs.items() if p[EXITED] is not None and p[EXITED] < cutoff]
         for pid in gone:
             del self.procs[pid]
+        self._exited -= len(gone)
         return len(gone)
 
     def _bound(self) -> None:
         """Past ``max_processes``, forget the least recently seen (the front of the dict)."""
         procs = self.procs
         while len(procs) > self.limits.max_processes:
-            del procs[next(iter(procs))]
+            _, gone = procs.popitem(last=False)
+            if gone[EXITED] is not None:
+                self._exited -= 1
