@@ -95,6 +95,12 @@ class BoundField:
     as Falco prints it, e.g. ``proc.aname[2]``). ``flat_key``, when not None,
     promises that ``extract(e)`` is exactly ``e.get(flat_key, MISSING)``
     (followed by no coercion), so a compiler may inline that lookup.
+    ``native_key`` and ``native_class``, when set, promise that whenever
+    ``e.get(native_key).__class__ is native_class`` (an ``int`` where Falco
+    might also have printed the number as text) and the value is not
+    ``native_except`` (Falco's ``<NA>`` for a text field), ``extract(e)``
+    returns that value unchanged: a compiler may read it inline and call
+    ``extract`` only for the other shapes.
     """
 
     definition: FieldDef
@@ -102,6 +108,9 @@ class BoundField:
     key: str
     extract: Extractor
     flat_key: str | None = None
+    native_key: str | None = None
+    native_class: type | None = None
+    native_except: Any = None
 
     @property
     def type(self) -> FieldType:

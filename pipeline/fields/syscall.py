@@ -19,7 +19,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
-from pipeline.fields.coerce import coercer, ns_to_iso8601, to_int, to_str, to_time_ns
+from pipeline.fields.coerce import NA, coercer, ns_to_iso8601, to_int, to_str, to_time_ns
 from pipeline.fields.declare import SourceRegistry, parse_table
 from pipeline.fields.registry import MISSING, BoundField, FieldDef, FieldType
 from pipeline.fields.syscall_table import TABLE
@@ -59,6 +59,23 @@ def _first(keys: tuple[str, ...], coerce):
     return first
 
 
+# Values that coercion returns unchanged: the fast path a compiler may inline (see BoundField).
+# Text is returned unchanged too, except Falco's "<NA>" (missing).
+_NATIVE = {FieldType.INT: int, FieldType.ABSTIME: int, FieldType.RELTIME: int, FieldType.BOOL: bool, FieldType.STRING: str}
+
+
+def _bound_first(definition: FieldDef, arg: str | None, key: str, keys: tuple[str, ...], coerce) -> BoundField:
+    """A BoundField reading the first of ``keys`` present; for an int, bool or text field, with
+    the promise that a value of that very class under ``keys[0]`` (text: other than "<NA>") is
+    the field's value."""
+    native = None if definition.is_list else _NATIVE.get(definition.type)
+    return BoundField(
+        definition, arg, key, _first(keys, coerce),
+        native_key=keys[0] if native is not None else None, native_class=native,
+        native_except=NA if native is str else None,
+    )
+
+
 def _ancestors(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     name = definition.name
     own, parent = _ANCESTOR_FIELDS[name]
@@ -66,7 +83,7 @@ def _ancestors(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     if arg is not None:
         index = int(arg)
         keys = (key,) + ((own,) if index == 0 else (parent,) if index == 1 else ())
-        return BoundField(definition, arg, key, _first(keys, one))
+        return _bound_first(definition, arg, key, keys, one)
     # No index: every ancestor from the parent up, as candidates (libsinsp's
     # compare_full_aname/apid/...: a comparison matches when one ancestor's does).
     listed = replace(definition, is_list=True, any_of=True)
@@ -99,7 +116,7 @@ def _event_arg(definition: FieldDef, arg: str | None, key: str) -> BoundField:
         keys: tuple[str, ...] = (key,)
     else:
         keys = (f"{base}.{arg}", key)  # evt.rawarg never falls back to evt.arg's formatted text
-    return BoundField(definition, arg, key, _first(keys, coerce))
+    return _bound_first(definition, arg, key, keys, coerce)
 
 
 def _env_entries(env: Any) -> list[str]:
@@ -193,7 +210,7 @@ def _fd_types(definition: FieldDef, arg: str | None, key: str) -> BoundField:
 
 
 def _evt_time(definition: FieldDef, arg: str | None, key: str) -> BoundField:
-    return BoundField(definition, arg, key, _first((key, "evt.rawtime" if key == "evt.time" else "evt.time"), to_time_ns))
+    return _bound_first(definition, arg, key, (key, "evt.rawtime" if key == "evt.time" else "evt.time"), to_time_ns)
 
 
 def _evt_time_iso(definition: FieldDef, arg: str | None, key: str) -> BoundField:
@@ -231,7 +248,7 @@ def bind_flat(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     if definition.type is FieldType.STRING and not definition.is_list:
         if arg is None or definition.name != key:
             return BoundField(definition, arg, key, lambda e, _k=key, _m=MISSING: e.get(_k, _m), flat_key=key)
-    return BoundField(definition, arg, key, _first((key,), coercer(definition.type, definition.is_list)))
+    return _bound_first(definition, arg, key, (key,), coercer(definition.type, definition.is_list))
 
 
 def _bind(definition: FieldDef, arg: str | None, key: str) -> BoundField:

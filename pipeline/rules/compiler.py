@@ -7,7 +7,9 @@ one event type) in file order, so work is shared across rules:
 * each distinct field (and each distinct transform of one) is read at most
   once per event, memoised in a local with the walrus trick
   ``(_f3 if _f3 is not _U else (_f3 := e.get('proc.name')))``; a field whose
-  :class:`BoundField` has a ``flat_key`` is read with ``e.get`` inline;
+  :class:`BoundField` has a ``flat_key`` is read with ``e.get`` inline, one
+  with a ``native_key`` (ints, bools) inline when the value already has its
+  class, through its extractor otherwise;
 * each macro used more than once is computed at most once per event, the same way;
 * constants (sets, compiled globs and regexes, networks, typed literals) are
   globals of the generated module, built here once;
@@ -383,6 +385,12 @@ class _FunctionGen:
             bound = self.binder.bind(expr, macro)
             if bound.flat_key is not None:
                 code, absent = f"e.get({bound.flat_key!r})", "None"
+            elif bound.native_key is not None and bound.native_class is not None:
+                # the value as sent when it already has its type (an int, a bool); else the extractor
+                native = self.module.const(bound.native_class, "k")
+                extract = self.module.const(bound.extract, "x")
+                unless = "" if bound.native_except is None else f" and _v != {self.module.const(bound.native_except, 'c')}"
+                code, absent = f"(_v if (_v := e.get({bound.native_key!r})).__class__ is {native}{unless} else {extract}(e))", "_M"
             else:
                 code, absent = f"{self.module.const(bound.extract, 'x')}(e)", "_M"
         else:

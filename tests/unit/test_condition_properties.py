@@ -50,6 +50,9 @@ FIELDS: list[tuple[str, str | None, FieldType, bool]] = [
     ("ka.ports", None, FieldType.INT, True),
     ("ka.ips", None, FieldType.IPADDR, True),
     ("evt.buffer", None, FieldType.BYTES, False),
+    ("fd.num", None, FieldType.INT, False),  # coerced, with the inline fast path for ints
+    ("evt.is_open_read", None, FieldType.BOOL, False),
+    ("fd.nameraw", None, FieldType.STRING, False),
 ]
 
 TEXT_OPS = ["contains", "icontains", "startswith", "endswith"]
@@ -181,7 +184,7 @@ def _value(ftype: FieldType, is_list: bool) -> st.SearchStrategy[Any]:
 @st.composite
 def events(draw: st.DrawFn) -> dict[str, Any]:
     event: dict[str, Any] = {}
-    flat = [("evt.type", FieldType.STRING, False)] + [(n, t, lst) for n, a, t, lst in FIELDS if a is None and n not in ("proc.cmdline", "user.uid", "ka.ports", "proc.aname", "proc.apid")]
+    flat = [("evt.type", FieldType.STRING, False)] + [(n, t, lst) for n, a, t, lst in FIELDS if a is None and n not in ("proc.cmdline", "user.uid", "ka.ports", "proc.aname", "proc.apid", "fd.num", "evt.is_open_read", "fd.nameraw")]
     for name, ftype, is_list in flat:
         presence = draw(st.integers(0, 5))
         if presence == 0:
@@ -198,6 +201,9 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
         event["ports"] = draw(_value(FieldType.INT, True))
     if draw(st.booleans()):
         event["anames"] = draw(st.lists(_value(FieldType.STRING, False), max_size=4))
+    for name in ("fd.num", "evt.is_open_read", "fd.nameraw"):  # as sent, as Falco prints it, or odd
+        if draw(st.booleans()):
+            event[name] = draw(st.sampled_from([0, 3, -1, 16, "3", "-1", "0x10", "<NA>", True, False, "true", "false", "TRUE", None, 2.0, "x", "/etc/passwd", "bash", ""]))
     if draw(st.booleans()):
         event["apids"] = draw(st.lists(st.one_of(_value(FieldType.INT, False), st.just("7")), max_size=4))
     if draw(st.booleans()):

@@ -178,3 +178,27 @@ def test_schemas_accept_good_and_reject_bad_events():
         validate_event([], "aws_cloudtrail")
     with pytest.raises(UnknownSource):
         validate_event({}, "nope")
+
+
+def test_the_native_fast_path_promise_holds_for_every_syscall_field():
+    """Where a binding offers native_key/native_class, a value of that class under that key
+    (other than native_except) is exactly what the extractor returns, for every field."""
+    from pipeline.fields.registry import ArgKind
+
+    registry = registry_for("syscall")
+    samples = {int: [0, 7, -1, 1714564800123456789], bool: [True, False], str: ["bash", "", "/etc/passwd", "0755(S_IXUSR)"]}
+    checked = 0
+    for definition in registry.definitions():
+        args = {ArgKind.NONE: [None], ArgKind.OPTIONAL_INDEX: [None, "0", "1", "3"], ArgKind.REQUIRED_INDEX: ["0"],
+                ArgKind.REQUIRED_KEY: ["mode"], ArgKind.KEY_OR_INDEX: ["mode", "0"], ArgKind.JSON_POINTER: ["/a"]}[definition.arg]
+        for arg in args:
+            bound = registry.bind(definition.name, arg)
+            if bound.native_key is None:
+                continue
+            for value in samples[bound.native_class]:
+                assert bound.extract({bound.native_key: value}) == value, (bound.key, value)
+                assert bound.extract({bound.native_key: value}).__class__ is bound.native_class
+            if bound.native_except is not None:
+                assert bound.extract({bound.native_key: bound.native_except}) is MISSING
+            checked += 1
+    assert checked > 50

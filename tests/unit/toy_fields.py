@@ -33,6 +33,13 @@ COMPUTED = [
     FieldDef("proc.apid", FieldType.INT, arg=ArgKind.OPTIONAL_INDEX),  # e["apids"][i]; bare: any of [1:]
     FieldDef("evt.arg", FieldType.STRING, arg=ArgKind.KEY_OR_INDEX),  # e["args"][key]
 ]
+# Flat but coerced as the syscall registry does (text "7" -> 7, "true" -> True, "<NA>" -> missing),
+# with the native fast path (an int or bool as sent is the value) a compiler may inline.
+COERCED = [
+    FieldDef("fd.num", FieldType.INT),
+    FieldDef("evt.is_open_read", FieldType.BOOL),
+    FieldDef("fd.nameraw", FieldType.STRING),  # text as is but "<NA>" is missing; 5 -> "5"
+]
 
 
 def _nested(event: Any, *path: str) -> Any:
@@ -56,6 +63,19 @@ def _typed(value: Any, ftype: FieldType, is_list: bool) -> Any:
 
 def _bind(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     name = definition.name
+    if name in {f.name for f in COERCED}:
+        from pipeline.fields.coerce import NA, to_bool, to_int, to_str
+
+        coerce = {FieldType.INT: to_int, FieldType.BOOL: to_bool, FieldType.STRING: to_str}[definition.type]
+        native = {FieldType.INT: int, FieldType.BOOL: bool, FieldType.STRING: str}[definition.type]
+
+        def coerced(e: Any, _k=name, _c=coerce) -> Any:
+            v = e.get(_k)
+            return MISSING if v is None else _c(v)
+
+        return BoundField(
+            definition, arg, key, coerced, native_key=name, native_class=native, native_except=NA if native is str else None
+        )
     if name in {f.name for f in FLAT}:
         return BoundField(definition, arg, key, lambda e, k=name: e.get(k, MISSING), flat_key=name)
     if name == "proc.cmdline":
@@ -86,4 +106,4 @@ def _bind(definition: FieldDef, arg: str | None, key: str) -> BoundField:
 
 
 def toy_registry() -> FieldRegistry:
-    return FieldRegistry("toy", FLAT + COMPUTED, _bind)
+    return FieldRegistry("toy", FLAT + COMPUTED + COERCED, _bind)
