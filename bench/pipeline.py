@@ -1,18 +1,26 @@
 """Benchmark of the streaming pipeline (prints figures, asserts nothing).
 
-    .venv/bin/python bench/pipeline.py [--events 200000] [--batch 100]
+    .venv/bin/python bench/pipeline.py [--events 200000] [--batch 100] [--profile-worker]
 
-Needs the local stack (`peregrine stack up`). Uses its own topics, app id and
-index prefix, deleted at the end. Rules and fields: PEREGRINE_RULES /
-PEREGRINE_REGISTRY as for the worker (default: the test rules and the flat
-test registry, tests/integration/flat_fields.py).
+Needs the local stack (`peregrine stack up`) and ../shared/upstream/falco-rules.
+Uses its own topics, app id and index prefix, deleted at the end. Rules: Falco's
+falco_rules.yaml plus Peregrine's rules/*_rules.yaml, bound to the real field
+registries (pipeline.fields), exactly as a deployed worker runs them.
 
-Figures: sustained events/s of one worker end to end with batched messages and
-with one event per message; a raw aiokafka consume + orjson.loads loop on the
-same topic; the batch processor alone (decode + process tree + rules) on the
-same bytes in this process; their ratios; latency p50/p99 from production to
-the alert topic and to searchable in OpenSearch at about half the max rate;
-the worker's peak RSS; RSS per tracked container at 10K and 100K containers.
+The events are bench/engine.py's realistic syscall mix (same generator, same
+seed), encoded once; the worker, the raw-consume baseline and the engine-alone
+baseline all read those same bytes.
+
+Figures: sustained events/s of one worker end to end with batched (NDJSON)
+messages and with one event per message; in the same run a raw aiokafka
+consume + orjson.loads loop on the same topic and the engine alone (decode +
+rules + alert, bench/engine.py's loop) on the same bytes in this process;
+their ratios; the worker's batch processor alone (decode + schema check +
+process tree + rules + alerts) for where the rest goes; latency p50/p99 from
+production to the alert topic and to searchable in OpenSearch (polled every
+100 ms without forcing a refresh: the index's own 1 s refresh counts) at about
+half the max rate; the worker's peak RSS; RSS per tracked container at 10K and
+100K synthetic containers.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import argparse
 import asyncio
 import gc
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
@@ -32,46 +42,48 @@ import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
-os.environ.setdefault("PEREGRINE_RULES", str(ROOT / "tests/data/pipeline/rules.yaml"))
-os.environ.setdefault("PEREGRINE_REGISTRY", "flat_fields:registry_for")
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
+from engine import RULES_DIR, realistic_event  # noqa: E402  bench/engine.py's event mix
 from pipeline.stack.provision import delete_topics, ensure_topics  # noqa: E402
 from pipeline.stack.settings import StackSettings, TopicSpec  # noqa: E402
 from pipeline.state.process_tree import ProcessTree  # noqa: E402
 from pipeline.stream.batch import Message, kafka_partition  # noqa: E402
-from pipeline.stream.delivery import build_processor  # noqa: E402
 from pipeline.stream.settings import PipelineSettings  # noqa: E402
 
-CONTAINERS = 200
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+SEED = 42
 
 
-def events(n: int, start_ns: int) -> list[dict]:
+def rule_files() -> list[str]:
+    falco = RULES_DIR / "falco_rules.yaml"
+    if not falco.is_file():
+        raise SystemExit(f"{falco} is missing: the bench runs Falco's own rules")
+    return [str(falco)] + sorted(str(p) for p in (ROOT / "rules").glob("*_rules.yaml"))
+
+
+def encoded_events(n: int, seed: int = SEED, start: int = 0) -> list[tuple[str, bytes]]:
+    """(container id, JSON bytes) of bench/engine.py's mix."""
+    rng = random.Random(seed)
     out = []
-    for i in range(n):
-        cid = f"bench{i % CONTAINERS:04d}"
-        if i % 1000 == 0:  # one alert per 1000 events
-            name, etype = "bash", "execve"
-        else:
-            name, etype = "nginx", ("read" if i % 3 else "execve")
-        out.append({"evt.num": i, "evt.time": start_ns + i, "evt.type": etype, "evt.dir": "<", "proc.pid": 1000 + i % 50,
-                    "proc.ppid": 1, "proc.name": name, "proc.cmdline": f"{name} -x", "container.id": cid,
-                    "fd.name": "/var/www/index.html"})
+    for seq in range(start, start + n):
+        event = realistic_event(rng, seq)
+        out.append((event["container.id"], orjson.dumps(event)))
     return out
 
 
-def messages(evts: list[dict], batch: int) -> list[tuple[bytes, bytes]]:
+def messages(evts: list[tuple[str, bytes]], batch: int) -> list[tuple[bytes, bytes]]:
+    """Up to ``batch`` events of one container per NDJSON message, keyed by container id."""
     groups: dict[str, list[bytes]] = {}
     out = []
-    for e in evts:
-        g = groups.setdefault(e["container.id"], [])
-        g.append(orjson.dumps(e))
-        if len(g) >= batch:
-            out.append((e["container.id"].encode(), b"\n".join(g)))
-            groups[e["container.id"]] = []
+    for cid, line in evts:
+        group = groups.setdefault(cid, [])
+        group.append(line)
+        if len(group) >= batch:
+            out.append((cid.encode(), b"\n".join(group)))
+            groups[cid] = []
     out += [(k.encode(), b"\n".join(v)) for k, v in groups.items() if v]
     return out
 
@@ -91,22 +103,51 @@ async def raw_consume(bootstrap: str, topic: str, total_events: int) -> float:
                                 enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
     await consumer.start()
     seen = 0
+    loads = orjson.loads
     began = time.perf_counter()
     try:
         while seen < total_events:
             for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                 for r in records:
-                    v = r.value
-                    seen += v.count(b"\n") + 1 if v[:1] == b"{" and b"\n" in v else len([orjson.loads(v)])
-                    if b"\n" in v:
-                        for line in v.split(b"\n"):
-                            orjson.loads(line)
+                    for line in r.value.split(b"\n"):
+                        loads(line)
+                        seen += 1
     finally:
         await consumer.stop()
     return total_events / (time.perf_counter() - began)
 
 
-def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int, partitions: int) -> float:
+def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> tuple[float, int]:
+    """bench/engine.py's loop (orjson.loads + evaluate + an alert per match) on the same bytes,
+    with the worker's rules and registries."""
+    from pipeline.rules.loader import RulesLoader
+    from pipeline.scan import Scanner
+
+    loader = RulesLoader()
+    for path in rule_files():
+        loader.add_file(path)
+    scanner = Scanner(loader.load(), source="syscall")
+    scan = scanner.scan_event
+    loads = orjson.loads
+
+    def run() -> int:
+        alerts = 0
+        for _, value in msgs:
+            for line in value.split(b"\n"):
+                alerts += len(scan(loads(line), "syscall"))
+        return alerts
+
+    run()  # warm
+    began = time.perf_counter()
+    alerts = run()
+    return total_events / (time.perf_counter() - began), alerts
+
+
+def processor_alone(msgs: list[tuple[bytes, bytes]], total_events: int, partitions: int) -> float:
+    """The worker's BatchProcessor (decode, schema check, process tree, rules, alerts) in this
+    process, batches of 1000 messages as the worker takes them, trees in a dict."""
+    from pipeline.stream.delivery import build_processor
+
     settings = PipelineSettings.from_env(partitions=partitions)
     processor = build_processor(settings)
 
@@ -117,12 +158,15 @@ def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int, partitions:
         def save(self, c, r, d):
             self[c] = d
 
-    store = Store()
     batch = [Message(settings.syscall_topic, kafka_partition(k, partitions), i, k, v) for i, (k, v) in enumerate(msgs)]
-    began = time.perf_counter()
-    for start in range(0, len(batch), 1000):
-        processor.process(batch[start:start + 1000], store)
-    return total_events / (time.perf_counter() - began)
+    best = float("inf")
+    for _ in range(2):
+        store = Store()
+        began = time.perf_counter()
+        for start in range(0, len(batch), settings.batch_size):
+            processor.process(batch[start:start + settings.batch_size], store)
+        best = min(best, time.perf_counter() - began)
+    return total_events / best
 
 
 def metric(port: int, name: str) -> float:
@@ -141,21 +185,26 @@ def start_worker(env: dict, port: int, log: Path) -> subprocess.Popen:
                             env=dict(env, PEREGRINE_WEB_PORT=str(port)), stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-async def run_worker(env: dict, total_events: int, log: Path) -> tuple[float, int]:
+async def run_worker(env: dict, total_events: int, log: Path, profile: Path | None = None) -> tuple[float, int]:
     from pipeline_harness import free_port
 
     port = free_port()
     worker = start_worker(env, port, log)
+    spy = None
     peak = 0
     try:
         proc = psutil.Process(worker.pid)
         began = None
+        first = 0.0
         while True:
             done = metric(port, "peregrine_events_total")
             peak = max(peak, proc.memory_info().rss)
             if done > 0 and began is None:
                 began = time.perf_counter()
                 first = done
+                if profile is not None:
+                    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker.pid), "-r", "200",
+                                            "-f", "raw", "-o", str(profile), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if done >= total_events:
                 break
             if worker.poll() is not None:
@@ -164,11 +213,21 @@ async def run_worker(env: dict, total_events: int, log: Path) -> tuple[float, in
         rate = (total_events - first) / (time.perf_counter() - began) if began else 0.0
         return rate, peak
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            spy.wait(timeout=60)
         worker.terminate()
         worker.wait(timeout=30)
 
 
-async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: float, seconds: float, log: Path) -> dict:
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: float, seconds: float, batch: int, log: Path) -> dict:
+    """Events stamped with evt.time = production time; an alert's latency is when it is read
+    from the alert topic, or first returned by a search (no forced refresh), minus that time."""
     from opensearchpy import AsyncOpenSearch
 
     from pipeline_harness import free_port
@@ -176,72 +235,87 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
     port = free_port()
     worker = start_worker(env, port, log)
     while metric(port, "peregrine_events_total") < 0:
+        if worker.poll() is not None:
+            raise SystemExit(f"worker exited; see {log}")
         await asyncio.sleep(0.2)
-    await asyncio.sleep(2)
     consumer = AIOKafkaConsumer(topics["alerts"], bootstrap_servers=bootstrap, auto_offset_reset="latest", group_id=None)
     await consumer.start()
     await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_request_size=8 << 20)
     await producer.start()
+    client = AsyncOpenSearch(hosts=[env.get("PEREGRINE_OPENSEARCH_URL") or StackSettings.from_env().opensearch_url])
     to_topic: list[float] = []
     to_search: list[float] = []
-    sent_alerts: dict[str, int] = {}
+    unsearched: dict[str, int] = {}  # alert uuid -> evt.time, read from the topic, not yet searchable
+    producing = True
 
-    async def consume():
+    async def read_alerts() -> None:
         while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
+            for records in (await consumer.getmany(timeout_ms=100)).values():
                 now = time.time_ns()
                 for r in records:
                     alert = orjson.loads(r.value)
-                    to_topic.append((now - alert["output_fields"]["evt.time"]) / 1e6)
-                    sent_alerts[alert["uuid"]] = alert["output_fields"]["evt.time"]
+                    produced = alert["output_fields"]["evt.time"]
+                    to_topic.append((now - produced) / 1e6)
+                    unsearched[alert["uuid"]] = produced
 
-    reader = asyncio.create_task(consume())
-    batch = 50
+    async def poll_search() -> None:
+        while producing or unsearched:
+            ids = list(unsearched)[:2000]
+            if ids:
+                try:
+                    result = await client.search(index=f"{prefix}*", body={"size": len(ids), "_source": False, "query": {"ids": {"values": ids}}},
+                                                 ignore_unavailable=True)
+                except Exception:  # noqa: BLE001 - index not there yet
+                    result = {"hits": {"hits": []}}
+                now = time.time_ns()
+                for hit in result["hits"]["hits"]:
+                    produced = unsearched.pop(hit["_id"], None)
+                    if produced is not None:
+                        to_search.append((now - produced) / 1e6)
+            await asyncio.sleep(0.1)
+
+    reader = asyncio.create_task(read_alerts())
+    searcher = asyncio.create_task(poll_search())
+    rng = random.Random(SEED + 1)
     interval = batch / rate
     n = 0
-    end = time.monotonic() + seconds
+    began = time.monotonic()
+    end = began + seconds
     while time.monotonic() < end:
+        groups: dict[str, list[bytes]] = {}
         now = time.time_ns()
-        evts = events(batch, now)
-        for i, e in enumerate(evts):
-            e["evt.num"] = n + i
-            if (n + i) % 100 == 0:
-                e.update({"evt.type": "execve", "proc.name": "bash"})
-        for k, v in messages(evts, batch):
-            await producer.send(topics["syscall"], value=v, key=k)
+        for i in range(batch):
+            event = realistic_event(rng, n + i)
+            event["evt.time"] = now
+            groups.setdefault(event["container.id"], []).append(orjson.dumps(event))
+        for cid, lines in groups.items():
+            await producer.send(topics["syscall"], value=b"\n".join(lines), key=cid.encode())
         n += batch
-        await asyncio.sleep(interval)
+        # keep to the rate: sleep until this batch's slot
+        delay = began + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    achieved = n / (time.monotonic() - began)
     await producer.flush()
     await asyncio.sleep(3)
+    producing = False
+    try:
+        await asyncio.wait_for(searcher, timeout=30)
+    except asyncio.TimeoutError:
+        pass
     reader.cancel()
-    client = AsyncOpenSearch(hosts=[os.environ.get("PEREGRINE_OPENSEARCH_URL", StackSettings.from_env().opensearch_url)])
-    seen: set[str] = set()
-    deadline = time.monotonic() + 20
-    while len(seen) < len(sent_alerts) and time.monotonic() < deadline:
-        result = await client.search(index=f"{prefix}*", body={"size": 10000, "_source": ["uuid"], "query": {"match_all": {}}},
-                                     ignore_unavailable=True)
-        now = time.time_ns()
-        for hit in result["hits"]["hits"]:
-            if hit["_id"] not in seen and hit["_id"] in sent_alerts:
-                seen.add(hit["_id"])
-                to_search.append((now - sent_alerts[hit["_id"]]) / 1e6)
-        await asyncio.sleep(0.1)
     await client.close()
     await producer.stop()
     await consumer.stop()
     worker.terminate()
     worker.wait(timeout=30)
-
-    def pct(values, p):
-        values = sorted(values)
-        return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
-
-    return {"events": n, "alerts": len(to_topic), "topic_p50": pct(to_topic, 0.5), "topic_p99": pct(to_topic, 0.99),
-            "search_p50": pct(to_search, 0.5), "search_p99": pct(to_search, 0.99), "searched": len(to_search)}
+    return {"events": n, "rate": achieved, "alerts": len(to_topic), "topic_p50": pct(to_topic, 0.5), "topic_p99": pct(to_topic, 0.99),
+            "search_p50": pct(to_search, 0.5), "search_p99": pct(to_search, 0.99), "searched": len(to_search), "unsearched": len(unsearched)}
 
 
 def rss_per_container(count: int) -> float:
+    """Trees of 8 processes each, serialised as the table stores them, in a dict like the memory store."""
     gc.collect()
     before = psutil.Process().memory_info().rss
     store: dict[bytes, bytes] = {}
@@ -255,51 +329,108 @@ def rss_per_container(count: int) -> float:
     return (psutil.Process().memory_info().rss - before) / count
 
 
+def print_profile(path: Path, top: int = 25) -> None:
+    """py-spy raw (collapsed) stacks -> self and total share per function."""
+    from collections import Counter
+
+    own: Counter = Counter()
+    total: Counter = Counter()
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")" for f in stack.split(";")]
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    print(f"  worker profile (py-spy, {samples} samples): self time")
+    for name, n in own.most_common(top):
+        print(f"    {100 * n / samples:5.1f}%  {name}")
+    print("  inclusive:")
+    for name, n in total.most_common(top + 15):
+        print(f"    {100 * n / samples:5.1f}%  {name}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--single", type=int, default=20_000, help="events for the one-event-per-message run")
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=100, help="events per batched message")
     parser.add_argument("--partitions", type=int, default=1)
-    parser.add_argument("--latency-seconds", type=float, default=15)
+    parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument("--profile-worker", action="store_true", help="py-spy the batched worker run and print where its time goes")
+    parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
     stack = StackSettings.from_env()
     bootstrap = stack.kafka_bootstrap
     tag = uuid.uuid4().hex[:8]
-    names = {k: f"bench.{k}.{tag}" for k in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter", "single")}
+    names = {k: f"bench.{k}.{tag}" for k in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter", "single", "latency")}
     await ensure_topics(bootstrap, [TopicSpec(n, args.partitions) for n in names.values()])
     prefix = f"peregrine-alerts-bench-{tag}-"
     log = Path(f"/tmp/peregrine-bench-{tag}.log")
+    rules = os.pathsep.join(rule_files())
+    os.environ["PEREGRINE_RULES"] = rules
+    os.environ.pop("PEREGRINE_REGISTRY", None)
     base_env = dict(os.environ, PEREGRINE_SYSCALL_TOPIC=names["syscall"], PEREGRINE_K8S_AUDIT_TOPIC=names["k8s_audit"],
                     PEREGRINE_CLOUDTRAIL_TOPIC=names["cloudtrail"], PEREGRINE_ALERTS_TOPIC=names["alerts"],
                     PEREGRINE_DEADLETTER_TOPIC=names["deadletter"], PEREGRINE_INDEX_PREFIX=prefix, PEREGRINE_STORE="memory",
                     PEREGRINE_PARTITIONS=str(args.partitions), PEREGRINE_DATA_DIR=f"/tmp/peregrine-bench-{tag}",
-                    PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "integration"), str(ROOT)]))
+                    PEREGRINE_RULES=rules, PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "integration"), str(ROOT)]))
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
     try:
-        evts = events(args.events, 1_763_800_000_000_000_000)
+        evts = encoded_events(args.events)
         batched = messages(evts, args.batch)
+        del evts
         await produce(bootstrap, names["syscall"], batched)
-        print(f"{args.events} events in {len(batched)} messages of up to {args.batch} events, {args.partitions} partition(s)")
+        size = sum(len(v) for _, v in batched) / args.events
+        print(f"{args.events:,} events of bench/engine.py's mix ({size:.0f} bytes each) in {len(batched):,} messages of up to "
+              f"{args.batch} events, {args.partitions} partition(s); rules: {', '.join(Path(p).name for p in rules.split(os.pathsep))}")
         raw = await raw_consume(bootstrap, names["syscall"], args.events)
-        print(f"raw aiokafka consume + orjson.loads:        {raw:>10,.0f} events/s")
-        alone = engine_alone(batched, args.events, args.partitions)
-        print(f"engine alone (decode+tree+rules, 1 process): {alone:>10,.0f} events/s")
-        piped, peak = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-b-{tag}"), args.events, log)
-        print(f"worker end to end, batched messages:        {piped:>10,.0f} events/s  (peak RSS {peak / 2**20:.0f} MiB)")
-        print(f"  ratio to engine alone: {piped / alone:.2f}x; to raw consume: {piped / raw:.2f}x")
-        singles = messages(events(args.single, 1_763_900_000_000_000_000), 1)
+        print(f"raw aiokafka consume + orjson.loads:          {raw:>10,.0f} events/s")
+        alone, matched = engine_alone(batched, args.events)
+        print(f"engine alone (loads+rules+alert, 1 process):  {alone:>10,.0f} events/s  ({matched} alerts)")
+        batch_alone = processor_alone(batched, args.events, args.partitions)
+        print(f"batch processor alone (+schema, tree):        {batch_alone:>10,.0f} events/s")
+        profile = Path(f"/tmp/peregrine-bench-{tag}.pyspy") if args.profile_worker else None
+        piped, peak = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-b-{tag}"), args.events, log, profile)
+        print(f"worker end to end, batched messages:          {piped:>10,.0f} events/s  (peak RSS {peak / 2**20:.0f} MiB)")
+        print(f"  ratio to engine alone: {piped / alone:.2f}x (goal 0.9x); to raw consume: {piped / raw:.2f}x; "
+              f"to batch processor alone: {piped / batch_alone:.2f}x")
+        if profile is not None and profile.exists():
+            print_profile(profile)
+        singles = messages(encoded_events(args.single, SEED + 2), 1)
         await produce(bootstrap, names["single"], singles)
-        one, peak1 = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-s-{tag}", PEREGRINE_SYSCALL_TOPIC=names["single"]), args.single, log)
-        print(f"worker end to end, one event per message:   {one:>10,.0f} events/s  (peak RSS {peak1 / 2**20:.0f} MiB)")
+        profile1 = Path(f"/tmp/peregrine-bench-{tag}-single.pyspy") if args.profile_worker else None
+        one, peak1 = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-s-{tag}", PEREGRINE_SYSCALL_TOPIC=names["single"]), args.single, log,
+                                      profile1)
+        print(f"worker end to end, one event per message:     {one:>10,.0f} events/s  (peak RSS {peak1 / 2**20:.0f} MiB)")
+        print(f"  ratio to engine alone: {one / alone:.2f}x; to raw consume: {one / raw:.2f}x")
+        if profile1 is not None and profile1.exists():
+            print_profile(profile1)
         rate = piped / 2
-        lat = await latency(dict(base_env, PEREGRINE_APP_ID=f"bench-l-{tag}"), bootstrap, names, prefix, rate, args.latency_seconds, log)
-        print(f"latency at ~{rate:,.0f} events/s ({lat['events']} events, {lat['alerts']} alerts): "
+        lat = await latency(dict(base_env, PEREGRINE_APP_ID=f"bench-l-{tag}", PEREGRINE_SYSCALL_TOPIC=names["latency"]), bootstrap,
+                            dict(names, syscall=names["latency"]), prefix, rate, args.latency_seconds, args.batch, log)
+        print(f"latency at {lat['rate']:,.0f} events/s (target {rate:,.0f}; {lat['events']:,} events, {lat['alerts']} alerts): "
               f"to alert topic p50 {lat['topic_p50']:.0f} ms p99 {lat['topic_p99']:.0f} ms; "
-              f"to searchable p50 {lat['search_p50']:.0f} ms p99 {lat['search_p99']:.0f} ms ({lat['searched']} seen)")
+              f"to searchable p50 {lat['search_p50']:.0f} ms p99 {lat['search_p99']:.0f} ms "
+              f"({lat['searched']} seen, {lat['unsearched']} not seen within 30 s)")
     finally:
-        await delete_topics(bootstrap, [n for n in names.values()] + [f"{names['syscall']}.by-container.bench-{x}-{tag}" for x in "bsl"])
-    for count in (10_000, 100_000):
-        print(f"process-tree state, {count:>7,} containers x 8 processes: {rss_per_container(count):,.0f} bytes RSS per container")
+        await delete_topics(bootstrap, list(names.values()) + [f"{names[t]}.by-container.bench-{x}-{tag}" for t, x in
+                                                                (("syscall", "b"), ("single", "s"), ("latency", "l"))])
+        try:
+            from opensearchpy import AsyncOpenSearch
+
+            client = AsyncOpenSearch(hosts=[stack.opensearch_url])
+            await client.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+            await client.close()
+        except Exception:  # noqa: BLE001
+            pass
+    if not args.skip_rss:
+        for count in (10_000, 100_000):
+            print(f"process-tree state, {count:>7,} containers x 8 processes: {rss_per_container(count):,.0f} bytes RSS per container")
 
 
 if __name__ == "__main__":

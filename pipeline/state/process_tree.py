@@ -48,9 +48,7 @@ class TreeLimits:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if type(value) is int:  # the usual case first; a bool is not a pid
         return value
     if isinstance(value, str) and value.isdigit():
         return int(value)

@@ -113,11 +113,14 @@ class BatchProcessor:
         return found
 
     def process(self, messages: Sequence[Message], store: StateStore | None) -> BatchResult:
+        """Events are evaluated as they are decoded (a batch's events are never all held at
+        once); each container's tree is loaded at its first event and written once, at the
+        end, if it changed."""
         result = BatchResult(messages=len(messages))
-        # container -> [(message, index, event)] in arrival order
-        per_container: dict[str, list[tuple[Message, int, dict]]] = defaultdict(list)
+        # container -> [tree, stored bytes, changed, last message, kafka key]
+        open_trees: dict[str, list] = {}
         forwards: dict[str, list[bytes]] = defaultdict(list)
-        stateless: list[tuple[Message, int, dict, str]] = []
+        validate = self.validate
         for message in messages:
             source = self.source_topics.get(message.topic)
             if source is None:
@@ -130,46 +133,46 @@ class BatchProcessor:
                 continue
             if source == "aws_cloudtrail":
                 events = _expand_records(events)
+            result.events += len(events)
             for index, event in enumerate(events):
-                result.events += 1
-                if self.validate is not None:
+                if validate is not None:
                     try:
-                        self.validate(event, source)
+                        validate(event, source)
                     except EventError as error:
                         result.dead_letters.append(self._dead(message, dl.SCHEMA, str(error), event, index))
                         continue
                 if source != SYSCALL:
-                    stateless.append((message, index, event, source))
+                    self._evaluate(result, message, index, event, event, source, _natural_key(event, source))
                     continue
                 cid = event.get("container.id")
                 cid = cid if isinstance(cid, str) and cid else "host"
                 if self.repartition and self.partition_of(cid) != message.partition:
                     forwards[cid].append(orjson.dumps(event))
                     continue
-                per_container[cid].append((message, index, event))
-        for cid, lines in forwards.items():
-            result.forwards.append((cid.encode(), b"\n".join(lines)))
-        for message, index, event, source in stateless:
-            self._evaluate(result, message, index, event, event, source, _natural_key(event, source))
-        result.containers = len(per_container)
-        for cid, items in per_container.items():
-            ref = items[-1][0].ref
-            tree, stored = self._tree(cid, ref, store)
-            changed = False
-            key = cid.encode()
-            for message, index, event in items:
+                state = open_trees.get(cid)
+                if state is None:
+                    tree, stored = self._tree(cid, message.ref, store)
+                    state = open_trees[cid] = [tree, stored, False, message, cid.encode()]
+                else:
+                    tree = state[0]
+                    state[3] = message
                 enriched = tree.enrich(event)
                 if enriched is not event:
                     result.enriched += 1
-                changed |= tree.update(event)
-                self._evaluate(result, message, index, event, enriched, SYSCALL, key)
+                if tree.update(event):
+                    state[2] = True
+                self._evaluate(result, message, index, event, enriched, SYSCALL, state[4])
+        for cid, lines in forwards.items():
+            result.forwards.append((cid.encode(), b"\n".join(lines)))
+        result.containers = len(open_trees)
+        for cid, (tree, stored, changed, last, _) in open_trees.items():
             if changed and store is not None:
                 tree.expire()
                 stored = tree.to_bytes()
-                store.save(cid, ref, stored)
+                store.save(cid, last.ref, stored)
             self._remember(cid, stored, tree)
-            self.containers.touch(cid, items[-1][0].partition)
-        if store is not None and per_container:
+            self.containers.touch(cid, last.partition)
+        if store is not None and open_trees:
             for gone in self.containers.evictions():
                 store.delete(gone.container_id, gone.partition)
                 self._trees.pop(gone.container_id, None)
