@@ -23,6 +23,9 @@ app = faust.App(
     key_serializer="raw",
     value_serializer="raw",
     consumer_auto_offset_reset="earliest",
+    # a worker restarted under the same instance id takes its partitions back at once,
+    # instead of after the dead member's session timeout (Kafka static membership)
+    consumer_group_instance_id=settings.instance_id or None,
     broker_commit_interval=1.0,
     # fetch up to 8 MiB a partition per request (Faust's default is 1 MiB: with collectors'
     # 100-event messages of ~90 KB that was a round trip every ~10 messages)

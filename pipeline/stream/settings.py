@@ -22,6 +22,7 @@ STORES = ("rocksdb", "memory")
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     app_id: str = "peregrine-worker"
+    instance_id: str = ""  # static group membership: a stable name per worker (e.g. the pod name); empty: dynamic
     broker: str = stack.DEFAULTS.kafka_bootstrap
     opensearch_url: str = stack.DEFAULTS.opensearch_url
     syscall_topic: str = stack.SYSCALL_TOPIC

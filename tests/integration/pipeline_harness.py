@@ -1,5 +1,9 @@
 """Helpers for the pipeline tests: a real `peregrine worker` subprocess with its own
-topics, app id, index prefix and web port, plus Kafka/OpenSearch readers."""
+topics, app id, index prefix and web port, plus Kafka/OpenSearch readers.
+
+The worker runs with the real field registries (pipeline.fields) and, unless a
+test says otherwise, the small rules of tests/data/pipeline/rules.yaml (Falco's
+own field names)."""
 
 from __future__ import annotations
 
@@ -58,27 +62,39 @@ class WorkerSetup:
             "PEREGRINE_DATA_DIR": str(self.data_dir),
             "PEREGRINE_WEB_PORT": str(web_port),
             "PEREGRINE_RULES": str(RULES),
-            "PEREGRINE_REGISTRY": "flat_fields:registry_for",
             "PEREGRINE_BATCH_WITHIN_S": "0.1",
             "PEREGRINE_OPENSEARCH_RETRY_MAX_S": "2",
-            "PYTHONPATH": str(Path(__file__).resolve().parent) + os.pathsep + str(ROOT),
         })
         env.update(self.extra)
         return env
 
-    def start(self, **extra: str) -> subprocess.Popen:
+    def start(self, *, instance_id: str | None = None, web_port: int | None = None, **extra: str) -> subprocess.Popen:
+        """A worker. ``instance_id``: Kafka static membership (PEREGRINE_INSTANCE_ID), so that
+        :meth:`restart` takes its partitions back at once; without it the group waits for the
+        killed member's session timeout (60 s) before it assigns them again."""
         log = self.data_dir / f"worker-{len(self.logs)}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         handle = log.open("ab")
-        port = free_port()
+        port = web_port or free_port()
         env = self.env(port)
+        if instance_id is not None:
+            env["PEREGRINE_INSTANCE_ID"] = instance_id
         env.update(extra)
         proc = subprocess.Popen([PEREGRINE, "worker", "-l", "warning"], env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
         proc.web_port = port  # type: ignore[attr-defined]
+        proc.instance_id = instance_id  # type: ignore[attr-defined]
+        proc.extra = dict(extra)  # type: ignore[attr-defined]
         self.workers.append(proc)
         self.logs.append(log)
         return proc
+
+    def restart(self, proc: subprocess.Popen) -> subprocess.Popen:
+        """A new worker in place of ``proc`` (which has exited, e.g. killed): the same settings,
+        instance id and web port (Faust's assignor checks a static member's URL)."""
+        if proc.poll() is None:
+            raise AssertionError("restart() is for a worker that has exited")
+        return self.start(instance_id=proc.instance_id, web_port=proc.web_port, **proc.extra)  # type: ignore[attr-defined]
 
     def log_text(self) -> str:
         return "\n".join(f"--- {p}\n" + p.read_text(errors="replace")[-4000:] for p in self.logs if p.exists())
@@ -164,6 +180,21 @@ def health(proc: subprocess.Popen) -> dict | None:
             return orjson.loads(response.read())
     except OSError:
         return None
+
+
+async def wait_for_health(proc: subprocess.Popen, check, timeout: float = 120.0) -> dict:
+    """Poll the worker's /health until ``check(state)`` holds; fail if it exits or the time is up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state = None
+    while loop.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the worker exited with {proc.returncode}")
+        state = health(proc)
+        if state is not None and check(state):
+            return state
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the worker's health never matched within {timeout:.0f}s; last: {state}")
 
 
 class TcpProxy:

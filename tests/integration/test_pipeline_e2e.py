@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from pipeline.stream.batch import kafka_partition
-from pipeline_harness import WorkerSetup, ndjson, produce, read_topic, search_all
+from pipeline_harness import ROOT, WorkerSetup, ndjson, produce, read_topic, search_all
 
 
 @pytest.fixture
@@ -28,13 +28,30 @@ async def setup(stack, topic_factory, opensearch, tmp_path):
         await opensearch.indices.delete(index=f"{made.index_prefix}*", ignore_unavailable=True)
 
 
+@pytest.fixture
+def audit_events(monkeypatch):
+    """Builders of realistic K8s audit events (tests/unit/live_audit_events.py)."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "unit"))
+    import live_audit_events
+
+    return live_audit_events
+
+
+def privileged_pod_created(audit_events, stage_timestamp: str = "2023-11-14T22:13:20.000000Z") -> dict:
+    pod = audit_events.privileged_pod("debug", "shop")
+    event = audit_events.audit_event("create", "pods", name="debug", request=audit_events.as_request(pod), response=pod,
+                                     user="eve@example.com", audit_id="9a1e7c42-e2e0-4f5b-8d11-000000000001")
+    event["stageTimestamp"] = stage_timestamp
+    return event
+
+
 def shell(container: str, pid: int, t: int) -> dict:
     return {"evt.type": "execve", "evt.time": t, "evt.num": t, "proc.pid": pid, "proc.ppid": 1,
             "proc.name": "bash", "proc.cmdline": "bash -i", "container.id": container}
 
 
-async def test_events_in_alerts_on_topic_and_in_opensearch(setup, opensearch):
-    s = await setup(partitions=2)
+async def test_events_in_alerts_on_topic_and_in_opensearch(setup, opensearch, audit_events):
+    s = await setup(partitions=2, PEREGRINE_CONFIG_AUDIT="false")  # the Polaris checks on the pod: test_live_audit.py
     s.start()
     # 3 containers x 4 shells in batched NDJSON messages keyed by container, plus quiet events
     messages = []
@@ -47,13 +64,14 @@ async def test_events_in_alerts_on_topic_and_in_opensearch(setup, opensearch):
     messages.append((b"c9", orjson.dumps([shell("c9", 7, 1_700_000_000_100_000_000)])))
     messages.append((b"c8", orjson.dumps(shell("c8", 8, 1_700_000_000_200_000_000))))
     await produce(s.bootstrap, s.topics["syscall"], messages)
-    await produce(s.bootstrap, s.topics["k8s_audit"], [(b"ns", orjson.dumps({"ka.verb": "create", "ka.privileged": "true", "ka.user": "eve", "stageTimestamp": "2023-11-14T22:13:20.000000Z"}))])
+    await produce(s.bootstrap, s.topics["k8s_audit"], [(b"shop", orjson.dumps(privileged_pod_created(audit_events)))])
 
     records = await read_topic(s.bootstrap, s.topics["alerts"], expect=15, setup=s)
     alerts = [orjson.loads(r.value) for r in records]
     assert len(alerts) == 15, s.log_text()
     assert sorted(a["rule"] for a in alerts).count("Shell in container") == 14
     assert [a["rule"] for a in alerts if a["source"] == "k8s_audit"] == ["Privileged pod"]
+    assert await read_topic(s.bootstrap, s.topics["deadletter"], expect=0) == []
     assert {r.key for r in records if orjson.loads(r.value)["source"] == "syscall"} == {b"c0ab12", b"c1ab12", b"c2ab12", b"c9", b"c8"}
     hits = await search_all(opensearch, s.index_prefix, expect=15)
     assert len(hits) == 15

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from pipeline_harness import TcpProxy, health, ndjson, produce, read_topic, search_all
+from pipeline_harness import TcpProxy, health, ndjson, produce, read_topic, search_all, wait_for_health
 from test_pipeline_e2e import setup, shell  # noqa: F401 - the fixture
 
 T0 = 1_700_000_000_000_000_000
@@ -25,11 +25,13 @@ async def test_kill_9_mid_stream_then_restart_stores_every_alert_once_and_recove
     await read_topic(s.bootstrap, s.topics["alerts"], expect=30, settle=0, setup=s)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    s.start()  # memory store: the tree can only come back from the changelog
+    # memory store: the tree can only come back from the changelog. Dynamic membership (the
+    # default): the group reassigns the partitions once the killed member's session (60 s) expires
+    s.restart(worker)
     curl = {"evt.type": "execve", "evt.time": T0 + 5000, "proc.pid": 200, "proc.ppid": 100, "proc.name": "curl",
             "proc.cmdline": "curl http://x", "container.id": "ckill"}
     await produce(s.bootstrap, s.topics["syscall"], [(b"ckill", orjson.dumps(curl))])
-    hits = await search_all(opensearch, s.index_prefix, expect=601, timeout=90)
+    hits = await search_all(opensearch, s.index_prefix, expect=601, timeout=240)
     rules = sorted(h["_source"]["rule"] for h in hits)
     assert len(hits) == 601, s.log_text()
     assert rules.count("Shell in container") == 600 and rules.count("Java spawned downloader") == 1
@@ -43,7 +45,9 @@ async def test_opensearch_away_then_back_loses_no_alert(setup, opensearch, stack
     proxy = TcpProxy(url.hostname, url.port)
     await proxy.start()
     s = await setup(partitions=1, PEREGRINE_OPENSEARCH_URL=f"http://127.0.0.1:{proxy.port}")
-    s.start()
+    # static membership: the restarted worker gets the partition back at once, so it processes the
+    # held batch again while OpenSearch is still away, and must store it once OpenSearch is back
+    s.start(instance_id="os-0")
     try:
         await produce(s.bootstrap, s.topics["syscall"], [(b"cos", orjson.dumps(shell("cos", 1, T0)))])
         assert len(await search_all(opensearch, s.index_prefix, expect=1)) == 1
@@ -56,10 +60,10 @@ async def test_opensearch_away_then_back_loses_no_alert(setup, opensearch, stack
         # the held batch is not acked: a worker killed now loses nothing either
         s.workers[0].send_signal(signal.SIGKILL)
         s.workers[0].wait()
-        s.start()
-        await asyncio.sleep(3)
+        restarted = s.restart(s.workers[0])
+        await wait_for_health(restarted, lambda h: h["waiting_on"] == "opensearch", timeout=120)
         await proxy.start()
-        hits = await search_all(opensearch, s.index_prefix, expect=51, timeout=60)
+        hits = await search_all(opensearch, s.index_prefix, expect=51, timeout=120)
         assert len(hits) == 51, s.log_text()
         assert len({h["_id"] for h in hits}) == 51
     finally:
