@@ -112,7 +112,10 @@ class OutputFormat:
                 token = (key, None, False)
             else:
                 try:
-                    token = (key, registry.bind(name, arg).extract, False)
+                    bound = registry.bind(name, arg)
+                    if bound.any_of:  # %proc.aname: libsinsp extracts no ancestor but the process itself ([0])
+                        bound = registry.bind(name, "0")
+                    token = (key, bound.extract, False)
                 except UnknownField as error:
                     raise RuleLoadError(f"output format '{text}': {error.args[0] if error.args else error}") from None
             parts.append(token)

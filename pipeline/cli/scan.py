@@ -4,7 +4,7 @@ Exit codes: 0 every input line was read and evaluated; 1 some lines or events
 were bad (malformed JSON, not an object, unknown source, evaluation failure:
 each is reported on stderr as file:line and the scan went on); 2 the scan
 could not run (rules errors, shown as file:line:col; an unreadable input; a
-bad option).
+bad option); 141 the reader of stdout went away (``| head``), as for SIGPIPE.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def scan(
 ) -> None:
     """Evaluate events against rules and print one alert per line.
 
-    Exit 0: clean; 1: some input lines were bad (reported, skipped); 2: could not scan.
+    Exit 0: clean; 1: some input lines were bad (reported, skipped); 2: could not scan;
+    141: stdout was closed by its reader.
     """
     from pipeline.alerts import falco_json
     from pipeline.cli.rules import _rules_files

@@ -26,7 +26,7 @@ that event with the reference evaluator, which never does.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pipeline.errors import RuleLoadError, SourceLocation
@@ -214,6 +214,14 @@ class FieldBinder:
         return ValueType(FieldType.STRING, inner.is_list, inner.any_of)
 
 
+def as_extracted(expr: FieldRef | Transform, binder: FieldBinder, macro: str | None) -> FieldRef | Transform:
+    """The field as ``val()`` reads it: an any-of ancestor field (``proc.aname``) is extracted
+    with no ancestor step, i.e. the process itself (``proc.aname[0]``), as libsinsp does."""
+    if isinstance(expr, FieldRef):
+        return replace(expr, arg="0") if binder.bind(expr, macro).any_of else expr
+    return replace(expr, operand=as_extracted(expr.operand, binder, macro))
+
+
 def field_key(expr: FieldRef | Transform, binder: FieldBinder, macro: str | None) -> str:
     if isinstance(expr, FieldRef):
         return binder.bind(expr, macro).key
@@ -305,7 +313,7 @@ class _FunctionGen:
         if isinstance(node, Compare):
             self._count_field(node.left, macro)
             if isinstance(node.right, FieldValue):
-                self._count_field(node.right.field, macro)
+                self._count_field(as_extracted(node.right.field, self.binder, macro), macro)
         elif isinstance(node, MacroRef):
             if node.name in self.macro_expanding:
                 raise ConditionCompileError(f"macro '{node.name}' refers to itself", node.pos, macro)
@@ -426,8 +434,9 @@ class _FunctionGen:
             return "(" + present.format(v=value) + ")"
         right = node.right
         if isinstance(right, FieldValue):
-            other, _ = self.read(right.field, macro)
-            self.binder.value_type(right.field, macro)
+            other_field = as_extracted(right.field, self.binder, macro)
+            other, _ = self.read(other_field, macro)
+            self.binder.value_type(other_field, macro)
             if op in ("pmatch", "regex"):
                 raise ConditionCompileError(f"operator '{op}' cannot compare with another field", node.pos, macro)
             return f"_cmpv{'_any' if vtype.any_of else ''}({op!r}, {value}, {other})"

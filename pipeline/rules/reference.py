@@ -24,7 +24,8 @@ Semantics (Falco's):
 * ``glob`` is fnmatch without FNM_PATHNAME (``*`` crosses ``/``), ``iglob`` the
   same ignoring case; ``regex`` must match the whole value (RE2); ``pmatch``
   matches a path equal to, or under, one of the listed paths;
-* ``val(f)`` compares with another field of the same event; a missing side is no match.
+* ``val(f)`` compares with another field of the same event; a missing side is no match;
+  an any-of field inside ``val()`` is the process's own value (``proc.aname[0]``).
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ class ReferenceEvaluator:
             return None
         return raw
 
+    def _as_extracted(self, expr: FieldRef | Transform) -> FieldRef | Transform:
+        """``val(proc.aname)`` reads the process itself (``proc.aname[0]``): libsinsp extracts an
+        ancestor field without index taking no step up."""
+        if isinstance(expr, FieldRef):
+            return FieldRef(expr.name, "0", expr.pos) if self.field_type(expr)[2] else expr
+        return Transform(expr.name, self._as_extracted(expr.operand), expr.pos)
+
     # -- conditions
 
     def evaluate(self, node: Node, event: Any) -> bool:
@@ -114,7 +122,7 @@ class ReferenceEvaluator:
     def _compare_value(self, node: Compare, ftype: FieldType, is_list: bool, value: Any, event: Any) -> bool:
         right = node.right
         if isinstance(right, FieldValue):
-            other = self.value(right.field, event)
+            other = self.value(self._as_extracted(right.field), event)
             return other is not None and _compare_fields(node.op, value, other)
         if isinstance(right, Literal):
             texts = [right.text]

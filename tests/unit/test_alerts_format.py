@@ -137,3 +137,13 @@ def test_uuid_is_stable_and_distinguishes_rules_and_events():
 def test_format_compiled_once_per_output():
     builder = AlertBuilder(registry_for, hostname="h")
     assert builder.output_format("syscall", "x %proc.name") is builder.output_format("syscall", "x %proc.name")
+
+
+def test_an_ancestor_field_without_index_prints_the_process_itself_as_falco_does():
+    """In a condition `proc.aname` means any ancestor; in an output libsinsp extracts it with
+    no ancestor step taken: the process's own name (and `proc.apid` its pid)."""
+    from pipeline.fields import registry_for
+
+    fmt = OutputFormat("a=%proc.aname p=%proc.apid g=%proc.aname[2]", registry_for("syscall"))
+    event = {"proc.name": "sh", "proc.pname": "bash", "proc.aname[2]": "sshd", "proc.pid": 5, "proc.ppid": 4}
+    assert fmt.render(event, 0) == ("a=sh p=5 g=sshd", {"proc.aname": "sh", "proc.apid": 5, "proc.aname[2]": "sshd"})

@@ -121,6 +121,9 @@ GOLDEN: list[tuple[str, dict[str, Any], bool]] = [
     ("toupper(proc.aname) in (SSHD)", {"anames": ["sh", "bash", "sshd"]}, True),
     ("proc.aname = val(proc.name)", {"anames": ["x", "bash", "sh"], "proc.name": "sh"}, True),
     ("proc.aname != val(proc.name)", {"anames": ["x", "sh"], "proc.name": "sh"}, False),
+    ("proc.name = val(proc.aname)", {"anames": ["sh", "bash"], "proc.name": "sh"}, True),  # val(): the process itself
+    ("proc.pname = val(proc.aname)", {"anames": ["sh", "bash"], "proc.pname": "bash"}, False),
+    ("proc.pid = val(proc.apid)", {"apids": [9, 5], "proc.pid": 9}, True),
     ("proc.apid in (1, 2)", {"apids": [9, 5, 1]}, True),
     ("proc.apid != 5", {"apids": [9, 5]}, False),
     ("proc.apid != 5", {"apids": [9, 5, 1]}, True),
