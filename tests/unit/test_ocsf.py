@@ -1,0 +1,102 @@
+"""Alerts as OCSF Detection Findings: Peregrine's own rules on their example events,
+each finding checked against schemas/ocsf-detection-finding.schema.json and mapped field by field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+
+from pipeline.alerts.ocsf import SEVERITY, ocsf_finding, ocsf_json
+from pipeline.cli.scan import default_rules_paths
+from pipeline.rules.loader import RulesLoader
+from pipeline.rules.model import PRIORITIES, Priority
+from pipeline.scan import Scanner
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "tests" / "data" / "events"
+SCHEMA = json.loads((ROOT / "schemas" / "ocsf-detection-finding.schema.json").read_text())
+VALIDATOR = Draft202012Validator(SCHEMA, format_checker=FormatChecker())
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    loader = RulesLoader()
+    for path in default_rules_paths():
+        loader.add_file(path)
+    return Scanner(loader.load(), hostname="node-1")
+
+
+def alerts_of(scanner: Scanner, name: str) -> list:
+    found = []
+    for line in (EVENTS / name).read_text().splitlines():
+        if line.strip():
+            found += scanner.scan_event(orjson.loads(line))
+    assert found, f"no alert from {name}"
+    return found
+
+
+def test_the_schema_is_valid_json_schema():
+    Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("examples", ["syscall_interactive_shell.positive.jsonl", "syscall_exec_bit.positive.jsonl",
+                                      "k8s_audit_privileged_pod.positive.jsonl", "cloudtrail_console_login.positive.jsonl"])
+def test_findings_of_every_source_fit_the_schema(scanner, examples):
+    for alert in alerts_of(scanner, examples):
+        finding = orjson.loads(ocsf_json(alert))
+        errors = sorted(VALIDATOR.iter_errors(finding), key=lambda e: list(e.path))
+        assert not errors, f"{alert.rule}: {errors[0].message} at {list(errors[0].path)}"
+        assert (finding["class_uid"], finding["category_uid"], finding["activity_id"], finding["type_uid"]) == (2004, 2, 1, 200401)
+        assert finding["finding_info"]["uid"] == alert.uuid and finding["finding_info"]["title"] == alert.rule
+        assert finding["finding_info"]["desc"] == alert.output
+        assert finding["time"] == alert.time_ns // 1_000_000 == finding["finding_info"]["created_time"]
+        assert finding["unmapped"] == orjson.loads(orjson.dumps(dict(alert.output_fields)))
+        assert finding["metadata"]["version"] == "1.1.0" and finding["metadata"]["product"]["name"] == "Peregrine"
+        assert finding["severity_id"] == SEVERITY[alert.priority]
+
+
+def test_a_shell_in_a_container_maps_process_parent_and_container(scanner):
+    alert = alerts_of(scanner, "syscall_interactive_shell.positive.jsonl")[0]
+    fields = alert.output_fields
+    finding = ocsf_finding(alert)
+    evidence = finding["evidences"][0]
+    assert fields["proc.cmdline"] and fields["proc.pname"] and fields["user.name"]  # what this rule prints
+    assert evidence["process"]["cmd_line"] == fields["proc.cmdline"]
+    assert evidence["process"]["parent_process"]["name"] == fields["proc.pname"]
+    assert evidence["process"]["user"]["name"] == fields["user.name"]
+    assert "name" not in evidence["process"]  # proc.name is not in this rule's output
+    assert evidence["container"] == {"uid": fields["container.id"], "image": {"name": fields["container.image.repository"]}}
+    pod = next(r for r in finding["resources"] if r["type"] == "kubernetes pod")
+    assert pod == {"type": "kubernetes pod", "name": fields["k8s.pod.name"], "namespace": fields["k8s.ns.name"]}
+    assert {"type": "container", "uid": fields["container.id"]}.items() <= finding["resources"][0].items()
+    assert finding["finding_info"]["types"] == list(alert.tags)
+
+
+def test_an_audit_alert_has_the_user_as_actor_and_the_target_as_resource(scanner):
+    alert = alerts_of(scanner, "k8s_audit_privileged_pod.positive.jsonl")[0]
+    finding = ocsf_finding(alert)
+    fields = alert.output_fields
+    assert "container" not in finding["evidences"][0]
+    assert finding["evidences"][0]["actor"]["user"]["name"] == fields["ka.user.name"]
+    target = [r for r in finding["resources"] if r["type"].startswith("kubernetes")]
+    assert target and target[0]["name"] == fields["ka.target.name"]
+
+
+def test_severity_follows_falco_priority_most_severe_highest():
+    ids = [SEVERITY[p] for p in PRIORITIES]
+    assert ids == sorted(ids, reverse=True)
+    assert (SEVERITY[Priority.EMERGENCY], SEVERITY[Priority.CRITICAL], SEVERITY[Priority.WARNING], SEVERITY[Priority.DEBUG]) == (6, 5, 3, 1)
+
+
+def test_host_events_and_missing_fields_leave_out_what_is_not_there(scanner):
+    alert = alerts_of(scanner, "syscall_interactive_shell.positive.jsonl")[0]
+    bare = replace(alert, output_fields={"evt.time": alert.time_ns, "container.id": "host", "proc.name": None}, tags=())
+    finding = ocsf_finding(bare)
+    assert "resources" not in finding and "evidences" not in finding
+    assert finding["finding_info"]["types"] == [alert.source]
+    assert not list(VALIDATOR.iter_errors(orjson.loads(orjson.dumps(finding))))
