@@ -54,3 +54,14 @@ process_tree = app.Table(
     partitions=settings.partitions,
     options=table_options,
 )
+# correlation windows (pipeline/correlation): one key per correlation and group, the group's
+# JSON state prefixed by its partition (pipeline/correlation/table.py); str keys, so a key read
+# back from the changelog equals the one written
+correlation_state = app.Table(
+    settings.correlation_table_name,
+    default=None,
+    key_type=str,
+    value_type=bytes,
+    partitions=settings.partitions,
+    options=table_options,
+)

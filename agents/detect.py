@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import gc
 
-from agents.app import app, deadletter_topic, alerts_topic, ocsf_topic, other_topics, process_tree, repartition_topic, settings, syscall_topics
+from agents.app import (alerts_topic, app, correlation_state, deadletter_topic, ocsf_topic, other_topics, process_tree,
+                        repartition_topic, settings, syscall_topics)
 from pipeline.stream.delivery import BatchDelivery, build_processor
 
 _delivery: BatchDelivery | None = None
@@ -25,6 +26,7 @@ def delivery() -> BatchDelivery:
             repartition=repartition_topic,
             ocsf=ocsf_topic,
             table=process_tree,
+            correlation_table=correlation_state,
             topic_factory=lambda name: app.topic(name, key_serializer="raw", value_serializer="raw"),
         )
         _tune_gc()

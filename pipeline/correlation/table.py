@@ -6,75 +6,155 @@ Faust picks the partition of a table write (its changelog and RocksDB) from
 the *current event*. The worker processes batches, so before evaluating an
 event it calls :meth:`TableCorrelationStore.bind` with that event's Faust
 event (``message.ref`` in pipeline/stream/batch.py); every read and write
-then runs as if that event were current, as the process-tree store does.
+then runs in that event's partition, as the process-tree store does.
 Syscall correlations grouped by ``container.id`` are co-partitioned with the
 syscall topic (keyed by container id), so a group's state lives in the
 partition that receives its events, and comes back from the changelog when
 the worker restarts or the partition moves (call the evaluator's
 ``reindex()`` after an assignment).
+
+Given the table's partition count (``partitions``), the store binds a
+stand-in event of partition ``event partition % partitions`` named after the
+changelog topic (pipeline/state/table_partition.py): an event from a topic
+with another partition count (K8s audit, CloudTrail) then still writes to a
+partition the table has. Each value starts with its partition
+(``b"3|{...}"``), so that
+
+- a group deleted while another event is bound (expiry, eviction) gets its
+  tombstone in its own changelog partition, and
+- :meth:`items` (what ``reindex`` reads) can leave out the groups of
+  partitions this worker does not own (``owned``): a memory table also holds
+  standby partitions, whose groups are another worker's to expire.
 """
 
 from __future__ import annotations
 
 import contextvars
-import weakref
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
 import orjson
 
+from pipeline.state.table_partition import PartitionEvent, faust_current_event, run_as
+
+_MISSING = object()
+
 
 class TableCorrelationStore(MutableMapping):
-    def __init__(self, table: Any, current_event: contextvars.ContextVar | None = None) -> None:
+    def __init__(
+        self,
+        table: Any,
+        current_event: contextvars.ContextVar | None = None,
+        *,
+        partitions: int | None = None,
+        topic: str | None = None,
+        owned: Callable[[], Collection[int]] | None = None,
+    ) -> None:
         self.table = table
-        if current_event is None:
-            from faust.streams import _current_event as current_event  # type: ignore[no-redef]
-        self._var = current_event
+        self._var = current_event if current_event is not None else faust_current_event()
+        self.partitions = partitions
+        self.topic = topic or ""
+        self.owned = owned
         self._ref: Any = None
+        self._partition: int | None = None
+        self._stand_ins: dict[int, PartitionEvent] = {}
 
     def bind(self, ref: Any) -> None:
-        """The Faust event whose partition the next reads and writes belong to."""
+        """The Faust event whose partition the next reads and writes belong to (None: unbound)."""
+        partition = getattr(getattr(ref, "message", None), "partition", None) if ref is not None else None
+        if partition is not None and self.partitions:
+            partition %= self.partitions
+            ref = self._stand_in(partition)
         self._ref = ref
+        self._partition = partition
 
-    def _with(self, fn):
+    def _stand_in(self, partition: int) -> PartitionEvent:
+        found = self._stand_ins.get(partition)
+        if found is None:
+            found = self._stand_ins[partition] = PartitionEvent(partition, self.topic)
+        return found
+
+    # -- encoding: b"<partition>|<json>", or the JSON alone when the partition is unknown
+
+    def _encode(self, state: dict) -> bytes:
+        data = orjson.dumps(state)
+        return data if self._partition is None else b"%d|" % self._partition + data
+
+    @staticmethod
+    def _decode(value: Any) -> tuple[int | None, dict]:
+        if isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        elif isinstance(value, str):
+            value = value.encode()
+        if value[:1] == b"{":
+            return None, orjson.loads(value)
+        head, _, body = value.partition(b"|")
+        return int(head), orjson.loads(body)
+
+    # -- reads and writes in the bound partition
+
+    def _with(self, fn: Callable[[], Any]) -> Any:
         if self._ref is None:
             return fn()
-        token = self._var.set(weakref.ref(self._ref))
-        try:
-            return fn()
-        finally:
-            self._var.reset(token)
+        return run_as(self._var, self._ref, fn)
+
+    def _unbound_get(self, key: str) -> Any:
+        """The key's value in whichever partition holds it."""
+        return run_as(self._var, None, lambda: self.table.get(key))
 
     def __getitem__(self, key: str) -> dict:
         value = self._with(lambda: self.table.get(key))
         if value is None:
             raise KeyError(key)
-        return orjson.loads(value)
+        return self._decode(value)[1]
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self._with(lambda: self.table.get(key))
-        return default if value is None else orjson.loads(value)
+        return default if value is None else self._decode(value)[1]
 
     def __setitem__(self, key: str, state: dict) -> None:
-        data = orjson.dumps(state)
+        data = self._encode(state)
 
         def write() -> None:
             self.table[key] = data
 
         self._with(write)
 
+    def pop(self, key: str, default: Any = _MISSING) -> Any:  # type: ignore[override]
+        """Delete ``key`` in the partition that holds it (its tombstone goes there)."""
+        value = self._unbound_get(key)
+        if value is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        partition, state = self._decode(value)
+        if partition is not None and self.partitions:
+            run_as(self._var, self._stand_in(partition), lambda: self.table.pop(key, None))
+        else:
+            self._with(lambda: self.table.pop(key, None))
+        return state
+
     def __delitem__(self, key: str) -> None:
-        def delete() -> None:
-            del self.table[key]
+        self.pop(key)
 
-        self._with(delete)
+    # -- what this worker holds
 
-    def pop(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        value = self._with(lambda: self.table.pop(key, None))
-        return default if value is None else orjson.loads(value)
+    def items(self) -> list[tuple[str, dict]]:  # type: ignore[override]
+        """Every group this worker owns, read wherever it is (for ``reindex``)."""
+        owned = set(self.owned()) if self.owned is not None else None
+        out: list[tuple[str, dict]] = []
+        for key in list(self.table.keys()):
+            value = self._unbound_get(key)
+            if value is None:
+                continue
+            partition, state = self._decode(value)
+            if owned is not None and partition is not None and partition not in owned:
+                continue
+            out.append((key, state))
+        return out
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self.table.keys()))
+        return iter([key for key, _ in self.items()])
 
     def __len__(self) -> int:
         return len(self.table)

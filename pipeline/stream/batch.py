@@ -103,6 +103,7 @@ class BatchProcessor:
         # when the stored bytes are not the ones this worker last read or wrote (e.g. after a rebalance)
         self._trees: dict[str, tuple[bytes | None, ProcessTree]] = {}
         self.tree_cache = tree_cache
+        self.correlation_store: Any = None  # see use_correlation_store
 
     def partition_of(self, container_id: str) -> int:
         found = self._partition_cache.get(container_id)
@@ -205,7 +206,19 @@ class BatchProcessor:
         if container_id not in self.containers:
             self.containers.touch(container_id, partition)
 
+    def use_correlation_store(self, store: Any) -> None:
+        """Correlation state in ``store`` (a TableCorrelationStore), bound to each event's
+        message before it is evaluated; the groups it already holds are indexed."""
+        correlator = getattr(self.scanner, "correlator", None)
+        if correlator is None:
+            return
+        self.correlation_store = store
+        correlator.store = store
+        correlator.reindex()
+
     def _evaluate(self, result: BatchResult, message: Message, index: int, original: dict, event: dict, source: str, key: bytes | None) -> None:
+        if self.correlation_store is not None:
+            self.correlation_store.bind(message.ref)  # the group's state lives in this message's partition
         try:
             alerts = self.scanner.scan_event(event, source)
         except (EvaluationError, EventError) as error:
@@ -215,8 +228,9 @@ class BatchProcessor:
             result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", original, index))
             return
         for alert in alerts:
-            if event is not original:
+            if event is not original and "corr.type" not in alert.output_fields:
                 # the id is over the event as produced, so a replay with other state gives the same id
+                # (a correlation's id is over its contributing events already)
                 alert = replace(alert, uuid=alert_uuid(original, alert.rule))
             result.alerts.append((key, alert))
 

@@ -28,6 +28,7 @@ import logging
 import os
 import time
 import weakref
+from pathlib import Path
 from typing import Any, Callable
 
 import orjson
@@ -40,10 +41,12 @@ from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
 from pipeline.state.containers import ContainerLimits
 from pipeline.state.process_tree import TreeLimits
+from pipeline.state.table_partition import PartitionEvent
 from pipeline.stream.batch import BatchProcessor, Message
 from pipeline.stream.settings import PipelineSettings
 
 log = logging.getLogger("peregrine.worker")
+CORRELATIONS_FILE = "peregrine_correlations.yaml"
 INDEX_REJECTED = "index_rejected"
 
 
@@ -57,21 +60,41 @@ def load_registry_for(spec: str) -> Callable[[str], Any]:
         raise ConfigError(f"cannot load the field registries {spec or 'pipeline.fields:registry_for'!r}: {error}") from None
 
 
+def worker_rules_paths(settings: PipelineSettings) -> list[str]:
+    """PEREGRINE_RULES, else the repo's rules/*_rules.yaml and its correlations
+    (rules/peregrine_correlations.yaml)."""
+    if settings.rules:
+        return [p for p in settings.rules.split(os.pathsep) if p]
+    from pipeline.cli.scan import default_rules_paths
+
+    files = default_rules_paths()
+    correlations = Path(files[0]).parent / CORRELATIONS_FILE if files else None
+    if correlations is not None and correlations.is_file() and str(correlations) not in files:
+        files.append(str(correlations))
+    return files
+
+
+def load_worker_correlations(files: list[str], ruleset: Any, registry_for: Callable[[str], Any]) -> tuple:
+    """The ``- correlation:`` items of the rules files (pipeline/correlation), as ``peregrine scan`` loads them."""
+    from pipeline.correlation.parse import CorrelationLoader
+
+    loader = CorrelationLoader(registry_for=registry_for)
+    for path in files:
+        loader.add_file(path)
+    return loader.load(ruleset) if loader.items else ()
+
+
 def build_processor(settings: PipelineSettings) -> BatchProcessor:
     from pipeline.rules.loader import RulesLoader
     from pipeline.scan import Scanner
 
     registry_for = load_registry_for(settings.registry)
-    if settings.rules:
-        files = [p for p in settings.rules.split(os.pathsep) if p]
-    else:
-        from pipeline.cli.scan import default_rules_paths
-
-        files = default_rules_paths()
+    files = worker_rules_paths(settings)
     loader = RulesLoader(registry_for=registry_for)
     for path in files:
         loader.add_file(path)
     ruleset = loader.load()
+    correlations = load_worker_correlations(files, ruleset, registry_for)
     live_audit = None
     if settings.config_audit:
         from pipeline.audit.live import LiveAudit
@@ -79,7 +102,7 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
         live_audit = LiveAudit.from_config_file(settings.audit_config or None,
                                                 observe=lambda outcome: metrics.LIVE_AUDIT.labels(outcome).inc())
     scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall",
-                      detect_source=lambda e: None, live_audit=live_audit)
+                      detect_source=lambda e: None, live_audit=live_audit, correlations=correlations)
     validate = None
     try:
         from pipeline.fields.schema import validate_event as validate  # type: ignore[no-redef]
@@ -96,15 +119,18 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
     )
 
 
-class _PartitionEvent:
-    """Stands in for a Faust event of ``partition`` (Faust reads ``event.message.partition``
-    to pick the changelog and RocksDB partition of a table write)."""
+def owned_partitions(table: Any) -> frozenset[int]:
+    """The partitions of a Faust table this worker is active for."""
+    topic = table.changelog_topic.get_topic_name()
+    return frozenset(tp.partition for tp in table.app.assignor.assigned_actives() if tp.topic == topic)
 
-    __slots__ = ("message", "partition", "__weakref__")
 
-    def __init__(self, partition: int) -> None:
-        self.message = self
-        self.partition = partition
+def correlation_store(table: Any, partitions: int) -> Any:
+    """The correlation evaluator's store over the worker's correlation table."""
+    from pipeline.correlation.table import TableCorrelationStore
+
+    return TableCorrelationStore(table, partitions=partitions, topic=table.changelog_topic.get_topic_name(),
+                                 owned=lambda: owned_partitions(table))
 
 
 class TableStore:
@@ -149,12 +175,11 @@ class TableStore:
 
     def delete(self, container_id: str, partition: int) -> None:
         """Drop a container's tree (a tombstone in its changelog partition)."""
-        self.save(container_id, _PartitionEvent(partition), None)
+        self.save(container_id, PartitionEvent(partition, self.table.changelog_topic.get_topic_name()), None)
 
     def owned_partitions(self) -> frozenset[int]:
         """The table partitions this worker is active for."""
-        topic = self.table.changelog_topic.get_topic_name()
-        return frozenset(tp.partition for tp in self.table.app.assignor.assigned_actives() if tp.topic == topic)
+        return owned_partitions(self.table)
 
     def containers(self) -> list[str]:
         """Container ids in the table (for the memory store this includes standby partitions)."""
@@ -179,6 +204,7 @@ class BatchDelivery:
         repartition: Any,
         ocsf: Any = None,
         table: Any = None,
+        correlation_table: Any = None,
         topic_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.settings = settings
@@ -200,6 +226,12 @@ class BatchDelivery:
         self.waiting_on: str | None = None
         self.dead_letter_counts = dl.DeadLetterCounts()
         self._owned: frozenset[int] | None = None
+        # correlation state (pipeline/correlation) in its own changelog-backed table
+        self.correlator = getattr(processor.scanner, "correlator", None)
+        self.correlation_store = None
+        if correlation_table is not None and self.correlator is not None:
+            self.correlation_store = correlation_store(correlation_table, settings.partitions)
+        self._correlations_owned: frozenset[int] | None = None
 
     def health(self) -> dict:
         return {
@@ -210,6 +242,7 @@ class BatchDelivery:
             "dead_letters": dict(self.dead_letter_counts),
             "alerts_stored": self.sink.stored,
             "alerts_already_stored": self.sink.duplicates,
+            "correlation_groups": self.correlator.open_groups if self.correlator is not None else 0,
         }
 
     async def run(self, batch: list, stateful: bool = True) -> None:
@@ -224,6 +257,8 @@ class BatchDelivery:
             try:
                 if stateful and self.store is not None:
                     self._follow_assignment()
+                if self.correlation_store is not None:
+                    self._follow_correlation_assignment()
                 result = self.processor.process(messages, self.store if stateful else None)
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
@@ -250,6 +285,20 @@ class BatchDelivery:
             partition = self.processor.partition_of(cid)
             if partition in owned:
                 self.processor.track(cid, partition)
+
+    def _follow_correlation_assignment(self) -> None:
+        """The first batch, and each after this worker's partitions changed: the evaluator's
+        index is rebuilt from the groups of the owned partitions (recovered from the changelog
+        by then), so they count toward the group limit and expire; revoked ones are forgotten."""
+        owned = owned_partitions(self.correlation_store.table)
+        if owned == self._correlations_owned:
+            return
+        first = self._correlations_owned is None
+        self._correlations_owned = owned
+        if first:
+            self.processor.use_correlation_store(self.correlation_store)
+        else:
+            self.correlator.reindex()
 
     async def _deliver(self, result) -> None:
         pending: list[Any] = []

@@ -61,6 +61,10 @@ class PipelineSettings:
     def table_name(self) -> str:
         return "process-tree"
 
+    @property
+    def correlation_table_name(self) -> str:
+        return "correlation-state"
+
     def source_topics(self) -> dict[str, str]:
         """topic -> event source."""
         return {

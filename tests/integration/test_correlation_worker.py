@@ -1,108 +1,98 @@
-"""Correlation state in a changelog-backed Faust table survives kill -9.
+"""Correlation state in the worker's changelog-backed table survives kill -9.
 
-A Faust worker (tests/integration/correlation_worker_app.py, the evaluator
-with a table as its store) sees the first three steps of "Drop and
-execute", is killed with SIGKILL, is started again, and the last step still
-completes the sequence: one alert with all four contributing events.
+A real `peregrine worker` (its default rules: Peregrine's rules and
+rules/peregrine_correlations.yaml) sees the first steps of "Drop and
+execute", is killed with SIGKILL once their offsets are committed, is
+started again, and the last step still completes the sequence: exactly one
+alert with all four contributing events, on the alert topic and in
+OpenSearch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from pipeline_harness import WorkerSetup, produce, read_topic, search_all, wait_for_health
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = Path(__file__).resolve().parent / "correlation_worker_app.py"
 EVENTS = ROOT / "tests" / "data" / "correlation" / "drop_execute.jsonl"
 
 
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen:
-    handle = log.open("a")
-    return subprocess.Popen([sys.executable, str(APP), "worker", "-l", "warn"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(ROOT))
+@pytest.fixture
+async def worker_setup(stack, topic_factory, opensearch, tmp_path):
+    topics = {name: await topic_factory(1, prefix=f"pg-corr-{name}")
+              for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
+    setup = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
+                        f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", 1,
+                        extra={"PEREGRINE_RULES": ""})  # the worker's defaults, correlations included
+    yield setup
+    setup.stop_all()
+    await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
 
 
-async def _wait_for_lines(progress: Path, count: int, worker: subprocess.Popen, log: Path, timeout: float = 120.0) -> list[str]:
+async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+    finally:
+        await admin.close()
+    found = offsets.get(TopicPartition(topic, 0))
+    return None if found is None or found.offset < 0 else found.offset
+
+
+async def wait_committed(bootstrap: str, group: str, topic: str, offset: int, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    found = None
     while loop.time() < deadline:
-        lines = progress.read_text().splitlines() if progress.exists() else []
-        if len(lines) >= count:
-            return lines
-        if worker.poll() is not None:
-            raise AssertionError(f"worker exited with {worker.returncode}:\n{log.read_text()[-3000:]}")
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"worker processed {len(lines)} of {count} events:\n{log.read_text()[-3000:]}")
+        found = await committed_offset(bootstrap, group, topic)
+        if found == offset:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"committed offset of {topic} is {found}, expected {offset}")
 
 
-async def test_a_worker_killed_mid_sequence_resumes_and_fires(bootstrap_servers, topic_factory, tmp_path):
-    events_topic = await topic_factory(1, prefix="corr-events")
-    alerts_topic = await topic_factory(1, prefix="corr-alerts")
-    progress = tmp_path / "progress"
-    log = tmp_path / "worker.log"
-    env = dict(os.environ)
-    env.update({
-        "CORR_BOOTSTRAP": bootstrap_servers,
-        "CORR_IN_TOPIC": events_topic,
-        "CORR_OUT_TOPIC": alerts_topic,
-        "CORR_APP_ID": f"corr-test-{uuid.uuid4().hex[:8]}",
-        "CORR_PROGRESS": str(progress),
-    })
+async def test_a_worker_killed_mid_sequence_resumes_and_fires(worker_setup, opensearch):
+    s = worker_setup
     stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
-    await producer.start()
-    worker = _start(env, log)
-    try:
-        for event in stream[:6]:  # shell, download, other write, chmod 644, chmod +x: three steps done
-            await producer.send_and_wait(events_topic, json.dumps(event).encode(), key=event["container.id"].encode())
-        lines = await _wait_for_lines(progress, 6, worker, log)
-        assert lines[-1].endswith("open=1")
-        await asyncio.sleep(3)  # several commit intervals: offsets and the changelog are written
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-        assert worker.returncode == -signal.SIGKILL
+    cid = stream[0]["container.id"]
+    worker = s.start(instance_id="corr-0", PEREGRINE_STORE="memory")  # memory: state only from the changelog
 
-        worker = _start(env, log)
-        for event in stream[6:]:  # ls, then the dropped file runs
-            await producer.send_and_wait(events_topic, json.dumps(event).encode(), key=event["container.id"].encode())
-        consumer = AIOKafkaConsumer(alerts_topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest", group_id=None)
-        await consumer.start()
-        try:
-            alerts = []
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 120
-            while not alerts and loop.time() < deadline:
-                batch = await consumer.getmany(timeout_ms=1000)
-                alerts.extend(json.loads(message.value) for messages in batch.values() for message in messages)
-                if worker.poll() is not None:
-                    raise AssertionError(f"restarted worker exited with {worker.returncode}:\n{log.read_text()[-3000:]}")
-            await _wait_for_lines(progress, 8, worker, log)
-            await asyncio.sleep(1)
-            alerts.extend(json.loads(m.value) for ms in (await consumer.getmany(timeout_ms=1000)).values() for m in ms)
-        finally:
-            await consumer.stop()
-        assert len(alerts) == 1, log.read_text()[-3000:]
-        # the restarted worker did not replay the first events: the partial match came from the changelog
-        after_restart = progress.read_text().splitlines()[6:]
-        assert [line.split()[0] for line in after_restart] == ["2006", "2007"], after_restart
-        alert = alerts[0]
-        assert alert["rule"] == "Drop and execute"
-        assert alert["group"] == {"container.id": stream[0]["container.id"]}
-        assert [e["id"] for e in alert["events"]] == [2000, 2002, 2005, 2007]
-        assert [e["step"] for e in alert["events"]] == ["shell", "drop", "chmod", "exec"]
-    finally:
-        await producer.stop()
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+    # shell, download, another write, chmod 644, chmod +x: three of the four steps done
+    await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[:6]])
+    state = await wait_for_health(worker, lambda h: h["batches"] >= 1 and h["correlation_groups"] == 1)
+    # every one of the six is processed and its offset committed: a restarted worker does not
+    # read them again, so the partial match can only come back from the changelog
+    await wait_committed(s.bootstrap, s.app_id, s.topics["syscall"], 6)
+    assert await read_topic(s.bootstrap, s.topics["alerts"], expect=0) == [], state
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert worker.returncode == -signal.SIGKILL
+
+    restarted = s.restart(worker)
+    await wait_for_health(restarted, lambda h: any(tp.startswith(s.topics["syscall"] + ":") for tp in h["assignment"]))
+    # ls, then the dropped file runs
+    await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[6:]])
+
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
+    alert = alerts[0]
+    assert records[0].key == cid.encode()
+    fields = alert["output_fields"]
+    assert fields["corr.group"] == {"container.id": cid}
+    assert [e["id"] for e in fields["corr.events"]] == [2000, 2002, 2005, 2007]
+    assert [e["step"] for e in fields["corr.events"]] == ["shell", "drop", "chmod", "exec"]
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [(h["_id"], h["_source"]["rule"]) for h in hits] == [(alert["uuid"], "Drop and execute")]
+    final = await wait_for_health(restarted, lambda h: h["correlation_groups"] == 0)
+    assert final["dead_letters"] == {}, final
