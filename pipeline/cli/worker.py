@@ -33,6 +33,10 @@ async def check_kafka(settings) -> None:
         try:
             await asyncio.wait_for(admin.start(), timeout)
             topics = set(await asyncio.wait_for(admin.list_topics(), timeout))
+            alert_partitions = 1
+            if settings.route_by_priority and settings.alerts_topic in topics:
+                described = await asyncio.wait_for(admin.describe_topics([settings.alerts_topic]), timeout)
+                alert_partitions = max(1, len(described[0].get("partitions") or ()))
         except (asyncio.TimeoutError, Exception) as error:  # noqa: BLE001
             raise ConfigError(
                 f"Kafka broker {settings.broker} did not answer within {timeout:.0f}s ({type(error).__name__}); "
@@ -51,6 +55,10 @@ async def check_kafka(settings) -> None:
     from pipeline.stack.settings import TopicSpec
 
     await ensure_topics(settings.broker, [TopicSpec(settings.repartition_topic, settings.partitions)], timeout_s=timeout)
+    # So are the priority topics when alerts are routed by priority (the broker does not auto-create
+    # topics, and a send to a missing one would stop the worker), as many partitions as the alert topic.
+    if settings.route_by_priority:
+        await ensure_topics(settings.broker, [TopicSpec(t, alert_partitions) for t in settings.priority_topics().values()], timeout_s=timeout)
 
 
 def worker(

@@ -361,5 +361,5 @@ class BatchDelivery:
     def _priority_topic(self, priority: str) -> Any:
         found = self._priority_topics.get(priority)
         if found is None and self.topic_factory is not None:
-            found = self._priority_topics[priority] = self.topic_factory(f"{self.settings.alerts_topic}.{priority}")
+            found = self._priority_topics[priority] = self.topic_factory(self.settings.priority_topics()[priority])
         return found

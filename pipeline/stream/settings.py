@@ -31,7 +31,7 @@ class PipelineSettings:
     alerts_topic: str = stack.ALERTS_TOPIC
     deadletter_topic: str = stack.DEADLETTER_TOPIC
     ocsf_topic: str = ""  # empty: no OCSF variant
-    route_by_priority: bool = False  # also peregrine.alerts.<priority>
+    route_by_priority: bool = False  # each alert also to <alerts topic>.<priority> (created by the worker)
     partitions: int = stack.DEFAULTS.input_partitions  # syscall topic, its repartition topic and the table
     index_prefix: str = stack.ALERTS_INDEX_PREFIX
     store: str = "rocksdb"
@@ -64,6 +64,12 @@ class PipelineSettings:
     @property
     def correlation_table_name(self) -> str:
         return "correlation-state"
+
+    def priority_topics(self) -> dict[str, str]:
+        """Falco priority (lower case) -> its topic, when alerts are routed by priority."""
+        from pipeline.rules.model import Priority
+
+        return {p.label.lower(): f"{self.alerts_topic}.{p.label.lower()}" for p in Priority}
 
     def source_topics(self) -> dict[str, str]:
         """topic -> event source."""

@@ -132,3 +132,63 @@ async def test_events_keyed_by_something_else_are_repartitioned_by_container(set
     await produce(s.bootstrap, s.topics["syscall"], [(b"node-a", ndjson([java, shell(c0, 5, t), curl]))])
     alerts = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["alerts"], expect=2, setup=s)]
     assert sorted(a["rule"] for a in alerts) == ["Java spawned downloader", "Shell in container"], s.log_text()
+
+
+async def test_events_failing_their_schema_are_dead_lettered_with_reason_and_coordinates_while_good_ones_flow(setup, opensearch, audit_events):
+    s = await setup(partitions=1, PEREGRINE_CONFIG_AUDIT="false")
+    s.start()
+    t = 1_700_000_000_000_000_000
+    no_time = {"evt.type": "execve", "proc.name": "bash", "proc.cmdline": "bash -i", "container.id": "cs"}
+    bad_type = shell("cs", 3, t + 3) | {"evt.type": 5}
+    await produce(s.bootstrap, s.topics["syscall"], [
+        (b"cs", orjson.dumps(shell("cs", 1, t))),  # offset 0: good
+        (b"cs", ndjson([shell("cs", 2, t + 2), no_time, bad_type, shell("cs", 4, t + 4)])),  # offset 1: two good, two bad
+    ])
+    not_an_audit_event = {"verb": "create", "objectRef": {"resource": "pods", "namespace": "shop"}}
+    await produce(s.bootstrap, s.topics["k8s_audit"], [
+        (b"shop", orjson.dumps(not_an_audit_event)),  # offset 0: no kind/apiVersion
+        (b"shop", orjson.dumps(privileged_pod_created(audit_events))),  # offset 1: good
+    ])
+    letters = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["deadletter"], expect=3, setup=s)]
+    assert len(letters) == 3, s.log_text()
+    assert all(x["reason"] == "schema" for x in letters)
+    by_where = {(x["topic"], x["partition"], x["offset"], x["index"]): x for x in letters}
+    assert set(by_where) == {(s.topics["syscall"], 0, 1, 1), (s.topics["syscall"], 0, 1, 2), (s.topics["k8s_audit"], 0, 0, 0)}
+    assert "'evt.time' is a required property" in by_where[(s.topics["syscall"], 0, 1, 1)]["detail"]
+    assert "at evt.type" in by_where[(s.topics["syscall"], 0, 1, 2)]["detail"]
+    assert "k8s_audit event does not fit its schema" in by_where[(s.topics["k8s_audit"], 0, 0, 0)]["detail"]
+    assert orjson.loads(by_where[(s.topics["syscall"], 0, 1, 1)]["original"]) == no_time  # the event itself, not the batch
+    alerts = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["alerts"], expect=4, setup=s)]
+    assert sorted(a["rule"] for a in alerts) == ["Privileged pod", "Shell in container", "Shell in container", "Shell in container"]
+    assert sorted(a["output_fields"]["evt.time"] - t for a in alerts if a["source"] == "syscall") == [0, 2, 4]
+    assert len(await search_all(opensearch, s.index_prefix, expect=4)) == 4
+
+
+async def test_alerts_routed_by_priority_reach_their_priority_topic_too(setup, opensearch, audit_events, stack):
+    from pipeline.stack.provision import delete_topics
+    from pipeline.stream.settings import PipelineSettings
+
+    s = await setup(partitions=1, PEREGRINE_ROUTE_BY_PRIORITY="true", PEREGRINE_CONFIG_AUDIT="false")
+    routed = {p: f"{s.topics['alerts']}.{p}" for p in ("critical", "warning", "notice", "error")}
+    s.start()
+    try:
+        t = 1_700_000_000_000_000_000
+        java = {"evt.type": "execve", "evt.time": t, "proc.pid": 100, "proc.ppid": 1, "proc.name": "java",
+                "proc.cmdline": "java -jar app.jar", "container.id": "cprio"}
+        curl = {"evt.type": "execve", "evt.time": t + 1, "proc.pid": 200, "proc.ppid": 100, "proc.name": "curl",
+                "proc.cmdline": "curl http://x/y", "container.id": "cprio"}
+        await produce(s.bootstrap, s.topics["syscall"], [(b"cprio", ndjson([java, curl, shell("cprio", 300, t + 2)]))])
+        await produce(s.bootstrap, s.topics["k8s_audit"], [(b"shop", orjson.dumps(privileged_pod_created(audit_events)))])
+        alerts = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["alerts"], expect=3, setup=s)]
+        assert sorted((a["priority"], a["rule"]) for a in alerts) == [
+            ("Critical", "Java spawned downloader"), ("Notice", "Shell in container"), ("Warning", "Privileged pod")], s.log_text()
+        expected = {"critical": ["Java spawned downloader"], "warning": ["Privileged pod"], "notice": ["Shell in container"], "error": []}
+        for priority, rules in expected.items():
+            records = await read_topic(s.bootstrap, routed[priority], expect=len(rules), settle=0.5, setup=s)
+            assert [orjson.loads(r.value)["rule"] for r in records] == rules, priority
+            assert {orjson.loads(r.value)["uuid"] for r in records} <= {a["uuid"] for a in alerts}
+        assert len(await search_all(opensearch, s.index_prefix, expect=3)) == 3  # stored once, whatever the routing
+    finally:
+        s.stop_all()
+        # the worker created all eight priority topics at start-up: not the test's topic_factory's to delete
+        await delete_topics(stack.bootstrap_servers, list(PipelineSettings(alerts_topic=s.topics["alerts"]).priority_topics().values()))
