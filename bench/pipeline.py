@@ -243,6 +243,15 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
     await consumer.seek_to_end()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_request_size=8 << 20)
     await producer.start()
+    # warm up: the clock starts once the worker has joined its group and processed a message
+    # (else the seconds of the first rebalance count as latency of the first events)
+    rng = random.Random(SEED + 1)
+    warm = [realistic_event(rng, seq) for seq in range(10)]
+    await producer.send_and_wait(topics["syscall"], value=b"\n".join(orjson.dumps(e) for e in warm), key=b"warm-up")
+    while metric(port, "peregrine_events_total") < len(warm):
+        if worker.poll() is not None:
+            raise SystemExit(f"worker exited; see {log}")
+        await asyncio.sleep(0.1)
     client = AsyncOpenSearch(hosts=[env.get("PEREGRINE_OPENSEARCH_URL") or StackSettings.from_env().opensearch_url])
     to_topic: list[float] = []
     to_search: list[float] = []
@@ -277,8 +286,6 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
 
     reader = asyncio.create_task(read_alerts())
     searcher = asyncio.create_task(poll_search())
-    rng = random.Random(SEED + 1)
-    interval = batch / rate
     n = 0
     began = time.monotonic()
     end = began + seconds
