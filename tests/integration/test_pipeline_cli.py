@@ -10,8 +10,7 @@ from pipeline_harness import PEREGRINE, ROOT, free_port
 
 
 def run(env_extra: dict[str, str], *args: str) -> tuple[int, str, float]:
-    env = dict(os.environ, PEREGRINE_STARTUP_TIMEOUT_S="5", PEREGRINE_RULES=str(ROOT / "tests/data/pipeline/rules.yaml"),
-               PEREGRINE_REGISTRY="flat_fields:registry_for", PYTHONPATH=str(ROOT / "tests" / "integration"), **env_extra)
+    env = dict(os.environ, PEREGRINE_STARTUP_TIMEOUT_S="5", PEREGRINE_RULES=str(ROOT / "tests/data/pipeline/rules.yaml"), **env_extra)
     began = time.monotonic()
     done = subprocess.run([PEREGRINE, *args], env=env, capture_output=True, text=True, timeout=60)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - began

@@ -101,12 +101,10 @@ class DictStore(dict):
 
 
 @pytest.fixture
-def processor(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "tests" / "integration"))
+def processor():
     from pipeline.stream.delivery import build_processor
 
-    settings = PipelineSettings.from_env({"PEREGRINE_RULES": str(ROOT / "tests/data/pipeline/rules.yaml"),
-                                          "PEREGRINE_REGISTRY": "flat_fields:registry_for", "PEREGRINE_PARTITIONS": "2"})
+    settings = PipelineSettings.from_env({"PEREGRINE_RULES": str(ROOT / "tests/data/pipeline/rules.yaml"), "PEREGRINE_PARTITIONS": "2"})
     return build_processor(settings)
 
 
@@ -142,3 +140,32 @@ def test_retention_picks_daily_indices_older_than_the_cutoff():
     today = datetime(2026, 11, 22, tzinfo=timezone.utc)
     assert expired_indices(names, "peregrine-alerts-", 7, today) == ["peregrine-alerts-2026.11.01"]
     assert expired_indices(names, "peregrine-alerts-", 0, today) == ["peregrine-alerts-2026.11.01", "peregrine-alerts-2026.11.15"]
+
+
+def test_the_workers_default_rules_include_the_correlations_and_a_batch_completes_one():
+    import contextvars
+
+    from pipeline.correlation.table import TableCorrelationStore
+    from pipeline.stream.delivery import build_processor, worker_rules_paths
+
+    settings = PipelineSettings.from_env({"PEREGRINE_PARTITIONS": "1"})
+    assert worker_rules_paths(settings)[-1] == str(ROOT / "rules" / "peregrine_correlations.yaml")
+    processor = build_processor(settings)
+    assert "Drop and execute" in {c.name for c in processor.scanner.correlator.correlations}
+    table: dict = {}
+    processor.use_correlation_store(TableCorrelationStore(table, contextvars.ContextVar("current", default=None), partitions=1, topic="changelog"))
+
+    class Ref:
+        message = Message("peregrine.events.syscall", 0, 0, None, None)
+
+    lines = (ROOT / "tests" / "data" / "correlation" / "drop_execute.jsonl").read_bytes().splitlines()
+    result = processor.process([Message("peregrine.events.syscall", 0, i, b"k", line, Ref()) for i, line in enumerate(lines)], DictStore())
+    assert [a.rule for _, a in result.alerts] == ["Drop and execute"] and not result.dead_letters
+    key, alert = result.alerts[0]
+    assert key == b"4f2a9c1d7e3b" and [e["id"] for e in alert.output_fields["corr.events"]] == [2000, 2002, 2005, 2007]
+    assert table == {}  # the completed match leaves no state behind
+
+
+def test_priority_topics_are_named_after_the_alert_topic():
+    topics = PipelineSettings.from_env({"PEREGRINE_ALERTS_TOPIC": "soc.alerts"}).priority_topics()
+    assert topics["critical"] == "soc.alerts.critical" and len(topics) == 8

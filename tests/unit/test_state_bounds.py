@@ -107,12 +107,11 @@ class DictStore(dict):
 
 
 @pytest.fixture
-def make_processor(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "tests" / "integration"))
+def make_processor():
     from pipeline.stream.delivery import build_processor
 
     def make(**env: str):
-        base = {"PEREGRINE_RULES": str(ROOT / "tests/data/pipeline/rules.yaml"), "PEREGRINE_REGISTRY": "flat_fields:registry_for",
+        base = {"PEREGRINE_RULES": str(ROOT / "tests/data/pipeline/rules.yaml"),
                 "PEREGRINE_PARTITIONS": "1"}
         return build_processor(PipelineSettings.from_env(base | env))
 
