@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
 import logging
 import os
 import time
@@ -36,7 +35,6 @@ import orjson
 from pipeline import deadletter as dl
 from pipeline import metrics
 from pipeline.alerts import falco_json
-from pipeline.errors import ConfigError
 from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
 from pipeline.state.containers import ContainerLimits
@@ -48,16 +46,6 @@ from pipeline.stream.settings import PipelineSettings
 log = logging.getLogger("peregrine.worker")
 CORRELATIONS_FILE = "peregrine_correlations.yaml"
 INDEX_REJECTED = "index_rejected"
-
-
-def load_registry_for(spec: str) -> Callable[[str], Any]:
-    """``module:function`` -> registry_for; empty: pipeline.fields.registry_for."""
-    module_name, _, attr = (spec or "pipeline.fields:registry_for").partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attr or "registry_for")
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"cannot load the field registries {spec or 'pipeline.fields:registry_for'!r}: {error}") from None
 
 
 def worker_rules_paths(settings: PipelineSettings) -> list[str]:
@@ -88,7 +76,7 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
     from pipeline.rules.loader import RulesLoader
     from pipeline.scan import Scanner
 
-    registry_for = load_registry_for(settings.registry)
+    from pipeline.fields import registry_for
     files = worker_rules_paths(settings)
     loader = RulesLoader(registry_for=registry_for)
     for path in files:

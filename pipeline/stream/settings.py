@@ -47,7 +47,6 @@ class PipelineSettings:
     idle_container_ttl_s: float = 3600.0  # a container with no event for this long (processing time) is deleted
     rule_matching: str = "first"
     rules: str = ""  # os.pathsep-separated paths; empty: the repo's rules/*_rules.yaml
-    registry: str = ""  # "module:function" giving registry_for(source); empty: pipeline.fields
     config_audit: bool = True  # Polaris checks on objects in k8s_audit create/update/patch events
     audit_config: str = ""  # Polaris config.yaml for them; empty: the built-in checks and severities
     opensearch_retry_max_s: float = 30.0

@@ -26,7 +26,6 @@ async def pipeline(stack, topic_factory, opensearch, tmp_path, upstream_rules_di
     rules = os.pathsep.join([str(upstream_rules_dir / "k8s_audit_rules.yaml"), str(OWN_K8S_RULES)])
     worker.start(
         PEREGRINE_RULES=rules,
-        PEREGRINE_REGISTRY="",  # the real field registries (pipeline.fields)
         PEREGRINE_RULE_MATCHING="all",  # both rules fire on one event, as Falco's -o rule_matching=all
         PEREGRINE_CONFIG_AUDIT="false",  # the Polaris checks on audited objects are tested elsewhere
     )

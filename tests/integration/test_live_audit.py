@@ -26,10 +26,10 @@ def events(monkeypatch):
 async def worker(stack, topic_factory, opensearch, tmp_path):
     topics = {name: await topic_factory(1, prefix=f"pg-live-{name}")
               for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-    # the real field registries and Peregrine's own K8s audit rules, whatever the harness's defaults
+    # Peregrine's own K8s audit rules, whatever the harness's defaults
     setup = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
                         f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", 1,
-                        extra={"PEREGRINE_REGISTRY": "", "PEREGRINE_RULES": str(K8S_RULES)})
+                        extra={"PEREGRINE_RULES": str(K8S_RULES)})
     yield setup
     setup.stop_all()
     await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
