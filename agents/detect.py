@@ -1,7 +1,9 @@
 """The detection agents: batches of Kafka messages through BatchDelivery.
 
 Two agents: syscall (its topic and the repartition topic, with the
-process-tree table) and the stateless sources (K8s audit, CloudTrail).
+process-tree table) and the other sources (K8s audit, CloudTrail). Both
+share one BatchDelivery, so one correlation evaluator whose state is the
+correlation-state table.
 """
 
 from __future__ import annotations
