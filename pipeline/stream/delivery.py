@@ -35,6 +35,7 @@ import orjson
 from pipeline import deadletter as dl
 from pipeline import metrics
 from pipeline.alerts import falco_json
+from pipeline.errors import ConfigError
 from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
 from pipeline.state.containers import ContainerLimits
@@ -62,11 +63,28 @@ def worker_rules_paths(settings: PipelineSettings) -> list[str]:
     return files
 
 
-def load_worker_correlations(files: list[str], ruleset: Any, registry_for: Callable[[str], Any]) -> tuple:
+def correlation_limits(settings: PipelineSettings) -> Any:
+    """PEREGRINE_CORRELATION_LIMITS (``max_window=1h,throttle=10m,max_groups=50000``) -> CorrelationLimits."""
+    from pipeline.correlation import CorrelationLimits
+
+    text = settings.correlation_limits.strip()
+    values: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"PEREGRINE_CORRELATION_LIMITS: {item!r} is not name=value (e.g. max_window=1h,throttle=10m)")
+        values[name.strip()] = value.strip()
+    try:
+        return CorrelationLimits.from_settings(values)
+    except ConfigError as error:
+        raise ConfigError(f"PEREGRINE_CORRELATION_LIMITS: {error}") from None
+
+
+def load_worker_correlations(files: list[str], ruleset: Any, registry_for: Callable[[str], Any], limits: Any = None) -> tuple:
     """The ``- correlation:`` items of the rules files (pipeline/correlation), as ``peregrine scan`` loads them."""
     from pipeline.correlation.parse import CorrelationLoader
 
-    loader = CorrelationLoader(registry_for=registry_for)
+    loader = CorrelationLoader(limits=limits, registry_for=registry_for)
     for path in files:
         loader.add_file(path)
     return loader.load(ruleset) if loader.items else ()
@@ -77,12 +95,14 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
     from pipeline.scan import Scanner
 
     from pipeline.fields import registry_for
+
     files = worker_rules_paths(settings)
+    limits = correlation_limits(settings)
     loader = RulesLoader(registry_for=registry_for)
     for path in files:
         loader.add_file(path)
     ruleset = loader.load()
-    correlations = load_worker_correlations(files, ruleset, registry_for)
+    correlations = load_worker_correlations(files, ruleset, registry_for, limits)
     live_audit = None
     if settings.config_audit:
         from pipeline.audit.live import LiveAudit
@@ -90,7 +110,7 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
         live_audit = LiveAudit.from_config_file(settings.audit_config or None,
                                                 observe=lambda outcome: metrics.LIVE_AUDIT.labels(outcome).inc())
     scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall",
-                      detect_source=lambda e: None, live_audit=live_audit, correlations=correlations)
+                      detect_source=lambda e: None, live_audit=live_audit, correlations=correlations, correlation_limits=limits)
     validate = None
     try:
         from pipeline.fields.schema import validate_event as validate  # type: ignore[no-redef]

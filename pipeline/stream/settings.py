@@ -47,6 +47,7 @@ class PipelineSettings:
     idle_container_ttl_s: float = 3600.0  # a container with no event for this long (processing time) is deleted
     rule_matching: str = "first"
     rules: str = ""  # os.pathsep-separated paths; empty: the repo's rules/*_rules.yaml
+    correlation_limits: str = ""  # "max_window=1h,allowed_lateness=5s,throttle=0s,max_groups=200000,...": pipeline/correlation
     config_audit: bool = True  # Polaris checks on objects in k8s_audit create/update/patch events
     audit_config: str = ""  # Polaris config.yaml for them; empty: the built-in checks and severities
     opensearch_retry_max_s: float = 30.0

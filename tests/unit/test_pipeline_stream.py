@@ -169,3 +169,18 @@ def test_the_workers_default_rules_include_the_correlations_and_a_batch_complete
 def test_priority_topics_are_named_after_the_alert_topic():
     topics = PipelineSettings.from_env({"PEREGRINE_ALERTS_TOPIC": "soc.alerts"}).priority_topics()
     assert topics["critical"] == "soc.alerts.critical" and len(topics) == 8
+
+
+def test_correlation_limits_come_from_one_setting_and_a_bad_one_names_it():
+    from pipeline.stream.delivery import build_processor, correlation_limits
+
+    limits = correlation_limits(PipelineSettings.from_env({"PEREGRINE_CORRELATION_LIMITS": "max_window=2h, throttle=10m,max_groups=500"}))
+    assert (limits.max_window_ns, limits.throttle_ns, limits.max_groups) == (7200 * 10**9, 600 * 10**9, 500)
+    processor = build_processor(PipelineSettings.from_env({"PEREGRINE_CORRELATION_LIMITS": "max_groups=7"}))
+    assert processor.scanner.correlator.limits.max_groups == 7
+    for bad, says in (("max_groups", "not name=value"), ("max_window=soon", "duration"), ("colour=red", "unknown correlation setting")):
+        with pytest.raises(ConfigError, match=f"PEREGRINE_CORRELATION_LIMITS.*{says}"):
+            correlation_limits(PipelineSettings.from_env({"PEREGRINE_CORRELATION_LIMITS": bad}))
+    # a window over the limit is refused when the rules load, naming the limit
+    with pytest.raises(Exception, match="max_window"):
+        build_processor(PipelineSettings.from_env({"PEREGRINE_CORRELATION_LIMITS": "max_window=1m"}))
