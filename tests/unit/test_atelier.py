@@ -4,6 +4,7 @@ ships has an attack that proves it, and the scripts and manifests hold together.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections import Counter
@@ -150,3 +151,37 @@ def test_upstream_falco_rules_that_cover_the_attacks_fire(capsys, upstream_rules
         assert {rule: counts[rule] for rule in entry["upstream"]} == entry["upstream"], name
         checked += 1
     assert checked >= 5
+
+
+def worker_alerts(events_path: Path, env: dict[str, str]) -> Counter:
+    """The worker's batch processor (process tree, rules, correlations, live audit) over
+    one batch holding the file's events, one Kafka message each, in order."""
+    from pipeline.cli.replay import _source, key_of, load_events
+    from pipeline.stream.batch import Message
+    from pipeline.stream.delivery import build_processor
+    from pipeline.stream.settings import PipelineSettings
+
+    settings = PipelineSettings.from_env({"PEREGRINE_PARTITIONS": "1", **env})
+    processor = build_processor(settings)
+    topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
+    messages = []
+    for offset, (event, hint) in enumerate(load_events([str(events_path)])):
+        source = _source(event, hint)
+        messages.append(Message(topics[source], 0, offset, key_of(event, source), orjson.dumps(event)))
+    result = processor.process(messages, None)
+    assert result.dead_letters == []
+    return Counter(alert.rule for _, alert in result.alerts)
+
+
+def test_the_demo_gives_its_alerts_in_the_worker_with_the_demos_settings():
+    """As `peregrine demo` runs it: default rules and correlations, first matching rule,
+    the live audit; curl's java parent comes from the process tree."""
+    demo = yaml.safe_load((ATELIER / "catalog.yaml").read_text())["demo"]
+    assert worker_alerts(ATELIER / demo["events"], {}) == Counter(demo["expect"])
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_the_worker_gives_what_the_scan_gives(name):
+    rules = os.pathsep.join(str(p) for p in sorted(RULES_DIR.glob("*.yaml")))
+    counts = worker_alerts(ATELIER / CATALOG[name]["events"], {"PEREGRINE_RULES": rules, "PEREGRINE_RULE_MATCHING": "all"})
+    assert counts == Counter(CATALOG[name]["expect"])
