@@ -185,3 +185,13 @@ def test_the_worker_gives_what_the_scan_gives(name):
     rules = os.pathsep.join(str(p) for p in sorted(RULES_DIR.glob("*.yaml")))
     counts = worker_alerts(ATELIER / CATALOG[name]["events"], {"PEREGRINE_RULES": rules, "PEREGRINE_RULE_MATCHING": "all"})
     assert counts == Counter(CATALOG[name]["expect"])
+
+
+def test_the_insecure_atelier_manifests_stay_out_of_peregrines_own_deploy_manifests():
+    """`peregrine audit deploy/k8s` must score 100: none of the atelier's objects may be there."""
+    own = sorted((ROOT / "deploy" / "k8s").rglob("*.yaml"))
+    assert own
+    for path in own:
+        assert "peregrine-atelier" not in path.read_text(), path
+    atelier = [p for p in ATELIER.rglob("*.yaml") if p.name != "catalog.yaml"]
+    assert len(atelier) >= 7 and all(ROOT / "deploy" / "k8s" not in p.parents for p in atelier)
