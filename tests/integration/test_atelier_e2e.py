@@ -62,7 +62,7 @@ async def assigned(setup: WorkerSetup, timeout: float = 120.0) -> None:
 
 
 def entry_windows() -> dict[str, tuple[int, int]]:
-    """Each entry's first and last event time (ns): the attacks were recorded minutes apart."""
+    """Each entry's first and last event time (ns): the attacks are dated minutes apart."""
     windows = {}
     for name, entry in CATALOG.items():
         times = [event_time_ns(event, _source(event, hint)) for event, hint in load_events([str(ATELIER / entry["events"])])]
@@ -100,7 +100,7 @@ async def test_every_atelier_attack_gives_exactly_its_alerts_in_opensearch(setup
     await assigned(s)
     topics = {"syscall": s.topics["syscall"], "k8s_audit": s.topics["k8s_audit"], "aws_cloudtrail": s.topics["cloudtrail"]}
     windows = entry_windows()
-    # in the order they were recorded, as collectors send them: a correlation ignores
+    # in time order, as collectors send them: a correlation ignores
     # events older than its watermark (the newest event time seen, less the allowed lateness)
     for name in sorted(CATALOG, key=lambda n: windows[n][0]):
         events = load_events([str(ATELIER / CATALOG[name]["events"])])

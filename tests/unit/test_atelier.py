@@ -1,4 +1,4 @@
-"""The atelier (deploy/atelier): every attack's recorded events give exactly the alerts
+"""The atelier (deploy/atelier): every attack's events give exactly the alerts
 its catalog entry expects under `peregrine scan`, every rule and correlation Peregrine
 ships has an attack that proves it, and the scripts and manifests hold together."""
 
