@@ -27,9 +27,9 @@ app = faust.App(
     # instead of after the dead member's session timeout (Kafka static membership)
     consumer_group_instance_id=settings.instance_id or None,
     broker_commit_interval=1.0,
-    # fetch up to 8 MiB a partition per request (Faust's default is 1 MiB: with collectors'
-    # 100-event messages of ~90 KB that was a round trip every ~10 messages)
-    consumer_max_fetch_size=max(8 << 20, 2 * settings.max_message_bytes),
+    # up to PEREGRINE_FETCH_MAX_BYTES a partition per fetch (Faust's default is 1 MiB: with
+    # collectors' 100-event messages of ~90 KB the worker waited on a fetch every ~10 messages)
+    consumer_max_fetch_size=settings.fetch_max_bytes,
     producer_acks=-1,
     stream_wait_empty=True,
     web_host="127.0.0.1",

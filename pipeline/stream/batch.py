@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Generator, Protocol, Sequence
 
 import orjson
 
@@ -117,12 +117,25 @@ class BatchProcessor:
         """Events are evaluated as they are decoded (a batch's events are never all held at
         once); each container's tree is loaded at its first event and written once, at the
         end, if it changed."""
+        steps = self.steps(messages, store)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def steps(self, messages: Sequence[Message], store: StateStore | None, every: int = 32) -> Generator[None, None, BatchResult]:
+        """:meth:`process` in steps: yields after every ``every`` messages, so the worker's event
+        loop can run in between (Faust's fetch loop keeps the consumer fetching while a large
+        batch is processed); returns the BatchResult. Trees are still written once, at the end."""
         result = BatchResult(messages=len(messages))
         # container -> [tree, stored bytes, changed, last message, kafka key]
         open_trees: dict[str, list] = {}
         forwards: dict[str, list[bytes]] = defaultdict(list)
         validate = self.validate
-        for message in messages:
+        for position, message in enumerate(messages, start=1):
+            if position % every == 0:
+                yield
             source = self.source_topics.get(message.topic)
             if source is None:
                 result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"no source for topic {message.topic}"))

@@ -267,7 +267,14 @@ class BatchDelivery:
                     self._follow_assignment()
                 if self.correlation_store is not None:
                     self._follow_correlation_assignment()
-                result = self.processor.process(messages, self.store if stateful else None)
+                steps = self.processor.steps(messages, self.store if stateful else None)
+                while True:
+                    try:
+                        next(steps)
+                    except StopIteration as done:
+                        result = done.value
+                        break
+                    await asyncio.sleep(0)  # let Faust's fetch loop run: the next messages arrive meanwhile
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
                 os._exit(70)

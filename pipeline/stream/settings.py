@@ -40,6 +40,7 @@ class PipelineSettings:
     web_port: int = 6066
     batch_size: int = 1000  # Kafka messages per batch
     batch_within_s: float = 0.2
+    fetch_max_bytes: int = 32 << 20  # Kafka fetch size a partition; at least max_message_bytes
     max_message_bytes: int = 1_048_576
     max_processes_per_container: int = 4096  # past it, a container's least recently seen process goes
     max_containers: int = 100_000  # past it, the least recently seen container's tree is deleted
@@ -109,6 +110,9 @@ class PipelineSettings:
         for name in ("batch_size", "max_message_bytes", "max_processes_per_container", "max_containers", "partitions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"PEREGRINE_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        if self.fetch_max_bytes < self.max_message_bytes:
+            raise ConfigError(f"PEREGRINE_FETCH_MAX_BYTES ({self.fetch_max_bytes}) must be at least PEREGRINE_MAX_MESSAGE_BYTES "
+                              f"({self.max_message_bytes}), or the largest messages could never be fetched")
         for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds, got {getattr(self, name)}")
