@@ -21,7 +21,8 @@ production to the alert topic and to searchable in OpenSearch (polled every
 100 ms without forcing a refresh: the index's own 1 s refresh counts) at about
 half the max rate and at a tenth of it; the worker's peak RSS; RSS per tracked
 container at 10K and 100K synthetic containers. ``--profile-worker`` samples
-the worker with py-spy and prints where its time goes.
+the worker with py-spy and prints where its time goes (more py-spy options in
+BENCH_PYSPY_EXTRA, e.g. "--idle --threads").
 """
 
 from __future__ import annotations
@@ -212,9 +213,6 @@ async def run_worker(env: dict, total_events: int, log: Path, profile: Path | No
                 raise SystemExit(f"worker exited; see {log}")
             await asyncio.sleep(0.05)
         rate = (total_events - first) / (time.perf_counter() - began) if began else 0.0
-        if os.environ.get("BENCH_DUMP_METRICS"):
-            with OPENER.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-                print("\n".join(l for l in response.read().decode().splitlines() if l.startswith("peregrine_batch")))
         return rate, peak
     finally:
         if spy is not None:

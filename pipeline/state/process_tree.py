@@ -99,10 +99,12 @@ class ProcessTree:
                 ppid = known[PPID]
         if ppid is None:
             return event
+        parent = self.procs.get(str(ppid))
+        if parent is None:  # the usual case for a collector that sends parent fields: nothing to add
+            return event if "proc.ppid" in event else {**event, "proc.ppid": ppid}
         added: dict[str, Any] = {}
         if "proc.ppid" not in event:
             added["proc.ppid"] = ppid
-        parent = self.procs.get(str(ppid))
         if parent is not None:
             if event.get("proc.pname") is None:
                 added["proc.pname"] = parent[NAME]
