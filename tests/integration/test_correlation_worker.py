@@ -20,6 +20,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from pipeline.stream.batch import kafka_partition
 from pipeline_harness import WorkerSetup, produce, read_topic, search_all, wait_for_health
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +28,21 @@ EVENTS = ROOT / "tests" / "data" / "correlation" / "drop_execute.jsonl"
 
 
 @pytest.fixture
-async def worker_setup(stack, topic_factory, opensearch, tmp_path):
-    topics = {name: await topic_factory(1, prefix=f"pg-corr-{name}")
-              for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-    setup = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
-                        f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", 1,
-                        extra={"PEREGRINE_RULES": ""})  # the worker's defaults, correlations included
-    yield setup
-    setup.stop_all()
-    await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
+async def make_setup(stack, topic_factory, opensearch, tmp_path):
+    made: list[WorkerSetup] = []
+
+    async def make(partitions: int = 1) -> WorkerSetup:
+        topics = {name: await topic_factory(partitions if name in ("syscall", "k8s_audit", "cloudtrail") else 1, prefix=f"pg-corr-{name}")
+                  for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
+        made.append(WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
+                                f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", partitions,
+                                extra={"PEREGRINE_RULES": ""}))  # the worker's defaults, correlations included
+        return made[-1]
+
+    yield make
+    for setup in made:
+        setup.stop_all()
+        await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
 
 
 async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
@@ -61,8 +68,8 @@ async def wait_committed(bootstrap: str, group: str, topic: str, offset: int, ti
     raise AssertionError(f"committed offset of {topic} is {found}, expected {offset}")
 
 
-async def test_a_worker_killed_mid_sequence_resumes_and_fires(worker_setup, opensearch):
-    s = worker_setup
+async def test_a_worker_killed_mid_sequence_resumes_and_fires(make_setup, opensearch):
+    s = await make_setup(1)
     stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
     cid = stream[0]["container.id"]
     worker = s.start(instance_id="corr-0", PEREGRINE_STORE="memory")  # memory: state only from the changelog
@@ -96,3 +103,30 @@ async def test_a_worker_killed_mid_sequence_resumes_and_fires(worker_setup, open
     assert [(h["_id"], h["_source"]["rule"]) for h in hits] == [(alert["uuid"], "Drop and execute")]
     final = await wait_for_health(restarted, lambda h: h["correlation_groups"] == 0)
     assert final["dead_letters"] == {}, final
+
+
+async def test_a_sequence_from_a_node_keyed_batch_completes_in_its_containers_partition(make_setup, opensearch):
+    """The collector keys by node: the events reach the worker on the other partition, are
+    forwarded to the repartition topic, and the group's state lives in the container's partition."""
+    s = await make_setup(2)
+    stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    cid = stream[0]["container.id"]
+    home = kafka_partition(cid.encode(), 2)
+    node = next(k for k in (f"node-{i}".encode() for i in range(50)) if kafka_partition(k, 2) != home)
+    worker = s.start()
+    await produce(s.bootstrap, s.topics["syscall"], [(node, b"\n".join(json.dumps(e).encode() for e in stream[:4])),
+                                                      (node, b"\n".join(json.dumps(e).encode() for e in stream[4:]))])
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
+    assert [e["id"] for e in alerts[0]["output_fields"]["corr.events"]] == [2000, 2002, 2005, 2007]
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    final = await wait_for_health(worker, lambda h: h["correlation_groups"] == 0 and h["batches"] >= 2)
+    assert final["dead_letters"] == {}, final
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    text = opener.open(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read().decode()
+    forwarded = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("peregrine_repartitioned_events_total ")]
+    assert forwarded == [len(stream)]  # every event went through the repartition topic
