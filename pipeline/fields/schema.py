@@ -66,10 +66,19 @@ def validator_for(source: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+def _refer(event: Any) -> bool:
+    return False  # no fast check for this source: jsonschema decides
+
+
+_FAST: dict[str, Callable[[Any], bool]] = {}  # source -> fast check (a dict: this runs for every event)
+
+
 def validate_event(event: Any, source: str) -> None:
     """Raise EventError naming the first problem (path and message), else return None."""
-    fast = fast_check_for(source)
-    if fast is not None and fast(event):
+    fast = _FAST.get(source)
+    if fast is None:
+        fast = _FAST[source] = fast_check_for(source) or _refer
+    if fast(event):
         return
     validator = validator_for(source)
     error = next(iter(sorted(validator.iter_errors(event), key=lambda e: list(e.path))), None)
