@@ -45,23 +45,23 @@ async def make_setup(stack, topic_factory, opensearch, tmp_path):
         await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
 
 
-async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+async def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, 0)])
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, partition)])
     finally:
         await admin.close()
-    found = offsets.get(TopicPartition(topic, 0))
+    found = offsets.get(TopicPartition(topic, partition))
     return None if found is None or found.offset < 0 else found.offset
 
 
-async def wait_committed(bootstrap: str, group: str, topic: str, offset: int, timeout: float = 60.0) -> None:
+async def wait_committed(bootstrap: str, group: str, topic: str, offset: int, timeout: float = 60.0, partition: int = 0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     found = None
     while loop.time() < deadline:
-        found = await committed_offset(bootstrap, group, topic)
+        found = await committed_offset(bootstrap, group, topic, partition)
         if found == offset:
             return
         await asyncio.sleep(0.5)
@@ -130,3 +130,35 @@ async def test_a_sequence_from_a_node_keyed_batch_completes_in_its_containers_pa
     text = opener.open(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read().decode()
     forwarded = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("peregrine_repartitioned_events_total ")]
     assert forwarded == [len(stream)]  # every event went through the repartition topic
+
+
+async def test_the_worker_taking_over_a_partition_finishes_its_sequences(make_setup, opensearch):
+    """Two workers; the one owning the container's partition is killed mid-sequence; the other
+    takes the partition over (after the session timeout), reindexes the groups recovered from
+    the changelog, and the last step fires once."""
+    s = await make_setup(2)
+    stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    cid = stream[0]["container.id"]
+    home = f"{s.topics['syscall']}:{kafka_partition(cid.encode(), 2)}"
+    workers = [s.start(), s.start()]
+    states = [await wait_for_health(w, lambda h: any(tp.startswith(s.topics["syscall"] + ":") for tp in h["assignment"]))
+              for w in workers]
+    while sum(home in state["assignment"] for state in states) != 1:  # the first assignment may still be moving
+        await asyncio.sleep(1)
+        states = [await wait_for_health(w, lambda h: True) for w in workers]
+    owner, other = (workers[0], workers[1]) if home in states[0]["assignment"] else (workers[1], workers[0])
+
+    await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[:6]])
+    await wait_for_health(owner, lambda h: h["correlation_groups"] == 1)
+    await wait_committed(s.bootstrap, s.app_id, s.topics["syscall"], 6, partition=kafka_partition(cid.encode(), 2))
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    await wait_for_health(other, lambda h: home in h["assignment"], timeout=180)
+    await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[6:]])
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
+    assert [e["id"] for e in alerts[0]["output_fields"]["corr.events"]] == [2000, 2002, 2005, 2007]
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    await wait_for_health(other, lambda h: h["correlation_groups"] == 0)
