@@ -233,6 +233,10 @@ class BatchDelivery:
         self.last_batch_at: float | None = None
         self.waiting_on: str | None = None
         self.dead_letter_counts = dl.DeadLetterCounts()
+        # the syscall and the other-sources agents share this delivery and its sink: one batch's
+        # alerts are added and flushed at a time, or a batch whose alerts went out in the other
+        # agent's still-running flush would find the sink empty and be acked before they are stored
+        self._delivering = asyncio.Lock()
         self._owned: frozenset[int] | None = None
         # correlation state (pipeline/correlation) in its own changelog-backed table
         self.correlator = getattr(processor.scanner, "correlator", None)
@@ -278,7 +282,8 @@ class BatchDelivery:
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
                 os._exit(70)
-            await self._deliver(result)
+            async with self._delivering:
+                await self._deliver(result)
         except asyncio.CancelledError:
             raise  # held messages stay unacked: processed again after the restart
         for event in batch:
