@@ -143,7 +143,9 @@ async def test_the_worker_taking_over_a_partition_finishes_its_sequences(make_se
     workers = [s.start(), s.start()]
     states = [await wait_for_health(w, lambda h: any(tp.startswith(s.topics["syscall"] + ":") for tp in h["assignment"]))
               for w in workers]
+    deadline = asyncio.get_running_loop().time() + 120
     while sum(home in state["assignment"] for state in states) != 1:  # the first assignment may still be moving
+        assert asyncio.get_running_loop().time() < deadline, (states, s.log_text())
         await asyncio.sleep(1)
         states = [await wait_for_health(w, lambda h: True) for w in workers]
     owner, other = (workers[0], workers[1]) if home in states[0]["assignment"] else (workers[1], workers[0])
