@@ -15,19 +15,11 @@ import orjson
 
 from pipeline.fields.coerce import iso8601_to_ns, ns_to_iso8601, to_bool, to_int, to_str
 from pipeline.fields.declare import SourceRegistry, parse_table
-from pipeline.fields.k8s_audit import json_pointer_extractor
+from pipeline.fields.document import dig, json_pointer_extractor, never_raising
 from pipeline.fields.registry import MISSING, BoundField, FieldDef
 
 SOURCE = "aws_cloudtrail"
 _M = MISSING
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for step in path:
-        if obj.__class__ is not dict:
-            return _M
-        obj = obj.get(step, _M)
-    return _M if obj is None else obj
 
 
 def _text(value: Any) -> Any:
@@ -39,24 +31,24 @@ def _text(value: Any) -> Any:
 
 
 def _path(*path: str, coerce: Callable[[Any], Any] = _text) -> Callable[[Any], Any]:
-    return lambda e: _M if (v := _get(e, *path)) is _M else coerce(v)
+    return lambda e: _M if (v := dig(e, *path)) is _M else coerce(v)
 
 
 def _user(e: Any) -> Any:
     """The plugin's ``ct.user``: the user name, else the session issuer's, else the ARN's last part."""
-    identity = _get(e, "userIdentity")
+    identity = dig(e, "userIdentity")
     if identity is _M:
         return _M
     for path in (("userName",), ("sessionContext", "sessionIssuer", "userName")):
-        name = _get(identity, *path)
+        name = dig(identity, *path)
         if name.__class__ is str and name:
             return name
-    if _get(identity, "type") == "Root":
+    if dig(identity, "type") == "Root":
         return "root"
-    arn = _get(identity, "arn")
+    arn = dig(identity, "arn")
     if arn.__class__ is str and arn:
         return arn.rsplit("/", 1)[-1]
-    return _text(_get(identity, "principalId"))
+    return _text(dig(identity, "principalId"))
 
 
 def _lookup_ci(obj: Any, name: str) -> Any:
@@ -76,7 +68,7 @@ def _nested(section: str, arg: str) -> Callable[[Any], Any]:
     steps = arg.split(".")
 
     def extract(e: Any) -> Any:
-        obj = _get(e, section)
+        obj = dig(e, section)
         for step in steps:
             obj = _lookup_ci(obj, step)
         return _M if obj is None else _text(obj)
@@ -85,12 +77,12 @@ def _nested(section: str, arg: str) -> Callable[[Any], Any]:
 
 
 def _time_ns(e: Any) -> Any:
-    text = _get(e, "eventTime")
+    text = dig(e, "eventTime")
     return iso8601_to_ns(text) if text.__class__ is str else _M
 
 
 def _s3_uri(e: Any) -> Any:
-    bucket, key = _get(e, "requestParameters", "bucketName"), _get(e, "requestParameters", "key")
+    bucket, key = dig(e, "requestParameters", "bucketName"), dig(e, "requestParameters", "key")
     if bucket.__class__ is not str:
         return _M
     return f"s3://{bucket}/{key}" if key.__class__ is str else f"s3://{bucket}"
@@ -115,7 +107,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ct.response.reservationid": ("STRING", _path("responseElements", "reservationId")),
     "ct.srcip": ("STRING", _path("sourceIPAddress")),
     "ct.useragent": ("STRING", _path("userAgent")),
-    "ct.info": ("STRING", lambda e: _M if (n := _get(e, "eventName")) is _M else f"{_user(e) if _user(e) is not _M else ''} {n}".strip()),
+    "ct.info": ("STRING", lambda e: _M if (n := dig(e, "eventName")) is _M else f"{_user(e) if _user(e) is not _M else ''} {n}".strip()),
     "ct.managementevent": ("BOOL", _path("managementEvent", coerce=to_bool)),
     "ct.readonly": ("BOOL", _path("readOnly", coerce=to_bool)),
     "ct.requestid": ("STRING", _path("requestID")),
@@ -161,18 +153,6 @@ def registry() -> SourceRegistry:
             extract = _path(_SECTIONS[name]) if arg is None else _nested(_SECTIONS[name], arg)
         else:
             extract = _SIMPLE[name][1]
-        return BoundField(definition, arg, key, _safe(extract))
+        return BoundField(definition, arg, key, never_raising(extract))
 
     return SourceRegistry(SOURCE, fields, bind, optional)
-
-
-def _safe(extract: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def guarded(e: Any) -> Any:
-        if e.__class__ is not dict:
-            return _M
-        try:
-            return extract(e)
-        except (AttributeError, TypeError, KeyError, ValueError, IndexError):
-            return _M
-
-    return guarded

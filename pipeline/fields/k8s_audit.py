@@ -18,18 +18,11 @@ import orjson
 
 from pipeline.fields.coerce import iso8601_to_ns, ns_to_iso8601, to_bool, to_int, to_str
 from pipeline.fields.declare import SourceRegistry, parse_table
+from pipeline.fields.document import dig, json_pointer_extractor, never_raising
 from pipeline.fields.registry import MISSING, BoundField, FieldDef
 
 SOURCE = "k8s_audit"
 _M = MISSING
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for step in path:
-        if obj.__class__ is not dict:
-            return _M
-        obj = obj.get(step, _M)
-    return _M if obj is None else obj
 
 
 def _json(value: Any) -> Any:
@@ -41,7 +34,7 @@ def _listed(values: list) -> Any:
 
 
 def _spec(e: Any) -> Any:
-    spec = _get(e, "requestObject", "spec")
+    spec = dig(e, "requestObject", "spec")
     return _M if spec.__class__ is not dict else spec
 
 
@@ -50,16 +43,16 @@ def _pod_spec(e: Any) -> Any:
     spec = _spec(e)
     if spec is _M:
         return _M
-    template = _get(spec, "template", "spec")
+    template = dig(spec, "template", "spec")
     if template.__class__ is dict:
         return template
-    jobs = _get(spec, "jobTemplate", "spec", "template", "spec")
+    jobs = dig(spec, "jobTemplate", "spec", "template", "spec")
     return jobs if jobs.__class__ is dict else spec
 
 
 def _containers(e: Any, kind: str) -> list:
     spec = _pod_spec(e)
-    items = _get(spec, kind) if spec is not _M else _M
+    items = dig(spec, kind) if spec is not _M else _M
     return [c for c in items if c.__class__ is dict] if items.__class__ is list else []
 
 
@@ -72,8 +65,8 @@ def _repository(image: str) -> str:
 
 
 def _eff(container: dict, pod: Any, key: str) -> Any:
-    own = _get(container, "securityContext", key)
-    return own if own is not _M else (_get(pod, "securityContext", key) if pod is not _M else _M)
+    own = dig(container, "securityContext", key)
+    return own if own is not _M else (dig(pod, "securityContext", key) if pod is not _M else _M)
 
 
 def _per_container(kind: str, read: Callable[[dict, Any], Any], coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -95,18 +88,18 @@ def _per_container(kind: str, read: Callable[[dict, Any], Any], coerce: Callable
 
 
 _CONTAINER_READS: dict[str, tuple[str, Callable[[dict, Any], Any], Callable[[Any], Any]]] = {
-    "image": ("STRING", lambda c, p: _get(c, "image"), to_str),
+    "image": ("STRING", lambda c, p: dig(c, "image"), to_str),
     "image.repository": ("STRING", lambda c, p: _repository(c["image"]) if c.get("image").__class__ is str else _M, to_str),
-    "name": ("STRING", lambda c, p: _get(c, "name"), to_str),
-    "privileged": ("BOOL", lambda c, p: _get(c, "securityContext", "privileged"), to_bool),
-    "allow_privilege_escalation": ("BOOL", lambda c, p: _get(c, "securityContext", "allowPrivilegeEscalation"), to_bool),
-    "read_only_fs": ("BOOL", lambda c, p: _get(c, "securityContext", "readOnlyRootFilesystem"), to_bool),
-    "run_as_user": ("INT", lambda c, p: _get(c, "securityContext", "runAsUser"), to_int),
+    "name": ("STRING", lambda c, p: dig(c, "name"), to_str),
+    "privileged": ("BOOL", lambda c, p: dig(c, "securityContext", "privileged"), to_bool),
+    "allow_privilege_escalation": ("BOOL", lambda c, p: dig(c, "securityContext", "allowPrivilegeEscalation"), to_bool),
+    "read_only_fs": ("BOOL", lambda c, p: dig(c, "securityContext", "readOnlyRootFilesystem"), to_bool),
+    "run_as_user": ("INT", lambda c, p: dig(c, "securityContext", "runAsUser"), to_int),
     "eff_run_as_user": ("INT", lambda c, p: _eff(c, p, "runAsUser"), to_int),
-    "run_as_group": ("INT", lambda c, p: _get(c, "securityContext", "runAsGroup"), to_int),
+    "run_as_group": ("INT", lambda c, p: dig(c, "securityContext", "runAsGroup"), to_int),
     "eff_run_as_group": ("INT", lambda c, p: _eff(c, p, "runAsGroup"), to_int),
-    "proc_mount": ("STRING", lambda c, p: _get(c, "securityContext", "procMount"), to_str),
-    "add_capabilities": ("STRING", lambda c, p: _get(c, "securityContext", "capabilities", "add"), to_str),
+    "proc_mount": ("STRING", lambda c, p: dig(c, "securityContext", "procMount"), to_str),
+    "add_capabilities": ("STRING", lambda c, p: dig(c, "securityContext", "capabilities", "add"), to_str),
     "host_port": ("INT", lambda c, p: [port.get("hostPort") for port in c.get("ports") or () if port.__class__ is dict and port.get("hostPort") is not None], to_int),
 }
 _CONTAINER_KINDS = ("containers", "initContainers", "ephemeralContainers")
@@ -114,16 +107,16 @@ _CONTAINER_KINDS = ("containers", "initContainers", "ephemeralContainers")
 
 def _volumes(e: Any) -> list:
     spec = _pod_spec(e)
-    items = _get(spec, "volumes") if spec is not _M else _M
+    items = dig(spec, "volumes") if spec is not _M else _M
     return [v for v in items if v.__class__ is dict] if items.__class__ is list else []
 
 
 def _hostpaths(e: Any) -> Any:
-    return _listed([p for v in _volumes(e) if (p := _get(v, "hostPath", "path")).__class__ is str])
+    return _listed([p for v in _volumes(e) if (p := dig(v, "hostPath", "path")).__class__ is str])
 
 
 def _flex_drivers(e: Any) -> Any:
-    return _listed([d for v in _volumes(e) if (d := _get(v, "flexVolume", "driver")).__class__ is str])
+    return _listed([d for v in _volumes(e) if (d := dig(v, "flexVolume", "driver")).__class__ is str])
 
 
 def _volume_types(e: Any) -> Any:
@@ -131,7 +124,7 @@ def _volume_types(e: Any) -> Any:
 
 
 def _rules(e: Any) -> list:
-    rules = _get(e, "requestObject", "rules")
+    rules = dig(e, "requestObject", "rules")
     return [r for r in rules if r.__class__ is dict] if rules.__class__ is list else []
 
 
@@ -143,7 +136,7 @@ def _rules_part(key: str) -> Callable[[Any], Any]:
 
 
 def _subjects(e: Any) -> Any:
-    subjects = _get(e, "requestObject", "subjects")
+    subjects = dig(e, "requestObject", "subjects")
     if subjects.__class__ is not list:
         return _M
     return _listed([s["name"] for s in subjects if s.__class__ is dict and s.get("name").__class__ is str])
@@ -151,7 +144,7 @@ def _subjects(e: Any) -> Any:
 
 def _uri_param(name: str) -> Callable[[Any], Any]:
     def extract(e: Any) -> Any:
-        uri = _get(e, "requestURI")
+        uri = dig(e, "requestURI")
         if uri.__class__ is not str:
             return _M
         values = parse_qs(urlsplit(uri).query, keep_blank_values=True).get(name)
@@ -160,34 +153,9 @@ def _uri_param(name: str) -> Callable[[Any], Any]:
     return extract
 
 
-def json_pointer_extractor(pointer: str) -> Callable[[Any], Any]:
-    """RFC 6901: ``/a/b~1c/0``; ``~1`` is ``/`` and ``~0`` is ``~``. Objects and lists come back as JSON text."""
-    if pointer in ("", "/"):
-        steps: tuple[str, ...] = () if pointer == "" else ("",)
-    else:
-        steps = tuple(s.replace("~1", "/").replace("~0", "~") for s in pointer.lstrip("/").split("/")) if pointer.startswith("/") else (pointer,)
-
-    def extract(e: Any) -> Any:
-        obj = e
-        for step in steps:
-            if obj.__class__ is dict:
-                obj = obj.get(step, _M)
-            elif obj.__class__ is list and step.isdigit() and int(step) < len(obj):
-                obj = obj[int(step)]
-            else:
-                return _M
-        if obj is None or obj is _M:
-            return _M
-        if obj.__class__ in (dict, list):
-            return orjson.dumps(obj).decode()
-        return to_str(obj)
-
-    return extract
-
-
 def _rawtime(e: Any) -> Any:
     for key in ("stageTimestamp", "requestReceivedTimestamp"):
-        text = _get(e, key)
+        text = dig(e, key)
         if text.__class__ is str:
             return iso8601_to_ns(text)
     return _M
@@ -195,7 +163,7 @@ def _rawtime(e: Any) -> Any:
 
 def _path(*path: str, coerce: Callable[[Any], Any] = to_str) -> Callable[[Any], Any]:
     def extract(e: Any) -> Any:
-        v = _get(e, *path)
+        v = dig(e, *path)
         return _M if v is _M else coerce(v)
 
     return extract
@@ -203,7 +171,7 @@ def _path(*path: str, coerce: Callable[[Any], Any] = to_str) -> Callable[[Any], 
 
 def _list_path(*path: str, coerce: Callable[[Any], Any] = to_str) -> Callable[[Any], Any]:
     def extract(e: Any) -> Any:
-        v = _get(e, *path)
+        v = dig(e, *path)
         if v.__class__ is not list:
             return _M
         return _listed([x for x in map(coerce, v) if x is not _M])
@@ -213,7 +181,7 @@ def _list_path(*path: str, coerce: Callable[[Any], Any] = to_str) -> Callable[[A
 
 def _when_resource(resource: str, inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def extract(e: Any) -> Any:
-        return inner(e) if _get(e, "objectRef", "resource") == resource else _M
+        return inner(e) if dig(e, "objectRef", "resource") == resource else _M
 
     return extract
 
@@ -238,13 +206,13 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ka.req.binding.subjects": ("STRING list", _subjects),
     "ka.req.binding.role": ("STRING", _path("requestObject", "roleRef", "name")),
     "ka.req.configmap.name": ("STRING", _when_resource("configmaps", _path("objectRef", "name"))),
-    "ka.req.configmap.obj": ("STRING", _when_resource("configmaps", lambda e: _json(_get(e, "requestObject", "data")))),
-    "ka.req.pod.host_ipc": ("BOOL", lambda e: to_bool(_get(_pod_spec(e), "hostIPC")) if _pod_spec(e) is not _M else _M),
-    "ka.req.pod.host_network": ("BOOL", lambda e: to_bool(_get(_pod_spec(e), "hostNetwork")) if _pod_spec(e) is not _M else _M),
-    "ka.req.pod.host_pid": ("BOOL", lambda e: to_bool(_get(_pod_spec(e), "hostPID")) if _pod_spec(e) is not _M else _M),
-    "ka.req.pod.run_as_user": ("INT", lambda e: to_int(_get(_pod_spec(e), "securityContext", "runAsUser")) if _pod_spec(e) is not _M else _M),
-    "ka.req.pod.run_as_group": ("INT", lambda e: to_int(_get(_pod_spec(e), "securityContext", "runAsGroup")) if _pod_spec(e) is not _M else _M),
-    "ka.req.pod.fs_group": ("INT", lambda e: to_int(_get(_pod_spec(e), "securityContext", "fsGroup")) if _pod_spec(e) is not _M else _M),
+    "ka.req.configmap.obj": ("STRING", _when_resource("configmaps", lambda e: _json(dig(e, "requestObject", "data")))),
+    "ka.req.pod.host_ipc": ("BOOL", lambda e: to_bool(dig(_pod_spec(e), "hostIPC")) if _pod_spec(e) is not _M else _M),
+    "ka.req.pod.host_network": ("BOOL", lambda e: to_bool(dig(_pod_spec(e), "hostNetwork")) if _pod_spec(e) is not _M else _M),
+    "ka.req.pod.host_pid": ("BOOL", lambda e: to_bool(dig(_pod_spec(e), "hostPID")) if _pod_spec(e) is not _M else _M),
+    "ka.req.pod.run_as_user": ("INT", lambda e: to_int(dig(_pod_spec(e), "securityContext", "runAsUser")) if _pod_spec(e) is not _M else _M),
+    "ka.req.pod.run_as_group": ("INT", lambda e: to_int(dig(_pod_spec(e), "securityContext", "runAsGroup")) if _pod_spec(e) is not _M else _M),
+    "ka.req.pod.fs_group": ("INT", lambda e: to_int(dig(_pod_spec(e), "securityContext", "fsGroup")) if _pod_spec(e) is not _M else _M),
     "ka.req.pod.supplemental_groups": ("INT list", lambda e: _list_path("securityContext", "supplementalGroups", coerce=to_int)(_pod_spec(e)) if _pod_spec(e) is not _M else _M),
     "ka.req.pod.volumes.hostpath": ("STRING list", _hostpaths),
     "ka.req.pod.volumes.flexvolume_drivers": ("STRING list", _flex_drivers),
@@ -254,8 +222,8 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ka.req.role.rules.nonResourceURLs": ("STRING list", _rules_part("nonResourceURLs")),
     "ka.req.role.rules.verbs": ("STRING list", _rules_part("verbs")),
     "ka.req.role.rules.resources": ("STRING list", _rules_part("resources")),
-    "ka.req.service.type": ("STRING", lambda e: to_str(_get(_spec(e), "type")) if _spec(e) is not _M else _M),
-    "ka.req.service.ports": ("STRING list", lambda e: _listed([orjson.dumps(p).decode() for p in (_get(_spec(e), "ports") if _spec(e) is not _M else None) or () if p.__class__ is dict]) if _get(_spec(e), "ports").__class__ is list else _M),
+    "ka.req.service.type": ("STRING", lambda e: to_str(dig(_spec(e), "type")) if _spec(e) is not _M else _M),
+    "ka.req.service.ports": ("STRING list", lambda e: _listed([orjson.dumps(p).decode() for p in (dig(_spec(e), "ports") if _spec(e) is not _M else None) or () if p.__class__ is dict]) if dig(_spec(e), "ports").__class__ is list else _M),
     "ka.resp.name": ("STRING", _path("responseObject", "metadata", "name")),
     "ka.response.code": ("STRING", _path("responseStatus", "code")),
     "ka.response.reason": ("STRING", _path("responseStatus", "reason")),
@@ -264,7 +232,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ka.cluster.name": ("STRING", _path("annotations", "cluster.name")),
     "jevt.obj": ("STRING", lambda e: orjson.dumps(e).decode() if e.__class__ is dict else _M),
     "jevt.rawtime": ("ABSTIME", _rawtime),
-    "jevt.time": ("STRING", lambda e: t if (t := _get(e, "stageTimestamp")).__class__ is str else _M),
+    "jevt.time": ("STRING", lambda e: t if (t := dig(e, "stageTimestamp")).__class__ is str else _M),
     "jevt.time.iso8601": ("STRING", lambda e: _M if (ns := _rawtime(e)) is _M else ns_to_iso8601(ns)),
     # Falco's generic fields of a plugin event: its time is the audit event's stageTimestamp
     # (correlations read evt.time on every source).
@@ -330,20 +298,6 @@ def registry() -> SourceRegistry:
 
     def bind(definition: FieldDef, arg: str | None, key: str) -> BoundField:
         extract = extractors[definition.name] if arg is None else _with_arg(definition, arg)
-        return BoundField(definition, arg, key, _safe(extract))
+        return BoundField(definition, arg, key, never_raising(extract))
 
     return SourceRegistry(SOURCE, fields, bind, optional)
-
-
-def _safe(extract: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Audit events are nested: a non-dict event or a surprising shape is MISSING, never an error."""
-
-    def guarded(e: Any) -> Any:
-        if e.__class__ is not dict:
-            return _M
-        try:
-            return extract(e)
-        except (AttributeError, TypeError, KeyError, ValueError, IndexError):
-            return _M
-
-    return guarded
