@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.errors import StackError
-from pipeline.stack.marker import check_marker, write_marker
+from pipeline.stack.marker import install_needed, write_marker
 from pipeline.stack.process import ServerProcess, markers_for
 from pipeline.stack.settings import REPO_ROOT, StackSettings
 from pipeline.stack.toolchain import JavaHome, mvn_copy_dependencies
@@ -42,14 +42,8 @@ def log_path(settings: StackSettings) -> Path:
 def install(settings: StackSettings, java: JavaHome, say: Callable[[str], None]) -> None:
     """Make `<home>/kafka/libs` hold the jars of `kafka_version`; no-op when already whole."""
     root = settings.kafka_dir
-    check = check_marker(root, settings.kafka_version)
-    if check.ok:
-        say(f"kafka {settings.kafka_version}: installed")
+    if not install_needed(NAME, root, settings.kafka_version, POM, say):
         return
-    if check.reason != "not installed":
-        say(f"kafka: reinstalling, {check.reason}")
-    if not POM.is_file():
-        raise StackError(f"{POM} is missing: run `peregrine stack up` from a Peregrine source checkout")
     say(f"kafka {settings.kafka_version}: resolving jars with mvn (cached in ~/.m2)")
     shutil.rmtree(root, ignore_errors=True)
     staging = settings.home / "kafka.partial"

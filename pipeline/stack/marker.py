@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import StackError
 
 MARKER_NAME = ".peregrine-installed.json"
 
@@ -70,3 +73,19 @@ def check_marker(root: Path, version: str) -> MarkerCheck:
         if actual != size:
             return MarkerCheck(False, f"{rel} has {actual} bytes, expected {size}", installed)
     return MarkerCheck(True, "installed", installed)
+
+
+def install_needed(name: str, root: Path, version: str, pom: Path, say: Callable[[str], None]) -> bool:
+    """Whether `root` must be (re)installed from `pom`: False when its marker says `version` is whole.
+
+    Says which it is; a reinstall needs the POM of a Peregrine source checkout (StackError without it).
+    """
+    check = check_marker(root, version)
+    if check.ok:
+        say(f"{name} {version}: installed")
+        return False
+    if check.reason != "not installed":
+        say(f"{name}: reinstalling, {check.reason}")
+    if not pom.is_file():
+        raise StackError(f"{pom} is missing: run `peregrine stack up` from a Peregrine source checkout")
+    return True

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.errors import StackError
-from pipeline.stack.marker import check_marker, write_marker
+from pipeline.stack.marker import install_needed, write_marker
 from pipeline.stack.process import ServerProcess, markers_for
 from pipeline.stack.settings import REPO_ROOT, StackSettings
 from pipeline.stack.toolchain import JavaHome, mvn_copy_dependencies
@@ -52,14 +52,8 @@ def install(settings: StackSettings, java: JavaHome, say: Callable[[str], None])
     """Make `<home>/opensearch` an unpacked `opensearch_version`; no-op when already whole."""
     root = settings.opensearch_dir
     version = settings.opensearch_version
-    check = check_marker(root, version)
-    if check.ok:
-        say(f"opensearch {version}: installed")
+    if not install_needed(NAME, root, version, POM, say):
         return
-    if check.reason != "not installed":
-        say(f"opensearch: reinstalling, {check.reason}")
-    if not POM.is_file():
-        raise StackError(f"{POM} is missing: run `peregrine stack up` from a Peregrine source checkout")
     say(f"opensearch {version}: resolving the distribution with mvn (cached in ~/.m2)")
     downloads = settings.home / "downloads"
     shutil.rmtree(downloads, ignore_errors=True)
