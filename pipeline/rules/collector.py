@@ -142,11 +142,7 @@ class Collector:
         _define(self.lists, info, self._next())
 
     def append_list(self, info: ListInfo) -> None:
-        previous = self.lists.get(info.name)
-        if previous is None:
-            raise CollectError(
-                f"list '{info.name}' uses 'append' (or 'override: {{items: append}}') but no list by that name exists yet"
-            )
+        previous = _existing(self.lists, "list", info.name, "uses 'append' (or 'override: {items: append}')")
         previous.items.extend(info.items)
         previous.visibility = self._next()
 
@@ -154,11 +150,7 @@ class Collector:
         _define(self.macros, info, self._next())
 
     def append_macro(self, info: MacroInfo) -> None:
-        previous = self.macros.get(info.name)
-        if previous is None:
-            raise CollectError(
-                f"macro '{info.name}' uses 'append' (or 'override: {{condition: append}}') but no macro by that name exists yet"
-            )
+        previous = _existing(self.macros, "macro", info.name, "uses 'append' (or 'override: {condition: append}')")
         previous.condition.extend(info.condition)
         previous.visibility = self._next()
 
@@ -176,11 +168,7 @@ class Collector:
         _define(self.rules, info, self._next())
 
     def append_rule(self, update: RuleUpdate) -> None:
-        previous = self.rules.get(update.name)
-        if previous is None:
-            raise CollectError(
-                f"rule '{update.name}' uses 'append' (or 'override: {{key: append}}') but no rule by that name exists yet"
-            )
+        previous = _existing(self.rules, "rule", update.name, "uses 'append' (or 'override: {key: append}')")
         if not update.has_any_value():
             raise CollectError(f"appended rule '{update.name}' must have a condition or exceptions to append")
         if update.condition is not None and update.condition.text:
@@ -223,11 +211,7 @@ class Collector:
         previous.visibility = self._next()
 
     def replace_rule(self, update: RuleUpdate) -> None:
-        previous = self.rules.get(update.name)
-        if previous is None:
-            raise CollectError(
-                f"rule '{update.name}' uses 'override: {{key: replace}}' but no rule by that name exists yet"
-            )
+        previous = _existing(self.rules, "rule", update.name, "uses 'override: {key: replace}'")
         if not update.has_any_value():
             raise CollectError(f"rule '{update.name}' must have at least one key to replace")
         if update.condition is not None:
@@ -254,10 +238,16 @@ class Collector:
         previous.visibility = self._next()
 
     def enable_rule(self, name: str, enabled: bool) -> None:
-        previous = self.rules.get(name)
-        if previous is None:
-            raise CollectError(f"rule '{name}' has only 'enabled' but no rule by that name exists yet")
+        previous = _existing(self.rules, "rule", name, "has only 'enabled'")
         previous.enabled = enabled
+
+
+def _existing(infos: dict, kind: str, name: str, change: str):
+    """The {kind} defined earlier as `name`, which an item that `change`s it needs (CollectError if none)."""
+    previous = infos.get(name)
+    if previous is None:
+        raise CollectError(f"{kind} '{name}' {change} but no {kind} by that name exists yet")
+    return previous
 
 
 def _define(infos: dict, info, number: int) -> None:
