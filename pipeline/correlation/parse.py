@@ -44,6 +44,7 @@ from pipeline.rules.yaml_source import (
     SequenceNode,
     SourceText,
     compose_documents,
+    describe_kind,
     offset_in,
 )
 
@@ -100,14 +101,6 @@ class _RawItem:
     source_line: str
     keys: dict[str, tuple[Node, Node, SourceText]]
     extra_tags: list[tuple[Node, SourceText]] = field(default_factory=list)
-
-
-def _kind_name(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return "a scalar"
 
 
 class CorrelationLoader:
@@ -169,7 +162,7 @@ class CorrelationLoader:
         keys: dict[str, tuple[Node, Node, SourceText]] = {}
         for key_node, value_node in item.value:
             if not isinstance(key_node, ScalarNode):
-                raise self._fail(source, f"a key must be a plain name, got {_kind_name(key_node)}", key_node)
+                raise self._fail(source, f"a key must be a plain name, got {describe_kind(key_node)}", key_node)
             if key_node.value in keys:
                 raise self._fail(source, f"duplicate key '{key_node.value}'", key_node)
             keys[key_node.value] = (key_node, value_node, source)
@@ -347,7 +340,7 @@ class _Compiler:
             return None
         node, source = found
         if not isinstance(node, ScalarNode) or node.tag.endswith(":null") or node.value == "":
-            raise self._fail((node if isinstance(node, ScalarNode) and node.value else raw.keys[key][0], source), f"key '{key}' must be a non-empty string, got {_kind_name(node) if not isinstance(node, ScalarNode) else 'nothing'}")
+            raise self._fail((node if isinstance(node, ScalarNode) and node.value else raw.keys[key][0], source), f"key '{key}' must be a non-empty string, got {describe_kind(node) if not isinstance(node, ScalarNode) else 'nothing'}")
         return ScalarText(source, node)
 
     def _strings(self, node: Node, source: SourceText, key: str) -> list[str]:
@@ -503,7 +496,7 @@ class _Compiler:
 
     def _mapping(self, node: Node, source: SourceText, what: str) -> dict[str, tuple[Node, Node]]:
         if not isinstance(node, MappingNode):
-            raise self._fail((node, source), f"{what} must be a mapping, got {_kind_name(node)}")
+            raise self._fail((node, source), f"{what} must be a mapping, got {describe_kind(node)}")
         out: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):

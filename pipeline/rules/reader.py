@@ -26,6 +26,7 @@ from pipeline.rules.yaml_source import (
     SequenceNode,
     SourceText,
     compose_documents,
+    describe_kind,
 )
 
 # Falco's name checks (libsinsp's identifier and bare-string tokens).
@@ -65,14 +66,6 @@ class _ItemError(Exception):
     def __init__(self, error: RuleError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return "a scalar"
 
 
 def _is_null(node: Node | None) -> bool:
@@ -121,7 +114,7 @@ class FileReader:
                 continue
             if not isinstance(document, SequenceNode):
                 self.findings.error(self.source.error(
-                    f"a rules file must be a YAML list of items ('- rule: ...', '- macro: ...', '- list: ...'), got {_kind(document)}",
+                    f"a rules file must be a YAML list of items ('- rule: ...', '- macro: ...', '- list: ...'), got {describe_kind(document)}",
                     document,
                 ))
                 continue
@@ -137,7 +130,7 @@ class FileReader:
     def _read_item(self, item: Node) -> None:
         if not isinstance(item, MappingNode):
             raise self._fail(
-                f"each item must be a mapping ('- rule: ...', '- macro: ...', '- list: ...'), got {_kind(item)}", item
+                f"each item must be a mapping ('- rule: ...', '- macro: ...', '- list: ...'), got {describe_kind(item)}", item
             )
         keys = self._mapping(item)
         if "correlation" in keys:
@@ -153,7 +146,7 @@ class FileReader:
         keys: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
-                raise self._fail(f"a key must be a plain name, got {_kind(key_node)}", key_node)
+                raise self._fail(f"a key must be a plain name, got {describe_kind(key_node)}", key_node)
             if key_node.value in keys:
                 raise self._fail(f"duplicate key '{key_node.value}'", key_node)
             keys[key_node.value] = (key_node, value_node)
@@ -175,7 +168,7 @@ class FileReader:
         if _is_null(value):
             raise self._fail(f"key '{key}' is empty", keys[key][0])
         if not isinstance(value, ScalarNode):
-            raise self._fail(f"key '{key}' must be a string, got {_kind(value)}", value)
+            raise self._fail(f"key '{key}' must be a string, got {describe_kind(value)}", value)
         if value.value == "":
             raise self._fail(f"key '{key}' must not be empty", value)
         return ScalarText(self.source, value)
@@ -202,12 +195,12 @@ class FileReader:
             return None
         value = keys[key][1]
         if not isinstance(value, SequenceNode):
-            got = "nothing" if _is_null(value) else _kind(value)
+            got = "nothing" if _is_null(value) else describe_kind(value)
             raise self._fail(f"key '{key}' must be a list of strings (e.g. [a, b]), got {got}", value if not _is_null(value) else keys[key][0])
         out = []
         for element in value.value:
             if not isinstance(element, ScalarNode) or _is_null(element):
-                raise self._fail(f"each entry of '{key}' must be a string, got {'nothing' if _is_null(element) else _kind(element)}", element)
+                raise self._fail(f"each entry of '{key}' must be a string, got {'nothing' if _is_null(element) else describe_kind(element)}", element)
             out.append(element.value)
         return out
 
@@ -231,7 +224,7 @@ class FileReader:
                 replaces.add(name)
             else:
                 allowed = [op for op, ok in (("append", name in appendable), ("replace", name in replaceable)) if ok]
-                shown = operation if operation is not None else _kind(operation_node)
+                shown = operation if operation is not None else describe_kind(operation_node)
                 raise self._fail(
                     f"invalid override operation for key '{name}': '{shown}'; allowed: {', '.join(allowed) or 'none'}",
                     operation_node,
@@ -464,11 +457,11 @@ class FileReader:
             return []
         node = keys["exceptions"][1]
         if not isinstance(node, SequenceNode):
-            raise self._fail(f"'exceptions' must be a list of {{name, fields, comps, values}}, got {_kind(node)}", node)
+            raise self._fail(f"'exceptions' must be a list of {{name, fields, comps, values}}, got {describe_kind(node)}", node)
         out: list[ExceptionInfo] = []
         for entry in node.value:
             if not isinstance(entry, MappingNode):
-                raise self._fail(f"an exception must be a mapping with name, fields, comps and values, got {_kind(entry)}", entry)
+                raise self._fail(f"an exception must be a mapping with name, fields, comps and values, got {describe_kind(entry)}", entry)
             entry_keys = self._mapping(entry)
             name = self._string(entry_keys, "name", entry)
             for key, (key_node, _) in entry_keys.items():
@@ -504,4 +497,4 @@ class FileReader:
         if isinstance(node, SequenceNode):
             where = FixedText((location, self.source.line(location.line)))
             return Entry(items=[self._entry(child, key) for child in node.value], scalar=where, location=location)
-        raise self._fail(f"an exception's '{key}' must hold strings or lists of strings, got {'nothing' if _is_null(node) else _kind(node)}", node)
+        raise self._fail(f"an exception's '{key}' must hold strings or lists of strings, got {'nothing' if _is_null(node) else describe_kind(node)}", node)

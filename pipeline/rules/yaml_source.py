@@ -39,6 +39,7 @@ __all__ = [
     "SpannedText",
     "TextMap",
     "compose_documents",
+    "describe_kind",
 ]
 
 
@@ -107,6 +108,15 @@ def compose_documents(source: SourceText) -> list[Node]:
     except yaml.YAMLError as error:  # e.g. a non-printable character
         raise RuleLoadError(f"invalid YAML: {error}", SourceLocation(source.path, 1, 1), source.line(1)) from None
     return [doc for doc in documents if doc is not None]
+
+
+def describe_kind(node: Node) -> str:
+    """What a YAML node is, for messages: "a mapping", "a list" or "a scalar"."""
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return "a scalar"
 
 
 class TextMap(Protocol):
