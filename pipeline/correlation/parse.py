@@ -46,6 +46,7 @@ from pipeline.rules.yaml_source import (
     compose_documents,
     describe_kind,
     offset_in,
+    read_rules_file,
 )
 
 KINDS = ("sequence", "threshold", "distinct")
@@ -129,12 +130,9 @@ class CorrelationLoader:
 
     def add_file(self, path: str | Path) -> None:
         path = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            self.findings.error(RuleLoadError(f"cannot read rules file: {error}", SourceLocation(path, 1, 1)))
-            return
-        self.add_text(text, path)
+        text = read_rules_file(path, self.findings.error)
+        if text is not None:
+            self.add_text(text, path)
 
     def add_text(self, text: str, path: str | None = None) -> None:
         source = SourceText.of(text, path)

@@ -43,7 +43,7 @@ from pipeline.rules.resolve import (
     output_fields,
     restricts_event_type,
 )
-from pipeline.rules.yaml_source import JoinedText, SourceText, TextMap, offset_in
+from pipeline.rules.yaml_source import JoinedText, SourceText, TextMap, offset_in, read_rules_file
 
 # The sources Peregrine has field registries for; used only when the registries cannot be imported.
 DEFAULT_SOURCES = frozenset({"syscall", "k8s_audit", "aws_cloudtrail"})
@@ -91,12 +91,9 @@ class RulesLoader:
 
     def add_file(self, path: str | Path) -> None:
         path = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            self.findings.error(RuleLoadError(f"cannot read rules file: {error}", SourceLocation(path, 1, 1)))
-            return
-        self.add_text(text, path)
+        text = read_rules_file(path, self.findings.error)
+        if text is not None:
+            self.add_text(text, path)
 
     def add_text(self, text: str, path: str | None = None) -> None:
         self.paths.append(path or "<text>")

@@ -17,13 +17,15 @@ times faster and reports the same marks.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pipeline.errors import RuleLoadError, SourceLocation
+from pipeline.errors import RuleError, RuleLoadError, SourceLocation
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -40,6 +42,7 @@ __all__ = [
     "TextMap",
     "compose_documents",
     "describe_kind",
+    "read_rules_file",
 ]
 
 
@@ -108,6 +111,15 @@ def compose_documents(source: SourceText) -> list[Node]:
     except yaml.YAMLError as error:  # e.g. a non-printable character
         raise RuleLoadError(f"invalid YAML: {error}", SourceLocation(source.path, 1, 1), source.line(1)) from None
     return [doc for doc in documents if doc is not None]
+
+
+def read_rules_file(path: str, report: Callable[[RuleError], None]) -> str | None:
+    """A rules file's text (UTF-8), or None once ``report`` has been given why it cannot be read (at its line 1)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        report(RuleLoadError(f"cannot read rules file: {error}", SourceLocation(path, 1, 1)))
+        return None
 
 
 def describe_kind(node: Node) -> str:
