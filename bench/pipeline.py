@@ -59,6 +59,19 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SEED = 42
 
 
+class DictStore(dict):
+    """The worker's StateStore (pipeline.stream.batch) over a dict: process trees kept in memory."""
+
+    def load(self, c, r):
+        return self.get(c)
+
+    def save(self, c, r, d):
+        self[c] = d
+
+    def delete(self, c, p):
+        self.pop(c, None)
+
+
 def rule_files() -> list[str]:
     falco = RULES_DIR / "falco_rules.yaml"
     if not falco.is_file():
@@ -153,17 +166,10 @@ def processor_alone(msgs: list[tuple[bytes, bytes]], total_events: int, partitio
     settings = PipelineSettings.from_env(partitions=partitions)
     processor = build_processor(settings)
 
-    class Store(dict):
-        def load(self, c, r):
-            return self.get(c)
-
-        def save(self, c, r, d):
-            self[c] = d
-
     batch = [Message(settings.syscall_topic, kafka_partition(k, partitions), i, k, v) for i, (k, v) in enumerate(msgs)]
     best = float("inf")
     for _ in range(2):
-        store = Store()
+        store = DictStore()
         began = time.perf_counter()
         for start in range(0, len(batch), settings.batch_size):
             processor.process(batch[start:start + settings.batch_size], store)
@@ -339,17 +345,7 @@ def _measure_rss_per_container(count: int) -> float:
     settings = PipelineSettings.from_env(partitions=1, max_containers=max(count, 1))
     processor = build_processor(settings)
 
-    class Store(dict):
-        def load(self, c, r):
-            return self.get(c)
-
-        def save(self, c, r, d):
-            self[c] = d
-
-        def delete(self, c, p):
-            self.pop(c, None)
-
-    store = Store()
+    store = DictStore()
     gc.collect()
     before = psutil.Process().memory_info().rss
     batch: list[Message] = []
