@@ -41,7 +41,7 @@ from pipeline.fields import registry_for  # noqa: E402
 from pipeline.rules.loader import load_rules  # noqa: E402
 
 sys.path.insert(1, str(Path(__file__).resolve().parent))
-from syscall_events import encode_events, generate_events, iter_events, realistic_event, unbound_keys  # noqa: E402,F401  (realistic_event: bench/pipeline.py)
+from syscall_events import NodeStream, encode_events, generate_events, iter_events, unbound_keys  # noqa: E402,F401  (NodeStream: bench/pipeline.py)
 
 RULES_DIR = ROOT.parent / "shared" / "upstream" / "falco-rules"
 RULE_FILES = ("falco_rules.yaml", "falco-incubating_rules.yaml")

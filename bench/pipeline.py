@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import gc
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -48,7 +47,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
-from engine import RULES_DIR, realistic_event  # noqa: E402  bench/engine.py's event mix
+from engine import RULES_DIR, NodeStream  # noqa: E402  bench/engine.py's event mix
 from pipeline.stack.provision import delete_topics, ensure_topics  # noqa: E402
 from pipeline.stack.settings import StackSettings, TopicSpec  # noqa: E402
 from pipeline.state.process_tree import ProcessTree  # noqa: E402
@@ -79,12 +78,12 @@ def rule_files() -> list[str]:
     return [str(falco)] + sorted(str(p) for p in (ROOT / "rules").glob("*_rules.yaml"))
 
 
-def encoded_events(n: int, seed: int = SEED, start: int = 0) -> list[tuple[str, bytes]]:
+def encoded_events(n: int, seed: int = SEED) -> list[tuple[str, bytes]]:
     """(container id, JSON bytes) of bench/engine.py's mix."""
-    rng = random.Random(seed)
+    stream = NodeStream(seed)
     out = []
-    for seq in range(start, start + n):
-        event = realistic_event(rng, seq)
+    for _ in range(n):
+        event = stream.next_event()
         out.append((event["container.id"], orjson.dumps(event)))
     return out
 
@@ -253,8 +252,8 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
     await producer.start()
     # warm up: the clock starts once the worker has joined its group and processed a message
     # (else the seconds of the first rebalance count as latency of the first events)
-    rng = random.Random(SEED + 1)
-    warm = [realistic_event(rng, seq) for seq in range(10)]
+    stream = NodeStream(SEED + 1)
+    warm = [stream.next_event() for _ in range(10)]
     await producer.send_and_wait(topics["syscall"], value=b"\n".join(orjson.dumps(e) for e in warm), key=b"warm-up")
     while metric(port, "peregrine_events_total") < len(warm):
         if worker.poll() is not None:
@@ -301,7 +300,7 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
         groups: dict[str, list[bytes]] = {}
         now = time.time_ns()
         for i in range(batch):
-            event = realistic_event(rng, n + i)
+            event = stream.next_event()
             event["evt.time"] = now
             groups.setdefault(event["container.id"], []).append(orjson.dumps(event))
         for cid, lines in groups.items():

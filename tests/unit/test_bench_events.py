@@ -69,3 +69,29 @@ def test_the_attack_steps_fire_rules_and_the_rest_nothing(upstream_rules_dir):
     assert {"Read sensitive file untrusted", "Terminal shell in container", "Clear Log Activities",
             "Drop and execute new binary in container", "Netcat Remote Code Execution in Container",
             "Container drift by exec bit", "Interactive shell in container"} <= set(fired)
+
+
+def test_each_pid_is_one_process_with_one_parent_and_containers_keep_a_small_population():
+    events = generate_events(30000, seed=3)
+    benign = [e for e in events if e["evt.num"] % 500 != 250]
+    identity: dict[int, tuple] = {}
+    for event in benign:
+        who = (event["proc.ppid"], event["proc.vpid"], event.get("proc.pname"), event["container.id"])
+        assert identity.setdefault(event["proc.pid"], who) == who, event  # an exec changes the image, not the parent
+    live: dict[str, set] = {}
+    exited: set = set()
+    peak: Counter = Counter()
+    for event in benign:
+        pid, cid = event["proc.pid"], event["container.id"]
+        assert pid not in exited, event  # no event from a process after its exit; pids are not reused
+        if event["evt.type"] == "clone":
+            live.setdefault(cid, set()).add(event["evt.rawres"])  # the parent's side: rawres is the child
+        if event["evt.type"] == "procexit":
+            exited.add(pid)
+            live[cid].discard(pid)
+        else:
+            live.setdefault(cid, set()).add(pid)
+        peak[cid] = max(peak[cid], len(live[cid]))
+    assert all(2 <= n <= 70 for n in peak.values()), peak
+    types = Counter(e["evt.type"] for e in events)
+    assert types["clone"] and types["procexit"] and types["execve"] > types["clone"] / 2
