@@ -2,11 +2,16 @@
 
 ``registry_for(source)`` knows two sources: ``syscall`` and ``k8s_audit``;
 any other source raises LookupError, as an unknown source should.
+``load_texts(...)`` loads rules texts with them.
 """
 
 from __future__ import annotations
 
+import textwrap
+
 from pipeline.fields.registry import ArgKind, BoundField, FieldDef, FieldRegistry, FieldType
+from pipeline.rules.loader import RulesLoader
+from pipeline.rules.model import RuleSet
 
 SYSCALL = [
     FieldDef("evt.type", FieldType.STRING),
@@ -45,3 +50,13 @@ def registry_for(source: str) -> FieldRegistry:
         return _REGISTRIES[source]
     except KeyError:
         raise LookupError(f"unknown source '{source}'") from None
+
+
+def load_texts(*texts: str, file_name: str = "file{}.yaml", **options) -> RuleSet:
+    """A RulesLoader (``options``; these registries unless given) fed each text, dedented, as
+    ``file_name.format(number)`` in order, then loaded."""
+    options.setdefault("registry_for", registry_for)
+    loader = RulesLoader(**options)
+    for number, text in enumerate(texts):
+        loader.add_text(textwrap.dedent(text), file_name.format(number))
+    return loader.load()

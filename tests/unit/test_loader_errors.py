@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
-from loader_fields import registry_for
+from loader_fields import load_texts, registry_for
 
 from pipeline.errors import ConditionSyntaxError, RuleErrors, RuleLoadError
 from pipeline.rules.loader import RulesLoader, load_rules
 
 
 def load(*texts: str, **options):
-    options.setdefault("registry_for", registry_for)
-    loader = RulesLoader(**options)
-    for number, text in enumerate(texts):
-        loader.add_text(textwrap.dedent(text), f"f{number}.yaml")
-    return loader.load()
+    return load_texts(*texts, file_name="f{}.yaml", **options)
 
 
 def error_of(*texts: str, **options) -> RuleLoadError:

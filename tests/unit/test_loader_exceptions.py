@@ -6,19 +6,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from loader_fields import registry_for
+from loader_fields import load_texts as load
 
 from pipeline.errors import RuleErrors, RuleLoadError
-from pipeline.rules.loader import RulesLoader
 from pipeline.rules.parser import parse_condition
-
-
-def load(*texts: str, **options):
-    options.setdefault("registry_for", registry_for)
-    loader = RulesLoader(**options)
-    for number, text in enumerate(texts):
-        loader.add_text(textwrap.dedent(text), f"file{number}.yaml")
-    return loader.load()
 
 
 def rule_with(exceptions: str, condition: str = "evt.type = open") -> str:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from loader_fields import registry_for
+from loader_fields import load_texts as load, registry_for
 
 from pipeline.errors import RuleLoadError
 from pipeline.rules.ast import And, Compare, FieldRef, ListValue, Literal, MacroRef, Not
 from pipeline.rules.loader import RulesLoader, load_rules, load_rules_text
 from pipeline.rules.model import Priority
 from pipeline.rules.parser import parse_condition
-
-
-def load(*texts: str, **options):
-    options.setdefault("registry_for", registry_for)
-    loader = RulesLoader(**options)
-    for number, text in enumerate(texts):
-        loader.add_text(textwrap.dedent(text), f"file{number}.yaml")
-    return loader.load()
 
 
 BASE = """
