@@ -39,12 +39,31 @@ MAX_ANCESTORS = 8
 
 # Index of each attribute in a process entry (a list, to keep the state small).
 NAME, EXE, CMDLINE, PPID, START, SEEN, EXITED = range(7)
+# (proc.aname[N], proc.apid[N]) for N = 1..MAX_ANCESTORS
+ANCESTOR_KEYS = tuple((f"proc.aname[{level}]", f"proc.apid[{level}]") for level in range(1, MAX_ANCESTORS + 1))
 
 
 @dataclass(frozen=True, slots=True)
 class TreeLimits:
     max_processes: int = 4096
     exited_ttl_ns: int = 60 * 1_000_000_000
+
+
+ABSENT = object()  # in enrich_in_place's undo list: the field was not in the event
+
+
+def as_produced(event: dict, undo: list[tuple[str, Any]] | None) -> dict:
+    """``event`` as it was before :meth:`ProcessTree.enrich_in_place` returned ``undo``
+    (a new dict, same key order; the event itself is left enriched)."""
+    if not undo:
+        return event
+    original = dict(event)
+    for key, before in undo:
+        if before is ABSENT:
+            del original[key]
+        else:
+            original[key] = before
+    return original
 
 
 def _int(value: Any) -> int | None:
@@ -58,7 +77,7 @@ def _int(value: Any) -> int | None:
 class ProcessTree:
     """pid -> [name, exe, cmdline, ppid, start_ns, last_seen_ns, exited_ns]."""
 
-    __slots__ = ("procs", "last_ns", "limits", "_exited")
+    __slots__ = ("procs", "last_ns", "limits", "_exited", "_ancestry", "_chained")
 
     def __init__(self, limits: TreeLimits | None = None, procs: dict[str, list] | None = None, last_ns: int = 0) -> None:
         self.limits = limits or TreeLimits()
@@ -67,6 +86,10 @@ class ProcessTree:
         self.procs: OrderedDict[str, list] = OrderedDict(procs or ())
         self.last_ns = last_ns
         self._exited = sum(1 for p in self.procs.values() if p[EXITED] is not None)  # expire() is a no-op while 0
+        # (pid, ppid) -> the ancestor fields enrich adds, and the pids those walks looked up (known or
+        # not): both are emptied when one of those pids is learnt, exec'd or forgotten
+        self._ancestry: dict[tuple[int | None, int], dict[str, Any]] = {}
+        self._chained: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.procs)
@@ -91,6 +114,14 @@ class ProcessTree:
     def enrich(self, event: dict) -> dict:
         """The event with the parent/ancestor fields it lacks filled from the tree
         (a new dict when something is added; the same dict otherwise)."""
+        copy = dict(event)
+        return copy if self.enrich_in_place(copy) else event
+
+    def enrich_in_place(self, event: dict) -> list[tuple[str, Any]] | None:
+        """Add to ``event`` the parent/ancestor fields it lacks, from the tree; returns what
+        :func:`as_produced` needs to give the event back as it came ((key, value before or
+        ABSENT) for each field set), or None when nothing was added. In place: the worker
+        does this for every event, and a copy of a 40-field dict costs more than the rest."""
         pid = _int(event.get("proc.pid"))
         ppid = _int(event.get("proc.ppid"))
         if ppid is None and pid is not None:
@@ -98,33 +129,60 @@ class ProcessTree:
             if known is not None:
                 ppid = known[PPID]
         if ppid is None:
-            return event
-        parent = self.procs.get(str(ppid))
-        if parent is None:  # the usual case for a collector that sends parent fields: nothing to add
-            return event if "proc.ppid" in event else {**event, "proc.ppid": ppid}
-        added: dict[str, Any] = {}
+            return None
+        undo: list[tuple[str, Any]] = []
         if "proc.ppid" not in event:
-            added["proc.ppid"] = ppid
-        if parent is not None:
-            if event.get("proc.pname") is None:
-                added["proc.pname"] = parent[NAME]
-            if event.get("proc.pcmdline") is None and parent[CMDLINE] is not None:
-                added["proc.pcmdline"] = parent[CMDLINE]
-            if event.get("proc.pexepath") is None and parent[EXE] is not None:
-                added["proc.pexepath"] = parent[EXE]
+            undo.append(("proc.ppid", ABSENT))
+            event["proc.ppid"] = ppid
+        parent = self.procs.get(str(ppid))
+        if parent is None:  # the usual case for a collector that sends parent fields: nothing (more) to add
+            return undo or None
+        get = event.get
+        if get("proc.pname") is None:
+            undo.append(("proc.pname", get("proc.pname", ABSENT)))
+            event["proc.pname"] = parent[NAME]
+        if parent[CMDLINE] is not None and get("proc.pcmdline") is None:
+            undo.append(("proc.pcmdline", get("proc.pcmdline", ABSENT)))
+            event["proc.pcmdline"] = parent[CMDLINE]
+        if parent[EXE] is not None and get("proc.pexepath") is None:
+            undo.append(("proc.pexepath", get("proc.pexepath", ABSENT)))
+            event["proc.pexepath"] = parent[EXE]
         if "proc.aname[1]" not in event:
-            level, current, seen = 1, parent, {pid}
-            cursor = ppid
-            while current is not None and level <= MAX_ANCESTORS and cursor not in seen:
-                seen.add(cursor)
-                added[f"proc.aname[{level}]"] = current[NAME]
-                added[f"proc.apid[{level}]"] = cursor
-                cursor = current[PPID]
-                current = self.procs.get(str(cursor)) if cursor is not None else None
-                level += 1
-        if not added:
-            return event
-        return {**event, **added}
+            ancestry = self._ancestry.get((pid, ppid))
+            if ancestry is None:
+                ancestry = self._ancestors(pid, ppid, parent)
+            for key in ancestry:
+                undo.append((key, get(key, ABSENT)))
+            event.update(ancestry)
+        return undo or None
+
+    def _ancestors(self, pid: int | None, ppid: int, parent: list) -> dict[str, Any]:
+        """proc.aname[N]/proc.apid[N] from the parent up, as far as the tree knows (a loop stops it)."""
+        found: dict[str, Any] = {}
+        current, cursor, seen = parent, ppid, {pid}
+        procs = self.procs
+        chained = self._chained
+        chained.add(str(ppid))
+        for name_key, pid_key in ANCESTOR_KEYS:
+            if current is None or cursor in seen:
+                break
+            seen.add(cursor)
+            found[name_key] = current[NAME]
+            found[pid_key] = cursor
+            cursor = current[PPID]
+            if cursor is None:
+                break
+            looked_up = str(cursor)
+            chained.add(looked_up)
+            current = procs.get(looked_up)
+        if len(self._ancestry) >= self.limits.max_processes:
+            self._forget_ancestry()
+        self._ancestry[(pid, ppid)] = found
+        return found
+
+    def _forget_ancestry(self) -> None:
+        self._ancestry.clear()
+        self._chained.clear()
 
     # -- learning -------------------------------------------------------------
 
@@ -157,7 +215,8 @@ class ProcessTree:
             if child is not None and child > 0 and str(child) not in self.procs:
                 # the parent's side of a fork: the child starts as a copy of the parent
                 source = entry or [event.get("proc.name"), event.get("proc.exepath"), event.get("proc.cmdline"), None, now, now, None]
-                self.procs[str(child)] = [source[NAME], source[EXE], source[CMDLINE], pid, now, now, None]
+                key = str(child)
+                self.procs[key] = [source[NAME], source[EXE], source[CMDLINE], pid, now, now, None]
             elif entry is None:
                 self.procs[key] = [event.get("proc.name"), event.get("proc.exepath"), event.get("proc.cmdline"),
                                    _int(event.get("proc.ppid")), now, now, None]
@@ -170,7 +229,7 @@ class ProcessTree:
                 return False
             entry[EXITED] = now
             self._exited += 1
-            return True  # not moved: an exited process is the first to go
+            return True  # not moved: an exited process is the first to go (ancestry unchanged)
         elif entry is None:
             if event.get("proc.name") is None:
                 return False
@@ -180,6 +239,8 @@ class ProcessTree:
             entry[SEEN] = now
             self.procs.move_to_end(key)  # most recently seen
             return False
+        if key in self._chained:  # ``key``: the process learnt or exec'd
+            self._forget_ancestry()
         self._bound()
         return True
 
@@ -192,12 +253,16 @@ class ProcessTree:
         for pid in gone:
             del self.procs[pid]
         self._exited -= len(gone)
+        if self._chained and not self._chained.isdisjoint(gone):
+            self._forget_ancestry()
         return len(gone)
 
     def _bound(self) -> None:
         """Past ``max_processes``, forget the least recently seen (the front of the dict)."""
         procs = self.procs
         while len(procs) > self.limits.max_processes:
-            _, gone = procs.popitem(last=False)
+            pid, gone = procs.popitem(last=False)
             if gone[EXITED] is not None:
                 self._exited -= 1
+            if pid in self._chained:
+                self._forget_ancestry()

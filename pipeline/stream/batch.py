@@ -28,7 +28,7 @@ from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
 from pipeline.ingest.decode import DecodeError, decode_message
 from pipeline.state.containers import ContainerIndex, ContainerLimits
-from pipeline.state.process_tree import ProcessTree, TreeLimits
+from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
 
 log = logging.getLogger("peregrine.batch")
 
@@ -136,6 +136,11 @@ class BatchProcessor:
         for position, message in enumerate(messages, start=1):
             if position % every == 0:
                 yield
+            correlation_store = self.correlation_store
+            if correlation_store is not None:
+                # the groups' state lives in this message's partition; bound once per message, after
+                # the yield (the other agent's batch may have bound its own meanwhile)
+                correlation_store.bind(message.ref)
             source = self.source_topics.get(message.topic)
             if source is None:
                 result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"no source for topic {message.topic}"))
@@ -156,7 +161,7 @@ class BatchProcessor:
                         result.dead_letters.append(self._dead(message, dl.SCHEMA, str(error), event, index))
                         continue
                 if source != SYSCALL:
-                    self._evaluate(result, message, index, event, event, source, _natural_key(event, source))
+                    self._evaluate(result, message, index, event, None, source, _natural_key(event, source))
                     continue
                 cid = event.get("container.id")
                 cid = cid if isinstance(cid, str) and cid else "host"
@@ -170,12 +175,15 @@ class BatchProcessor:
                 else:
                     tree = state[0]
                     state[3] = message
-                enriched = tree.enrich(event)
-                if enriched is not event:
+                # enriched in place (update reads no field enrich adds, but proc.ppid, which enrich takes
+                # from the tree's own entry); ``undo`` gives the event back as produced for alert ids
+                # and dead letters
+                undo = tree.enrich_in_place(event)
+                if undo is not None:
                     result.enriched += 1
                 if tree.update(event):
                     state[2] = True
-                self._evaluate(result, message, index, event, enriched, SYSCALL, state[4])
+                self._evaluate(result, message, index, event, undo, SYSCALL, state[4])
         for cid, lines in forwards.items():
             result.forwards.append((cid.encode(), b"\n".join(lines)))
         result.containers = len(open_trees)
@@ -229,19 +237,24 @@ class BatchProcessor:
         correlator.store = store
         correlator.reindex()
 
-    def _evaluate(self, result: BatchResult, message: Message, index: int, original: dict, event: dict, source: str, key: bytes | None) -> None:
-        if self.correlation_store is not None:
-            self.correlation_store.bind(message.ref)  # the group's state lives in this message's partition
+    def _evaluate(self, result: BatchResult, message: Message, index: int, event: dict, undo: list | None, source: str,
+                  key: bytes | None) -> None:
+        """Alerts of ``event`` (enriched by the tree when ``undo`` is set: as_produced(event, undo)
+        is the event as sent, for alert ids and dead letters)."""
         try:
             alerts = self.scanner.scan_event(event, source)
         except (EvaluationError, EventError) as error:
-            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, str(error), original, index))
+            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, str(error), as_produced(event, undo), index))
             return
         except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
-            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", original, index))
+            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}",
+                                                  as_produced(event, undo), index))
             return
+        if not alerts:
+            return
+        original = as_produced(event, undo)
         for alert in alerts:
-            if event is not original and "corr.type" not in alert.output_fields:
+            if undo is not None and "corr.type" not in alert.output_fields:
                 # the id is over the event as produced, so a replay with other state gives the same id
                 # (a correlation's id is over its contributing events already)
                 alert = replace(alert, uuid=alert_uuid(original, alert.rule))

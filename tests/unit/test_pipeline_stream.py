@@ -53,6 +53,52 @@ def test_the_tree_supplies_parent_and_ancestors_and_survives_serialisation():
     assert tree.enrich({"proc.pid": 5, "proc.pname": "x"}) == {"proc.pid": 5, "proc.pname": "x"}
 
 
+def test_enriching_in_place_gives_back_the_event_as_produced_and_follows_the_tree():
+    from pipeline.state.process_tree import as_produced
+
+    tree = ProcessTree()
+    for event in (exe(10, 1, "containerd-shim", 1), exe(100, 10, "java", 2, "java -jar a"), exe(200, 100, "sh", 3)):
+        tree.update(event)
+    sent = {"evt.type": "openat", "proc.pid": 200, "proc.pname": None, "proc.aname[2]": "collector's", "fd.name": "/x"}
+    event = dict(sent)
+    undo = tree.enrich_in_place(event)
+    assert event == tree.enrich(sent) and event["proc.pname"] == "java" and event["proc.aname[2]"] == "containerd-shim"
+    original = as_produced(event, undo)
+    assert list(original.items()) == list(sent.items()) and orjson.dumps(original) == orjson.dumps(sent)
+    assert tree.enrich_in_place({"proc.pid": 5, "proc.ppid": 4}) is None and as_produced(event, None) is event
+    # the ancestors are remembered per process until the tree changes: an exec renames the parent
+    tree.update(exe(100, 10, "python3", 4))
+    assert tree.enrich({"proc.pid": 300, "proc.ppid": 200})["proc.aname[2]"] == "python3"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_remembered_ancestors_are_those_a_fresh_walk_finds(seed):
+    """Random execs (parents changing, loops), forks, exits, expiry and the bound on a small pid
+    space: enrich with the tree's remembered ancestors equals enrich on a copy that walks afresh."""
+    import random
+
+    rng = random.Random(seed)
+    tree = ProcessTree(TreeLimits(max_processes=12 if seed % 2 else 100, exited_ttl_ns=30))
+    for t in range(1, 1500):
+        pid, other = rng.randrange(1, 20), rng.randrange(1, 20)
+        kind = rng.random()
+        if kind < 0.15:
+            event = exe(pid, other, rng.choice(["sh", "java", "nginx", "curl"]), t)
+        elif kind < 0.25:
+            event = {"evt.type": "clone", "evt.time": t, "proc.pid": pid, "evt.rawres": other, "proc.name": "x"}
+        elif kind < 0.32:
+            event = {"evt.type": "procexit", "evt.time": t, "proc.pid": pid}
+        else:
+            event = {"evt.type": "openat", "evt.time": t, "proc.pid": pid, "proc.name": "y"}
+            if rng.random() < 0.5:
+                event["proc.ppid"] = other
+        fresh = ProcessTree.from_bytes(tree.to_bytes(), tree.limits)
+        assert tree.enrich(event) == fresh.enrich(event), (t, event)
+        tree.update(event)
+        if t % 50 == 0:
+            tree.expire()
+
+
 def test_fork_copies_the_parent_and_exit_expires_after_the_ttl():
     tree = ProcessTree(TreeLimits(max_processes=100, exited_ttl_ns=10))
     tree.update(exe(100, 1, "java", 1))
