@@ -40,23 +40,27 @@ def _expr(schema: Any, v: str, consts: list, depth: int = 0) -> str:
         raise Unsupported(f"schema {schema!r}")
     parts: list[str] = []
     kinds = schema.get("type")
+    known: set[str] = set()  # the types ``v`` has once the type test passed (none known: any)
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
         if not kinds or any(k not in _TYPES for k in kinds):
             raise Unsupported(f"type {kinds!r}")
         parts.append("(" + " or ".join(_TYPES[k].format(v=v) for k in kinds) + ")")
+        known = set(kinds)
+    is_str = known == {"string"}  # the test below then needs no type guard of its own
+    is_num = bool(known) and known <= {"integer", "number"}
     for key, value in schema.items():
         if key in _ANNOTATIONS or key == "type":
             continue
         if key in ("minLength", "maxLength") and isinstance(value, int) and not isinstance(value, bool):
             op = ">=" if key == "minLength" else "<="
-            parts.append(f"(type({v}) is not str or len({v}) {op} {value})")
+            parts.append(f"len({v}) {op} {value}" if is_str else f"(type({v}) is not str or len({v}) {op} {value})")
         elif key in ("minimum", "maximum") and type(value) in (int, float):
             op = ">=" if key == "minimum" else "<="
-            parts.append(f"(not (type({v}) is int or type({v}) is float) or {v} {op} {value!r})")
+            parts.append(f"{v} {op} {value!r}" if is_num else f"(not (type({v}) is int or type({v}) is float) or {v} {op} {value!r})")
         elif key == "enum" and isinstance(value, list) and value and all(isinstance(x, str) for x in value):
             consts.append(frozenset(value))
-            parts.append(f"(type({v}) is str and {v} in _c{len(consts) - 1})")
+            parts.append(f"{v} in _c{len(consts) - 1}" if is_str else f"(type({v}) is str and {v} in _c{len(consts) - 1})")
         elif key == "anyOf" and isinstance(value, list) and value:
             parts.append("(" + " or ".join(_expr(sub, v, consts, depth) for sub in value) + ")")
         elif key == "items" and isinstance(value, dict):
@@ -84,20 +88,24 @@ def compile_flat(schema: Any) -> Callable[[Any], bool] | None:
         if not all(isinstance(k, str) for k in required) or not isinstance(properties, dict):
             raise Unsupported("required/properties")
         consts: list = []
-        lines = ["def check(event):", "    if type(event) is not dict:", "        return False"]
-        for key in required:
-            lines += [f"    if {key!r} not in event:", "        return False"]
+        body = ["    if type(event) is not dict:", "        return False"]
+        exprs = {key: _expr(sub, "v", consts) for key, sub in properties.items()}
+        for key in required:  # a required key with a schema is tested once, below
+            if exprs.get(key, "True") == "True":
+                body += [f"    if {key!r} not in event:", "        return False"]
         if properties:
-            lines.append("    get = event.get")
-        for key, sub in properties.items():
-            expr = _expr(sub, "v", consts)
+            body.append("    get = event.get")
+        for key, expr in exprs.items():
             if expr == "True":
                 continue
-            lines += [f"    v = get({key!r}, _missing)", f"    if v is not _missing and not {expr}:", "        return False"]
-        lines.append("    return True")
+            absent = "v is _missing or" if key in required else "v is not _missing and"
+            body += [f"    v = get({key!r}, _missing)", f"    if {absent} not {expr}:", "        return False"]
+        body.append("    return True")
     except Unsupported:
         return None
-    namespace: dict[str, Any] = {"_missing": object()}
-    namespace.update({f"_c{i}": c for i, c in enumerate(consts)})
+    # the constants are the closure's cells (read faster than globals)
+    names = ["_missing"] + [f"_c{i}" for i in range(len(consts))]
+    lines = [f"def _make({', '.join(names)}):", "  def check(event):"] + ["  " + line for line in body] + ["  return check"]
+    namespace: dict[str, Any] = {}
     exec(compile("\n".join(lines), "<peregrine-event-check>", "exec"), namespace)  # noqa: S102 - our own generated code
-    return namespace["check"]
+    return namespace["_make"](object(), *consts)
