@@ -153,6 +153,10 @@ class BatchProcessor:
             if source == "aws_cloudtrail":
                 events = _expand_records(events)
             result.events += len(events)
+            # a collector's message is mostly one container's events: its partition check and its
+            # tree are looked up when the container changes, not for every event
+            current_cid: str | None = None
+            state: list | None = None
             for index, event in enumerate(events):
                 if validate is not None:
                     try:
@@ -165,16 +169,21 @@ class BatchProcessor:
                     continue
                 cid = event.get("container.id")
                 cid = cid if isinstance(cid, str) and cid else "host"
-                if self.repartition and self.partition_of(cid) != message.partition:
+                if cid != current_cid:
+                    current_cid = cid
+                    if self.repartition and self.partition_of(cid) != message.partition:
+                        state = None  # another partition's container: forwarded
+                    else:
+                        state = open_trees.get(cid)
+                        if state is None:
+                            tree, stored = self._tree(cid, message.ref, store)
+                            state = open_trees[cid] = [tree, stored, False, message, cid.encode()]
+                        else:
+                            state[3] = message
+                if state is None:
                     forwards[cid].append(orjson.dumps(event))
                     continue
-                state = open_trees.get(cid)
-                if state is None:
-                    tree, stored = self._tree(cid, message.ref, store)
-                    state = open_trees[cid] = [tree, stored, False, message, cid.encode()]
-                else:
-                    tree = state[0]
-                    state[3] = message
+                tree = state[0]
                 # enriched in place (update reads no field enrich adds, but proc.ppid, which enrich takes
                 # from the tree's own entry); ``undo`` gives the event back as produced for alert ids
                 # and dead letters
