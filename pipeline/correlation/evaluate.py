@@ -2,11 +2,23 @@
 
 :class:`CorrelationEvaluator` takes events one at a time, in the order they
 arrive, and returns the alerts of the matches they complete. Time is the
-event's own time (``evt.time``, nanoseconds), never the clock: the
-*watermark* is the newest event time seen minus the allowed lateness. An
-event older than the watermark is late and takes no part (counted in
-:attr:`CorrelationEvaluator.stats`); state whose window ends before the
-watermark can no longer match and is dropped. Memory is bounded by the
+event's own time (``evt.time``, nanoseconds), never the wall clock: the
+*watermark* of a clock is the newest event time that clock has seen minus
+the allowed lateness. An event older than its clock's watermark is late and
+takes no part (counted in :attr:`CorrelationEvaluator.stats`); a group whose
+window ends before its clock's watermark can no longer match and is dropped.
+
+Which clock: the store's current binding says (its ``clock``, with
+``clocked_items()`` to recover it). A :class:`~pipeline.correlation.table.TableCorrelationStore`
+is bound per message to the message's table partition, and the evaluator
+keeps one clock per (partition, source), as Kafka Streams and Flink keep
+event time per input partition: partitions are consumed in any order and
+the syscall and audit/CloudTrail agents run independently, so one
+partition's (or source's) newer events must not make another's late or
+expire its groups. A group belongs to one correlation (one source) and lives
+in one partition, so it has exactly one clock. A store without a clock (a
+dict: ``peregrine scan``, tests) has a single clock for everything, so file
+mode runs on the newest event time of the whole input. Memory is bounded by the
 limits whatever the input: at most ``max_groups`` groups, at most
 ``max_partials_per_group`` open partial matches per sequence group, at most
 ``count`` entries per threshold or distinct group.
@@ -22,18 +34,23 @@ call ``process`` from the agent for each event (the source topic must be
 partitioned by the correlations' ``by`` field, ``container.id`` for
 syscalls, so that a group's key lives in the partition that receives its
 events), and ``reindex()`` after partitions are assigned or recovered.
+``reindex()`` rebuilds the index per clock from the stored groups; a clock
+it has not seen restarts from the newest event time its recovered groups
+record (a lower bound of what the partition had seen: never makes an event
+late that was not), a clock it already runs keeps its time (a partition
+that came back may have moved on meanwhile; the larger of the two is kept).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
-from pipeline.correlation.state import GroupIndex, State, Store, group_key, jsonable, new_state
+from pipeline.correlation.state import GroupIndex, State, Store, group_key, jsonable, new_state, newest_time, split_key
 from pipeline.errors import ConfigError
 from pipeline.fields.registry import MISSING, UnknownField
 from pipeline.rules.model import Priority
@@ -223,17 +240,39 @@ class CorrelationEvaluator:
 
         engine = Engine(entries, {}, registry_for, rule_matching="all")
         self._steps_matching = {source: engine.evaluator(source) for source in self._by_source}
-        self.store: Store = store if store is not None else {}
-        self.index = GroupIndex.rebuild(self.store) if len(self.store) else GroupIndex()
+        self._source_of = {correlation.name: correlation.source for correlation in self.correlations}
         self.stats = CorrelationStats()
-        self.max_time = 0
+        self.clocks: dict[Hashable, int] = {}  # clock -> the newest event time it has seen
+        self.index = GroupIndex()
+        self.store = store if store is not None else {}
         self._ordinal = 0
+        if len(self.store):
+            self.reindex()
 
-    # -- time
+    # -- the store and its clocks
 
     @property
-    def watermark(self) -> int:
-        return self.max_time - self.limits.allowed_lateness_ns
+    def store(self) -> Store:
+        return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        """A new store (the worker's table once it exists); call :meth:`reindex` after."""
+        self._store = store
+        self._clocked = hasattr(store, "clock") and hasattr(store, "clocked_items")
+
+    def _clock(self, source: str) -> Hashable:
+        """The clock of an event of ``source`` under the store's current binding."""
+        return (self._store.clock, source) if self._clocked else None  # type: ignore[attr-defined]
+
+    def watermark(self, clock: Hashable = None) -> int:
+        """The watermark of ``clock``: its newest event time minus the allowed lateness."""
+        return self.clocks.get(clock, 0) - self.limits.allowed_lateness_ns
+
+    @property
+    def max_time(self) -> int:
+        """The newest event time of any clock (0 before the first event)."""
+        return max(self.clocks.values(), default=0)
 
     @property
     def open_groups(self) -> int:
@@ -256,9 +295,11 @@ class CorrelationEvaluator:
         if not isinstance(time, int) or isinstance(time, bool):
             self.stats.untimed += 1
             return []
-        if time > self.max_time:
-            self.max_time = time
-        watermark = self.watermark
+        clock = self._clock(source)
+        newest = self.clocks.get(clock, 0)
+        if time > newest:
+            self.clocks[clock] = newest = time
+        watermark = newest - self.limits.allowed_lateness_ns
         if time < watermark:
             self.stats.late += 1
             return []
@@ -273,23 +314,51 @@ class CorrelationEvaluator:
             for number, indexes in hits.items():
                 correlation = self.correlations[number]
                 if isinstance(correlation, Sequence):
-                    self._sequence(correlation, current, indexes, watermark, alerts)
+                    self._sequence(correlation, current, indexes, clock, watermark, alerts)
                 else:
-                    self._windowed(correlation, current, watermark, alerts)
-        self.expire(watermark)
+                    self._windowed(correlation, current, clock, watermark, alerts)
+        self._expire(clock, watermark)
         return alerts
 
     def reindex(self) -> None:
-        """Rebuild the in-memory index from the store: after a Faust table's partitions
-        were (re)assigned or recovered from the changelog, so that their groups count
-        toward ``max_groups`` and expire."""
-        self.index = GroupIndex.rebuild(self.store)
+        """Rebuild the in-memory index, per clock, from the store: after a Faust table's
+        partitions were (re)assigned or recovered from the changelog, so that their groups
+        count toward ``max_groups`` and expire on their own clock. A clock not running yet
+        starts from the newest event time its groups record (see the module docstring).
+        Groups of a correlation this evaluator does not run (removed or disabled since they
+        were written) can never match again and are dropped."""
+        groups: list[tuple[str, State, Hashable]] = []
+        orphans: list[str] = []
+        if self._clocked:
+            recovered = self._store.clocked_items()  # type: ignore[attr-defined]
+        else:
+            recovered = [(key, state, None) for key, state in self._store.items()]
+        for key, state, partition in recovered:
+            source = self._source_of.get(split_key(key)[0])
+            if source is None:
+                orphans.append(key)
+                continue
+            clock = (partition, source) if self._clocked else None
+            groups.append((key, state, clock))
+            if isinstance(state, dict):
+                time = newest_time(state)
+                if time > self.clocks.get(clock, 0):
+                    self.clocks[clock] = time
+        self.index = GroupIndex.rebuild(groups)
+        for key in orphans:
+            self._store.pop(key, None)
+        self.stats.expired_groups += len(orphans)
 
     def expire(self, watermark: int | None = None) -> int:
-        """Drop every group that can no longer match or throttle before ``watermark``."""
-        expired = self.index.expired(self.watermark if watermark is None else watermark)
+        """Drop every group that can no longer match or throttle: each before its own clock's
+        watermark, or every one before ``watermark`` when given."""
+        return sum(self._expire(clock, self.watermark(clock) if watermark is None else watermark)
+                   for clock in self.index.clocks())
+
+    def _expire(self, clock: Hashable, watermark: int) -> int:
+        expired = self.index.expired(watermark, clock)
         for key in expired:
-            self.store.pop(key, None)
+            self._store.pop(key, None)
         self.stats.expired_groups += len(expired)
         return len(expired)
 
@@ -304,21 +373,21 @@ class CorrelationEvaluator:
             values.append(jsonable(value))
         return tuple(values)
 
-    def _save(self, key: str, state: State, deadline: int, alive: bool) -> None:
+    def _save(self, key: str, state: State, deadline: int, alive: bool, clock: Hashable) -> None:
         if not alive:
             if key in self.index:
                 self.index.remove(key)
-            self.store.pop(key, None)
+            self._store.pop(key, None)
             return
         if key not in self.index and len(self.index) >= self.limits.max_groups:
             victim = self.index.oldest()
             if victim is not None:
                 self.index.remove(victim)
-                self.store.pop(victim, None)
+                self._store.pop(victim, None)
                 self.stats.evicted_groups += 1
         state["d"] = deadline
-        self.store[key] = state
-        self.index.touch(key, deadline)
+        self._store[key] = state
+        self.index.touch(key, deadline, clock)
 
     def _throttle_ns(self, correlation: Correlation) -> int:
         return correlation.throttle_ns if correlation.throttle_ns is not None else self.limits.throttle_ns
@@ -340,7 +409,8 @@ class CorrelationEvaluator:
 
     # -- sequences
 
-    def _sequence(self, correlation: Sequence, current: _Event, indexes: set[int], watermark: int, alerts: list[CorrelationAlert]) -> None:
+    def _sequence(self, correlation: Sequence, current: _Event, indexes: set[int], clock: Hashable, watermark: int,
+                  alerts: list[CorrelationAlert]) -> None:
         event, time = current.raw, current.time
         steps = correlation.steps
         hits = [index in indexes for index in range(len(steps))]
@@ -350,7 +420,7 @@ class CorrelationEvaluator:
         if values is None:
             return
         key = group_key(correlation.name, values)
-        state = self.store.get(key)
+        state = self._store.get(key)
         if state is None:
             if not hits[0] or until_hit:
                 return
@@ -385,7 +455,7 @@ class CorrelationEvaluator:
             alerts.append(self._alert(correlation, values, key, current, match["e"], state, len(match["e"]), 0))
         throttle_until = self._throttle_deadline(correlation, state)
         deadline = max(max((p["f"] + span for p in state["p"]), default=0), throttle_until)
-        self._save(key, state, deadline, alive=bool(state["p"]) or throttle_until >= watermark)
+        self._save(key, state, deadline, bool(state["p"]) or throttle_until >= watermark, clock)
 
     def _bounded(self, partials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One partial per (next step, bindings), the newest; at most max_partials_per_group, newest kept."""
@@ -406,7 +476,8 @@ class CorrelationEvaluator:
 
     # -- thresholds and distinct counts
 
-    def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, watermark: int, alerts: list[CorrelationAlert]) -> None:
+    def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, clock: Hashable, watermark: int,
+                  alerts: list[CorrelationAlert]) -> None:
         event, time = current.raw, current.time
         distinct_value = None
         if isinstance(correlation, DistinctCount):
@@ -418,7 +489,7 @@ class CorrelationEvaluator:
         if values is None:
             return
         key = group_key(correlation.name, values)
-        state = self.store.get(key) or new_state()
+        state = self._store.get(key) or new_state()
         window = correlation.window_ns
         record = current.record(correlation.step)
         if distinct_value is None:
@@ -449,7 +520,7 @@ class CorrelationEvaluator:
         live = state.get("t") or list(state.get("v", {}).values())
         throttle_until = self._throttle_deadline(correlation, state)
         deadline = max(max((e["t"] + window for e in live), default=0), throttle_until)
-        self._save(key, state, deadline, alive=bool(live) or throttle_until >= watermark)
+        self._save(key, state, deadline, bool(live) or throttle_until >= watermark, clock)
 
     # -- alerts
 

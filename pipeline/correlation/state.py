@@ -19,9 +19,13 @@ An event record is ``{"id", "t", "sum", "step", "f": {field: value}}``.
 
 :class:`GroupIndex` keeps, in memory, which keys exist, when each may be
 dropped and which was touched last. It bounds the number of groups
-(evicting the least recently touched) and lets :meth:`GroupIndex.expired`
-find dead groups without scanning the store. After a restart it is rebuilt
-from the store's keys and deadlines.
+(evicting the least recently touched, whatever its clock) and lets
+:meth:`GroupIndex.expired` find dead groups without scanning the store.
+Each group belongs to one event-time *clock* (the worker keeps one per
+table partition and source, ``peregrine scan`` one in all; see
+:mod:`pipeline.correlation.evaluate`), and the deadlines are kept per clock,
+so a clock's watermark expires only its own groups. After a restart it is
+rebuilt from the store's keys, clocks and deadlines.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Hashable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 State = dict[str, Any]
@@ -64,13 +68,15 @@ def new_state() -> State:
 
 
 class GroupIndex:
-    """Which groups are open: last-touched order (for ``max_groups``) and deadlines (for expiry)."""
+    """Which groups are open: last-touched order (for ``max_groups``) and, per clock,
+    deadlines (for expiry)."""
 
-    __slots__ = ("_touched", "_heap")
+    __slots__ = ("_touched", "_heaps", "_heaped")
 
     def __init__(self) -> None:
-        self._touched: OrderedDict[str, int] = OrderedDict()  # key -> deadline
-        self._heap: list[tuple[int, str]] = []
+        self._touched: OrderedDict[str, tuple[Hashable, int]] = OrderedDict()  # key -> (clock, deadline)
+        self._heaps: dict[Hashable, list[tuple[int, str]]] = {}  # clock -> (deadline, key), stale ones included
+        self._heaped = 0  # entries in all heaps
 
     def __len__(self) -> int:
         return len(self._touched)
@@ -81,14 +87,34 @@ class GroupIndex:
     def keys(self) -> Iterator[str]:
         return iter(self._touched)
 
-    def touch(self, key: str, deadline: int) -> None:
+    def clocks(self) -> list[Hashable]:
+        """The clocks that may still have groups to expire."""
+        return list(self._heaps)
+
+    def clock_of(self, key: str) -> Hashable:
+        return self._touched[key][0]
+
+    def touch(self, key: str, deadline: int, clock: Hashable = None) -> None:
         previous = self._touched.pop(key, None)
-        self._touched[key] = deadline
-        if previous != deadline:
-            heapq.heappush(self._heap, (deadline, key))
-            if len(self._heap) > 4 * len(self._touched) + 64:
-                self._heap = [(d, k) for k, d in self._touched.items()]
-                heapq.heapify(self._heap)
+        entry = (clock, deadline)
+        self._touched[key] = entry
+        if previous != entry:
+            heap = self._heaps.get(clock)
+            if heap is None:
+                heap = self._heaps[clock] = []
+            heapq.heappush(heap, (deadline, key))
+            self._heaped += 1
+            if self._heaped > 4 * len(self._touched) + 64:
+                self._compact()
+
+    def _compact(self) -> None:
+        heaps: dict[Hashable, list[tuple[int, str]]] = {}
+        for key, (clock, deadline) in self._touched.items():
+            heaps.setdefault(clock, []).append((deadline, key))
+        for heap in heaps.values():
+            heapq.heapify(heap)
+        self._heaps = heaps
+        self._heaped = len(self._touched)
 
     def remove(self, key: str) -> None:
         self._touched.pop(key, None)
@@ -97,25 +123,46 @@ class GroupIndex:
         """The least recently touched key (evicted first when there are too many groups)."""
         return next(iter(self._touched), None)
 
-    def expired(self, watermark: int) -> list[str]:
-        """Keys whose deadline is before ``watermark``; they are removed from the index."""
+    def expired(self, watermark: int, clock: Hashable = None) -> list[str]:
+        """Keys of ``clock`` whose deadline is before ``watermark`` (that clock's); they are
+        removed from the index. Other clocks' groups are not looked at."""
         out: list[str] = []
-        heap = self._heap
+        heap = self._heaps.get(clock)
+        if not heap:
+            return out
+        touched = self._touched
         while heap and heap[0][0] < watermark:
             deadline, key = heapq.heappop(heap)
-            if self._touched.get(key) == deadline:
-                del self._touched[key]
+            self._heaped -= 1
+            if touched.get(key) == (clock, deadline):
+                del touched[key]
                 out.append(key)
+        if not heap:
+            del self._heaps[clock]
         return out
 
     @classmethod
-    def rebuild(cls, store: Store) -> "GroupIndex":
-        """The index of a store that already holds state (a worker after a restart)."""
+    def rebuild(cls, groups: Iterable[tuple[str, State, Hashable]]) -> "GroupIndex":
+        """The index of groups that already exist (a worker after a restart or a rebalance):
+        (key, state, clock) each."""
         index = cls()
-        for key, state in list(store.items()):
+        for key, state, clock in groups:
             if isinstance(state, dict):
-                index.touch(key, int(state.get("d") or 0))
+                index.touch(key, int(state.get("d") or 0), clock)
         return index
 
 
-__all__ = ["GroupIndex", "State", "Store", "group_key", "split_key", "jsonable", "new_state"]
+def newest_time(state: State) -> int:
+    """The newest event time a group's state records (0 when none): a lower bound of its
+    clock's time when it was written, from which a recovered clock restarts."""
+    newest = state.get("a") or 0
+    for partial in state.get("p", ()):
+        newest = max(newest, partial.get("l") or 0)
+    for entry in state.get("t", ()):
+        newest = max(newest, entry.get("t") or 0)
+    for entry in state.get("v", {}).values():
+        newest = max(newest, entry.get("t") or 0)
+    return newest if isinstance(newest, int) else 0
+
+
+__all__ = ["GroupIndex", "State", "Store", "group_key", "split_key", "jsonable", "new_state", "newest_time"]

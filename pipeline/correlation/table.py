@@ -25,6 +25,11 @@ partition the table has. Each value starts with its partition
 - :meth:`items` (what ``reindex`` reads) can leave out the groups of
   partitions this worker does not own (``owned``): a memory table also holds
   standby partitions, whose groups are another worker's to expire.
+
+The bound partition is also the evaluator's event-time *clock* (:attr:`clock`):
+a group lives in one partition, so its watermark is that partition's, as
+Kafka Streams and Flink keep event time per input partition; after a
+restart :meth:`clocked_items` gives each group with its partition.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ class TableCorrelationStore(MutableMapping):
             ref = self._stand_in(partition)
         self._ref = ref
         self._partition = partition
+
+    @property
+    def clock(self) -> int | None:
+        """The event-time clock of the current binding: its table partition (None: unbound)."""
+        return self._partition
 
     def _stand_in(self, partition: int) -> PartitionEvent:
         found = self._stand_ins.get(partition)
@@ -140,9 +150,14 @@ class TableCorrelationStore(MutableMapping):
     # -- what this worker holds
 
     def items(self) -> list[tuple[str, dict]]:  # type: ignore[override]
-        """Every group this worker owns, read wherever it is (for ``reindex``)."""
+        """Every group this worker owns, read wherever it is."""
+        return [(key, state) for key, state, _ in self.clocked_items()]
+
+    def clocked_items(self) -> list[tuple[str, dict, int | None]]:
+        """Every group this worker owns, with its partition, the :attr:`clock` it was written
+        under (for ``reindex``)."""
         owned = set(self.owned()) if self.owned is not None else None
-        out: list[tuple[str, dict]] = []
+        out: list[tuple[str, dict, int | None]] = []
         for key in list(self.table.keys()):
             value = self._unbound_get(key)
             if value is None:
@@ -150,7 +165,7 @@ class TableCorrelationStore(MutableMapping):
             partition, state = self._decode(value)
             if owned is not None and partition is not None and partition not in owned:
                 continue
-            out.append((key, state))
+            out.append((key, state, partition))
         return out
 
     def __iter__(self) -> Iterator[str]:
