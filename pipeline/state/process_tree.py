@@ -176,11 +176,13 @@ class ProcessTree:
             chained.add(looked_up)
             current = procs.get(looked_up)
         if len(self._ancestry) >= self.limits.max_processes:
-            self._forget_ancestry()
+            self.forget_ancestry()
         self._ancestry[(pid, ppid)] = found
         return found
 
-    def _forget_ancestry(self) -> None:
+    def forget_ancestry(self) -> None:
+        """Drop the remembered ancestors (the worker does at the end of each batch: a tree kept
+        between batches then costs no more memory than its processes)."""
         self._ancestry.clear()
         self._chained.clear()
 
@@ -240,7 +242,7 @@ class ProcessTree:
             self.procs.move_to_end(key)  # most recently seen
             return False
         if key in self._chained:  # ``key``: the process learnt or exec'd
-            self._forget_ancestry()
+            self.forget_ancestry()
         self._bound()
         return True
 
@@ -254,7 +256,7 @@ class ProcessTree:
             del self.procs[pid]
         self._exited -= len(gone)
         if self._chained and not self._chained.isdisjoint(gone):
-            self._forget_ancestry()
+            self.forget_ancestry()
         return len(gone)
 
     def _bound(self) -> None:
@@ -265,4 +267,4 @@ class ProcessTree:
             if gone[EXITED] is not None:
                 self._exited -= 1
             if pid in self._chained:
-                self._forget_ancestry()
+                self.forget_ancestry()

@@ -197,6 +197,7 @@ class BatchProcessor:
             result.forwards.append((cid.encode(), b"\n".join(lines)))
         result.containers = len(open_trees)
         for cid, (tree, stored, changed, last, _) in open_trees.items():
+            tree.forget_ancestry()  # a batch's memo: the cached trees stay as small as their processes
             if changed and store is not None:
                 tree.expire()
                 stored = tree.to_bytes()
