@@ -43,6 +43,7 @@ The same ``(n, seed)`` always gives the same events.
 from __future__ import annotations
 
 import io
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -214,9 +215,17 @@ class Pod:
         self.main: Process = parent  # type: ignore[assignment]
         self.long_lived: list[Process] = [self.main] + [node.spawn(self, w, self.main, weight=3, user=workload.user) for w in workload.workers]
         self.children: list[Process] = []
+        self._live: tuple[list[Process], list[int]] | None = None
 
-    def live(self) -> list[Process]:
-        return self.long_lived + self.children
+    def live(self) -> tuple[list[Process], list[int]]:
+        """The live processes and their cumulative weights (kept until a child starts or ends)."""
+        if self._live is None:
+            procs = self.long_lived + self.children
+            self._live = (procs, list(itertools.accumulate(p.weight for p in procs)))
+        return self._live
+
+    def changed(self) -> None:
+        self._live = None
 
 
 class NodeStream:
@@ -227,9 +236,9 @@ class NodeStream:
         self.seq = 0
         self.next_pid = start_pid
         self.pods = [Pod(w, self) for w in WORKLOADS]
-        self.pod_weights = [w.weight for w in WORKLOADS]
+        self.pod_weights = list(itertools.accumulate(w.weight for w in WORKLOADS))  # cumulative, for rng.choices
         self.types = [t for t, _ in MIX]
-        self.type_weights = [w for _, w in MIX]
+        self.type_weights = list(itertools.accumulate(w for _, w in MIX))
 
     def spawn(self, pod: Pod, program: Program, parent: Process | None, *, weight: int, user: tuple[str, int, int],
               in_container: bool = True, pid: int | None = None) -> Process:
@@ -251,6 +260,7 @@ class NodeStream:
         child = self.spawn(pod, parent.program, parent, weight=1, user=parent.user)
         child.execs = list(rng.choice(pod.workload.children))
         pod.children.append(child)
+        pod.changed()
         return parent, {"evt.rawres": child.pid, "evt.arg.flags": FORK_FLAGS}
 
     def _lifecycle(self, evttype: str, pod: Pod) -> tuple[str, Pod, Process, dict[str, Any]]:
@@ -270,6 +280,7 @@ class NodeStream:
             if done:
                 pod, child = rng.choice(done)
                 pod.children.remove(child)
+                pod.changed()
                 return "procexit", pod, child, {"evt.dir": ">", "evt.rawres": 0}
             evttype = "clone"
         roomy = [p for p in pods if p.workload.spawns and len(p.children) < p.workload.max_children]
@@ -285,16 +296,16 @@ class NodeStream:
         rng = self.rng
         seq = self.seq
         self.seq += 1
-        evttype = rng.choices(self.types, self.type_weights)[0]
-        pod = rng.choices(self.pods, self.pod_weights)[0]
+        evttype = rng.choices(self.types, cum_weights=self.type_weights)[0]
+        pod = rng.choices(self.pods, cum_weights=self.pod_weights)[0]
         extra: dict[str, Any] = {}
         if seq % 500 == 250:
             return self._attack(seq, evttype, pod)
         if evttype in LIFECYCLE:
             evttype, pod, proc, extra = self._lifecycle(evttype, pod)
         else:
-            live = pod.live()
-            proc = rng.choices(live, [p.weight for p in live])[0]
+            live, weights = pod.live()
+            proc = rng.choices(live, cum_weights=weights)[0]
         return self._event(seq, evttype, pod, proc, extra)
 
     def _attack(self, seq: int, evttype: str, pod: Pod) -> dict[str, Any]:
