@@ -299,7 +299,7 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
     while time.monotonic() < end:
         groups: dict[str, list[bytes]] = {}
         now = time.time_ns()
-        for i in range(batch):
+        for _ in range(batch):
             event = stream.next_event()
             event["evt.time"] = now
             groups.setdefault(event["container.id"], []).append(orjson.dumps(event))
