@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from pipeline_harness import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 PEREGRINE = str(Path(sys.executable).with_name("peregrine"))
@@ -147,25 +148,6 @@ class WebhookProcess:
 
 
 async def read_records(bootstrap: str, topic: str, expect: int, timeout: float = 60.0, settle: float = 1.5) -> list:
-    """Every record of the topic from the start, once ``expect`` arrived and ``settle``
-    more seconds passed with the consumer still reading (to catch extras)."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    records: list = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    settled_at = None
-    try:
-        while loop.time() < deadline:
-            for items in (await consumer.getmany(timeout_ms=300)).values():
-                records.extend(items)
-            if len(records) >= expect:
-                settled_at = settled_at or loop.time() + settle
-                if loop.time() >= settled_at:
-                    break
-    finally:
-        await consumer.stop()
-    return records
+    """Every record of the topic from the start: the harness's ``read_topic``, settling
+    a little longer (the receiver acks before the test reads, extras come late)."""
+    return await read_topic(bootstrap, topic, expect, timeout=timeout, settle=settle)
