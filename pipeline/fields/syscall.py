@@ -157,6 +157,15 @@ def _proc_env(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     return BoundField(definition, arg, key, variable)
 
 
+def _mount_part(value: Any) -> str:
+    """One part of a mount given as an object: libsinsp prints rdwr as ``true``/``false``."""
+    if value is None:
+        return ""
+    if value.__class__ is bool:
+        return "true" if value else "false"
+    return str(value)
+
+
 def _mount_rows(mounts: Any) -> list[list[str]]:
     """``container.mounts`` as Falco prints it: ``src:dest:mode:rdwr:propagation,...``."""
     if mounts.__class__ is str:
@@ -165,7 +174,7 @@ def _mount_rows(mounts: Any) -> list[list[str]]:
         rows = []
         for m in mounts:
             if m.__class__ is dict:
-                rows.append([str(m.get(k, "")) for k in ("source", "dest", "mode", "rdwr", "propagation")])
+                rows.append([_mount_part(m.get(k)) for k in ("source", "dest", "mode", "rdwr", "propagation")])
             elif m.__class__ is str:
                 rows.append(m.split(":"))
         return rows
@@ -174,7 +183,15 @@ def _mount_rows(mounts: Any) -> list[list[str]]:
 
 def _container_mount(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     """``container.mount.dest[/var/run/docker.sock]``: the part of the mount whose
-    *other* end matches the argument (a glob); ``[N]`` picks the N-th mount."""
+    *other* end matches the argument (a glob); ``[N]`` picks the N-th mount.
+
+    No value (MISSING) when no mount matches, the index is past the last mount or the
+    container has no mounts, as libsinsp's ``sinsp_filter_check_container::extract``
+    returns NULL there (the container plugin sets no value either). A comparison on it is
+    then false and ``not`` makes it true: Falco's sandbox macro ``sensitive_mount``
+    (``not container.mount.dest[/proc*] in ("<NA>","N/A") or ...``) holds for such a
+    container in Falco too. ``<NA>`` is only what Falco *prints* for a missing value, so
+    that text under the field's own key is read as no value too."""
     part = _MOUNT_PARTS.get(definition.name)
     match_on = 1 if part == 0 else 0
 
