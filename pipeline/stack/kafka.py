@@ -20,7 +20,7 @@ from typing import Callable
 from pipeline.errors import StackError
 from pipeline.stack.marker import install_needed, write_marker
 from pipeline.stack.process import ServerProcess, markers_for
-from pipeline.stack.settings import REPO_ROOT, StackSettings
+from pipeline.stack.settings import KAFKA_SASL_PASSWORD, KAFKA_SASL_USER, REPO_ROOT, StackSettings
 from pipeline.stack.toolchain import JavaHome, mvn_copy_dependencies
 
 NAME = "kafka"
@@ -63,18 +63,28 @@ def install(settings: StackSettings, java: JavaHome, say: Callable[[str], None])
     write_marker(root, settings.kafka_version, skip=("config",))
 
 
+def _plain_jaas(user: str, password: str) -> str:
+    """The broker side of SASL/PLAIN: the users it accepts (user_<name>="<password>")."""
+    return (f'org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="{user}" password="{password}" user_{user}="{password}";')
+
+
 def _server_properties(settings: StackSettings) -> str:
     host = settings.host
+    sasl = f"SASL_PLAINTEXT://{host}:{settings.kafka_sasl_port}"
     return "\n".join([
         "# Written by `peregrine stack up` on every start; edit pipeline/stack/settings.py instead.",
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
-        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},CONTROLLER://{host}:{settings.kafka_controller_port}",
-        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},CONTROLLER://{host}:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        # the SASL listener: PLAIN with one local test user (stack settings KAFKA_SASL_USER/PASSWORD)
+        "sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.sasl_plaintext.plain.sasl.jaas.config={_plain_jaas(KAFKA_SASL_USER, KAFKA_SASL_PASSWORD)}",
         f"log.dirs={data_dir(settings)}",
         "num.partitions=1",
         "auto.create.topics.enable=false",

@@ -81,6 +81,7 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
         if k_pid is None and not k_foreign:
             ensure_port_free(settings.host, settings.kafka_port, "Kafka", "PEREGRINE_KAFKA_PORT")
             ensure_port_free(settings.host, settings.kafka_controller_port, "the Kafka controller", "PEREGRINE_KAFKA_CONTROLLER_PORT")
+            ensure_port_free(settings.host, settings.kafka_sasl_port, "Kafka's SASL listener", "PEREGRINE_KAFKA_SASL_PORT")
         if o_pid is None and not o_foreign:
             ensure_port_free(settings.host, settings.opensearch_port, "OpenSearch", "PEREGRINE_OPENSEARCH_PORT")
 
@@ -205,8 +206,11 @@ async def _wait_ready(
 async def status(settings: StackSettings) -> list[ServerState]:
     k_pid = running_pid(kafka.server(settings))
     k_health = await kafka_health(settings.kafka_bootstrap, timeout_s=3.0)
+    sasl = (f"SASL_PLAINTEXT/PLAIN listener on {settings.kafka_sasl_port}"
+            if port_in_use(settings.host, settings.kafka_sasl_port)
+            else f"no SASL listener on {settings.kafka_sasl_port}: restart the stack")
     k_text = (
-        f"ready (cluster {k_health.cluster_id}, {k_health.brokers} broker)" if k_health else "not answering"
+        f"ready (cluster {k_health.cluster_id}, {k_health.brokers} broker; {sasl})" if k_health else "not answering"
     )
     o_pid = running_pid(opensearch.server(settings))
     o_health = await asyncio.to_thread(opensearch_health, settings.opensearch_url, 3.0)

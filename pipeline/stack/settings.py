@@ -24,6 +24,11 @@ OPENSEARCH_VERSION = "2.19.6"
 HOST = "127.0.0.1"
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
+# A second Kafka listener, SASL_PLAINTEXT with mechanism PLAIN and one user, on loopback:
+# where the worker's credential settings are tested for real (tests/integration/test_kafka_credentials.py).
+KAFKA_SASL_PORT = 9094
+KAFKA_SASL_USER = "peregrine"
+KAFKA_SASL_PASSWORD = "peregrine-local"  # a local test user on loopback, not a secret
 OPENSEARCH_PORT = 9200
 DASHBOARDS_PORT = 5601
 
@@ -62,6 +67,7 @@ class StackSettings:
     host: str = HOST
     kafka_port: int = KAFKA_PORT
     kafka_controller_port: int = KAFKA_CONTROLLER_PORT
+    kafka_sasl_port: int = KAFKA_SASL_PORT
     opensearch_port: int = OPENSEARCH_PORT
     kafka_heap: str = "512m"
     opensearch_heap: str = "512m"
@@ -81,6 +87,11 @@ class StackSettings:
     @property
     def kafka_bootstrap(self) -> str:
         return self.kafka_bootstrap_override or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def kafka_sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (PLAIN) listener of the local Kafka: user KAFKA_SASL_USER."""
+        return f"{self.host}:{self.kafka_sasl_port}"
 
     @property
     def opensearch_url(self) -> str:
@@ -129,11 +140,11 @@ class StackSettings:
                 continue
             values[key] = _convert(name, raw.strip(), kind)
         settings = cls(**values)  # type: ignore[arg-type]
-        ports = [settings.kafka_port, settings.kafka_controller_port, settings.opensearch_port]
+        ports = [settings.kafka_port, settings.kafka_controller_port, settings.kafka_sasl_port, settings.opensearch_port]
         if len(set(ports)) != len(ports):
             raise ConfigError(
-                f"Kafka, Kafka controller and OpenSearch ports must differ, got {ports} "
-                "(PEREGRINE_KAFKA_PORT, PEREGRINE_KAFKA_CONTROLLER_PORT, PEREGRINE_OPENSEARCH_PORT)"
+                f"Kafka, Kafka controller, Kafka SASL and OpenSearch ports must differ, got {ports} "
+                "(PEREGRINE_KAFKA_PORT, PEREGRINE_KAFKA_CONTROLLER_PORT, PEREGRINE_KAFKA_SASL_PORT, PEREGRINE_OPENSEARCH_PORT)"
             )
         return settings
 
@@ -144,6 +155,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "PEREGRINE_OPENSEARCH_VERSION": ("opensearch_version", "version"),
     "PEREGRINE_KAFKA_PORT": ("kafka_port", "port"),
     "PEREGRINE_KAFKA_CONTROLLER_PORT": ("kafka_controller_port", "port"),
+    "PEREGRINE_KAFKA_SASL_PORT": ("kafka_sasl_port", "port"),
     "PEREGRINE_OPENSEARCH_PORT": ("opensearch_port", "port"),
     "PEREGRINE_KAFKA_HEAP": ("kafka_heap", "heap"),
     "PEREGRINE_OPENSEARCH_HEAP": ("opensearch_heap", "heap"),

@@ -28,7 +28,7 @@ def test_versions_match_the_settings(services):
 
 
 def test_ports_match_the_settings_and_stay_on_loopback(services):
-    assert _ports(services["kafka"]) == [f"{s.HOST}:{s.KAFKA_PORT}:{s.KAFKA_PORT}"]
+    assert _ports(services["kafka"]) == [f"{s.HOST}:{s.KAFKA_PORT}:{s.KAFKA_PORT}", f"{s.HOST}:{s.KAFKA_SASL_PORT}:{s.KAFKA_SASL_PORT}"]
     assert _ports(services["opensearch"]) == [f"{s.HOST}:{s.OPENSEARCH_PORT}:{s.OPENSEARCH_PORT}"]
     assert _ports(services["opensearch-dashboards"]) == [f"{s.HOST}:{s.DASHBOARDS_PORT}:{s.DASHBOARDS_PORT}"]
 
@@ -40,6 +40,15 @@ def test_kafka_is_a_single_kraft_node_like_the_local_one(services):
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].endswith(f":{s.KAFKA_CONTROLLER_PORT}")
     assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+
+
+def test_kafka_has_the_local_sasl_listener_and_user(services):
+    env = services["kafka"]["environment"]
+    assert f"SASL_PLAINTEXT://{s.HOST}:{s.KAFKA_SASL_PORT}" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    jaas = env["KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG"]
+    assert f'user_{s.KAFKA_SASL_USER}="{s.KAFKA_SASL_PASSWORD}"' in jaas
 
 
 def test_opensearch_is_single_node_without_security(services):
