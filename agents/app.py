@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faust
 
+from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.settings import PipelineSettings
 
 settings = PipelineSettings.from_env()
@@ -16,6 +17,7 @@ settings = PipelineSettings.from_env()
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.broker}",
+    broker_credentials=faust_credentials(settings),  # None for PLAINTEXT: PEREGRINE_KAFKA_SECURITY_PROTOCOL etc.
     store="rocksdb://" if settings.store == "rocksdb" else "memory://",
     datadir=str(settings.data_dir / settings.app_id),
     topic_partitions=settings.partitions,

@@ -28,10 +28,13 @@ def expired_indices(names: list[str], prefix: str, days: int, today: datetime) -
     return sorted(old)
 
 
-async def _client_call(url: str, fn):
+async def _client_call(url: str, fn, settings=None):
+    """``settings``: PipelineSettings whose OpenSearch user/password/CA the client uses."""
     from opensearchpy import AsyncOpenSearch
 
-    client = AsyncOpenSearch(hosts=[url], timeout=30)
+    from pipeline.stream.credentials import opensearch_options
+
+    client = AsyncOpenSearch(hosts=[url], timeout=30, **(opensearch_options(settings) if settings is not None else {}))
     try:
         return await fn(client)
     except Exception as error:  # noqa: BLE001
@@ -59,7 +62,7 @@ def retention(
             await client.indices.delete(index=",".join(old))
         return old
 
-    old = asyncio.run(_client_call(settings.opensearch_url, run))
+    old = asyncio.run(_client_call(settings.opensearch_url, run, settings))
     verb = "would delete" if dry_run else "deleted"
     typer.echo(f"{verb} {len(old)} index(es) older than {days} day(s)" + ("".join(f"\n  {n}" for n in old)))
 
@@ -82,7 +85,7 @@ def search(
             "size": size, "sort": [{"time": "desc"}], "query": {"query_string": {"query": query}}})
         return [h["_source"] for h in result["hits"]["hits"]]
 
-    alerts = asyncio.run(_client_call(settings.opensearch_url, run))
+    alerts = asyncio.run(_client_call(settings.opensearch_url, run, settings))
     table = Table(title=f"{len(alerts)} alert(s)")
     for column in ("time", "priority", "rule", "output"):
         table.add_column(column, overflow="fold")
@@ -116,7 +119,7 @@ def report(
     end_ms = until_ms or time.time_ns() // 1_000_000
     start_ms = end_ms - span_ns // 1_000_000
     result = asyncio.run(_client_call(settings.opensearch_url,
-                                      lambda client: alert_report(client, f"{settings.index_prefix}*", start_ms, end_ms, top)))
+                                      lambda client: alert_report(client, f"{settings.index_prefix}*", start_ms, end_ms, top), settings))
     if output == "json":
         typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         return

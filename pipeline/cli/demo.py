@@ -114,7 +114,7 @@ def demo(
         files = sorted(str(p) for p in DEMO_DIR.glob("*.jsonl"))
         events = load_events(files)
         topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
-        sent = asyncio.run(produce(settings.broker, events, topics, batch=50))
+        sent = asyncio.run(produce(settings.broker, events, topics, batch=50, settings=settings))
         times = [event_time_ns(event, _source(event, hint)) for event, hint in events]
         mark = phase(f"replayed {len(events)} events from {len(files)} file(s) in {sent} messages", mark)
 

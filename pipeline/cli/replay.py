@@ -75,15 +75,28 @@ async def produce(
     rate: float = 0.0,
     batch: int = 1,
     progress=None,
+    settings=None,
 ) -> int:
-    """Send events; returns messages sent. ``rate``: events per second (0: as fast as possible)."""
+    """Send events; returns messages sent. ``rate``: events per second (0: as fast as possible).
+
+    ``settings``: PipelineSettings whose Kafka security options the producer uses (None: PLAINTEXT).
+    """
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024)
+    from pipeline.stream.credentials import aiokafka_options, explain_kafka_failure
+
+    security = aiokafka_options(settings) if settings is not None else {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024, **security)
     try:
         await asyncio.wait_for(producer.start(), 15)
     except Exception as error:  # noqa: BLE001
         await producer.stop()
+        if settings is not None:
+            from pipeline.stack.health import quiet_aiokafka
+
+            with quiet_aiokafka():
+                explained = await explain_kafka_failure(settings, bootstrap, 15, error)
+            raise ConfigError(explained) from None
         raise ConfigError(f"cannot reach Kafka at {bootstrap}: {type(error).__name__} {error}") from None
     sent = 0
     started = time.monotonic()
@@ -147,7 +160,7 @@ def replay(
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("events", total=len(events))
         sent = asyncio.run(produce(settings.broker, events, topics, topic=topic, rate=rate, batch=batch,
-                                   progress=lambda n: bar.advance(task, n)))
+                                   progress=lambda n: bar.advance(task, n), settings=settings))
     typer.echo(f"replayed {len(events)} events in {sent} messages")
 
 

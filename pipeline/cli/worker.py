@@ -23,13 +23,15 @@ async def check_kafka(settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from pipeline.stack.health import quiet_aiokafka
+    from pipeline.stream.credentials import aiokafka_options, explain_kafka_failure
 
     wanted = [settings.syscall_topic, settings.k8s_audit_topic, settings.cloudtrail_topic, settings.alerts_topic, settings.deadletter_topic]
     if settings.ocsf_topic:
         wanted.append(settings.ocsf_topic)
     timeout = settings.startup_timeout_s
     with quiet_aiokafka():
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=int(timeout * 1000))
+        security = aiokafka_options(settings)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=int(timeout * 1000), **security)
         try:
             await asyncio.wait_for(admin.start(), timeout)
             topics = set(await asyncio.wait_for(admin.list_topics(), timeout))
@@ -38,12 +40,13 @@ async def check_kafka(settings) -> None:
                 described = await asyncio.wait_for(admin.describe_topics([settings.alerts_topic]), timeout)
                 alert_partitions = max(1, len(described[0].get("partitions") or ()))
         except (asyncio.TimeoutError, Exception) as error:  # noqa: BLE001
-            raise ConfigError(
-                f"Kafka broker {settings.broker} did not answer within {timeout:.0f}s ({type(error).__name__}); "
-                "is it running (`peregrine stack status`) and is PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP right?"
-            ) from None
+            failure = error
+        else:
+            failure = None
         finally:
             await admin.close()
+        if failure is not None:
+            raise ConfigError(await explain_kafka_failure(settings, settings.broker, timeout, failure))
     missing = [t for t in wanted if t not in topics]
     if missing:
         raise ConfigError(
@@ -54,11 +57,12 @@ async def check_kafka(settings) -> None:
     from pipeline.stack.provision import ensure_topics
     from pipeline.stack.settings import TopicSpec
 
-    await ensure_topics(settings.broker, [TopicSpec(settings.repartition_topic, settings.partitions)], timeout_s=timeout)
+    await ensure_topics(settings.broker, [TopicSpec(settings.repartition_topic, settings.partitions)], timeout_s=timeout, **security)
     # So are the priority topics when alerts are routed by priority (the broker does not auto-create
     # topics, and a send to a missing one would stop the worker), as many partitions as the alert topic.
     if settings.route_by_priority:
-        await ensure_topics(settings.broker, [TopicSpec(t, alert_partitions) for t in settings.priority_topics().values()], timeout_s=timeout)
+        await ensure_topics(settings.broker, [TopicSpec(t, alert_partitions) for t in settings.priority_topics().values()], timeout_s=timeout,
+                            **security)
 
 
 def worker(

@@ -68,12 +68,15 @@ class AlertSink:
         client: Any = None,
         template: dict[str, Any] | None = None,
         template_name: str = ALERTS_TEMPLATE_NAME,
+        auth: dict[str, Any] | None = None,
     ) -> None:
+        """``auth``: basic auth / CA options for the client (pipeline.stream.credentials.opensearch_options)."""
         from opensearchpy import AsyncOpenSearch
 
         self.url = url
         self.prefix = prefix
-        self.client = client or AsyncOpenSearch(hosts=[url], timeout=request_timeout_s, max_retries=0, retry_on_timeout=False)
+        self.client = client or AsyncOpenSearch(hosts=[url], timeout=request_timeout_s, max_retries=0, retry_on_timeout=False,
+                                                **(auth or {}))
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.on_retry = on_retry

@@ -21,17 +21,18 @@ from pipeline.stack.settings import ALERTS_TEMPLATE_NAME, TopicSpec
 TOPIC_ALREADY_EXISTS = 36
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float = 30.0, **security) -> list[str]:
     """Create the topics that are missing and wait until every partition has a leader.
 
     Returns notes for the user (e.g. an existing topic with another partition count).
+    ``security``: aiokafka's security options (pipeline.stream.credentials.aiokafka_options).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     wanted = list(topics)
     notes: list[str] = []
     with quiet_aiokafka():
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **security)
         try:
             await admin.start()
             response = await admin.create_topics(

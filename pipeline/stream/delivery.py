@@ -42,6 +42,7 @@ from pipeline.state.containers import ContainerLimits
 from pipeline.state.process_tree import TreeLimits
 from pipeline.state.table_partition import PartitionEvent
 from pipeline.stream.batch import BatchProcessor, Message
+from pipeline.stream.credentials import opensearch_options
 from pipeline.stream.settings import PipelineSettings
 
 log = logging.getLogger("peregrine.worker")
@@ -228,6 +229,7 @@ class BatchDelivery:
             settings.opensearch_url, settings.index_prefix, backoff_max_s=settings.opensearch_retry_max_s,
             on_retry=lambda message: metrics.OPENSEARCH_RETRIES.inc(),
             template=_alert_template(),
+            auth=opensearch_options(settings),
         )
         self.batches = 0
         self.last_batch_at: float | None = None

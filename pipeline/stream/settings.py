@@ -9,7 +9,7 @@ give each worker its own topics, app id and index prefix.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -53,6 +53,17 @@ class PipelineSettings:
     audit_config: str = ""  # Polaris config.yaml for them; empty: the built-in checks and severities
     opensearch_retry_max_s: float = 30.0
     startup_timeout_s: float = 30.0
+    # Kafka security (pipeline/stream/credentials.py): every Kafka client the worker, replay and webhook make
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SASL_PLAINTEXT, SASL_SSL, SSL
+    kafka_sasl_mechanism: str = "PLAIN"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)  # never in a repr or a log line
+    kafka_sasl_password_file: Path | None = None  # first line is the password
+    kafka_ca_file: Path | None = None  # for SSL / SASL_SSL; empty: the system's CAs
+    # OpenSearch basic auth for the alert sink and the alert commands
+    opensearch_username: str = ""
+    opensearch_password: str = field(default="", repr=False)
+    opensearch_ca_file: Path | None = None
 
     @property
     def repartition_topic(self) -> str:
@@ -117,6 +128,30 @@ class PipelineSettings:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds, got {getattr(self, name)}")
 
+        self._check_credentials()
+
+    def _check_credentials(self) -> None:
+        from pipeline.stream.credentials import PROTOCOLS, SASL_MECHANISMS
+
+        if self.kafka_security_protocol not in PROTOCOLS:
+            raise ConfigError(f"PEREGRINE_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}, "
+                              f"got {self.kafka_security_protocol!r}")
+        if self.kafka_sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"PEREGRINE_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                              f"got {self.kafka_sasl_mechanism!r}")
+        if self.kafka_sasl_password and self.kafka_sasl_password_file is not None:
+            raise ConfigError("give the Kafka password either in PEREGRINE_KAFKA_SASL_PASSWORD or in "
+                              "PEREGRINE_KAFKA_SASL_PASSWORD_FILE, not both")
+        if self.kafka_security_protocol.startswith("SASL_") and not self.kafka_sasl_username:
+            raise ConfigError(f"PEREGRINE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                              "PEREGRINE_KAFKA_SASL_USERNAME")
+        for name in ("kafka_sasl_password_file", "kafka_ca_file", "opensearch_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"PEREGRINE_{name.upper()}={path}: no such file")
+        if self.opensearch_password and not self.opensearch_username:
+            raise ConfigError("PEREGRINE_OPENSEARCH_PASSWORD is set without PEREGRINE_OPENSEARCH_USERNAME")
+
     def with_(self, **changes: object) -> "PipelineSettings":
         return replace(self, **changes)
 
@@ -139,6 +174,8 @@ def _convert(name: str, raw: str, default: object) -> object:
             return float(raw)
         except ValueError:
             raise ConfigError(f"{env_name}={raw!r} is not a number") from None
-    if isinstance(default, Path):
+    if isinstance(default, Path) or name.endswith("_file"):
         return Path(raw).expanduser()
+    if name in ("kafka_security_protocol", "kafka_sasl_mechanism"):
+        return raw.upper()
     return raw

@@ -24,7 +24,9 @@ class KafkaRefused(PeregrineError):
 
 
 class AuditProducer:
-    def __init__(self, broker: str, topic: str, *, max_event_bytes: int, timeout_s: float, startup_timeout_s: float) -> None:
+    def __init__(self, broker: str, topic: str, *, max_event_bytes: int, timeout_s: float, startup_timeout_s: float,
+                 pipeline=None) -> None:
+        self.pipeline = pipeline  # PipelineSettings: Kafka security options (None: PLAINTEXT)
         self.broker = broker
         self.topic = topic
         self.max_event_bytes = max_event_bytes
@@ -38,19 +40,31 @@ class AuditProducer:
         from aiokafka.admin import AIOKafkaAdminClient
 
         from pipeline.stack.health import quiet_aiokafka
+        from pipeline.stream.credentials import aiokafka_options, explain_kafka_failure
+
+        security = aiokafka_options(self.pipeline) if self.pipeline is not None else {}
+
+        async def unreachable_because(error: BaseException) -> str:
+            if self.pipeline is None:
+                return unreachable
+            return await explain_kafka_failure(self.pipeline, self.broker, timeout, error)
 
         timeout = self.startup_timeout_s
         unreachable = (f"Kafka broker {self.broker} did not answer within {timeout:.0f}s; is it running "
                        "(`peregrine stack status`) and is PEREGRINE_KAFKA_BOOTSTRAP right?")
         with quiet_aiokafka():
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker, request_timeout_ms=int(timeout * 1000))
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker, request_timeout_ms=int(timeout * 1000), **security)
             try:
                 await asyncio.wait_for(admin.start(), timeout)
                 topics = set(await asyncio.wait_for(admin.list_topics(), timeout))
-            except Exception:  # noqa: BLE001 - refused, timeout, not a Kafka: all mean "unreachable"
-                raise ConfigError(unreachable) from None
+            except Exception as error:  # noqa: BLE001 - refused, timeout, not a Kafka, refused credentials
+                failure: BaseException | None = error
+            else:
+                failure = None
             finally:
                 await admin.close()
+            if failure is not None:
+                raise ConfigError(await unreachable_because(failure))
         if self.topic not in topics:
             raise ConfigError(f"Kafka topic {self.topic} is missing on {self.broker}; create it with "
                               "`peregrine stack provision` or fix PEREGRINE_K8S_AUDIT_TOPIC")
@@ -61,12 +75,13 @@ class AuditProducer:
             linger_ms=5,
             max_request_size=self.max_event_bytes + 64 * 1024,
             request_timeout_ms=int(self.timeout_s * 1000),
+            **security,
         )
         try:
             await asyncio.wait_for(producer.start(), timeout)
-        except Exception:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001
             await producer.stop()
-            raise ConfigError(unreachable) from None
+            raise ConfigError(await unreachable_because(error)) from None
         self._producer = producer
 
     async def send(self, records: tuple[AuditRecord, ...]) -> None:

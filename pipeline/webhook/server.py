@@ -114,7 +114,8 @@ class Receiver:
     def __init__(self, settings: WebhookSettings) -> None:
         self.settings = settings
         self.producer = AuditProducer(settings.broker, settings.topic, max_event_bytes=settings.max_event_bytes,
-                                      timeout_s=settings.produce_timeout_s, startup_timeout_s=settings.startup_timeout_s)
+                                      timeout_s=settings.produce_timeout_s, startup_timeout_s=settings.startup_timeout_s,
+                                      pipeline=settings.pipeline)
         self.token = BearerToken(settings.token, settings.token_file)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from pipeline.errors import ConfigError
 
@@ -59,6 +59,7 @@ class WebhookSettings:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     produce_timeout_s: float = DEFAULT_PRODUCE_TIMEOUT_S  # Kafka must ack a request's events within this, else 503
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+    pipeline: Any = None  # the PipelineSettings it came from: Kafka security options (None: PLAINTEXT)
 
     @property
     def tls(self) -> bool:
@@ -131,6 +132,7 @@ class WebhookSettings:
             max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             produce_timeout_s=seconds("PRODUCE_TIMEOUT_S", DEFAULT_PRODUCE_TIMEOUT_S),
             startup_timeout_s=seconds("STARTUP_TIMEOUT_S", DEFAULT_STARTUP_TIMEOUT_S),
+            pipeline=pipeline,
         )
         settings.check()
         return settings
