@@ -44,10 +44,13 @@ def _health(port: int) -> dict | None:
         return None
 
 
-async def _alerts(url: str, prefix: str, start_ns: int, end_ns: int) -> list[dict]:
+async def _alerts(settings, start_ns: int, end_ns: int) -> list[dict]:
     from opensearchpy import AsyncOpenSearch
 
-    client = AsyncOpenSearch(hosts=[url], timeout=10)
+    from pipeline.stream.credentials import opensearch_options
+
+    url, prefix = settings.opensearch_url, settings.index_prefix
+    client = AsyncOpenSearch(hosts=[url], timeout=10, **opensearch_options(settings))
     try:
         await client.indices.refresh(index=f"{prefix}*", ignore_unavailable=True)
         result = await client.search(index=f"{prefix}*", ignore_unavailable=True, body={
@@ -92,6 +95,9 @@ def demo(
     port = _free_port()
     env = dict(os.environ, PEREGRINE_WEB_PORT=str(port))
     env.setdefault("PEREGRINE_APP_ID", "peregrine-demo")
+    # Tables in memory, rebuilt from their changelogs at each start: a demo never
+    # trips over local RocksDB files left from a Kafka whose data was since wiped.
+    env.setdefault("PEREGRINE_STORE", "memory")
     settings = PipelineSettings.from_env(env)
     logs = settings.data_dir / "demo-worker.log"
     logs.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +128,7 @@ def demo(
         stable_since = time.monotonic()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            now = asyncio.run(_alerts(settings.opensearch_url, settings.index_prefix, min(times), max(times)))
+            now = asyncio.run(_alerts(settings, min(times), max(times)))
             if len(now) != len(found):
                 found, stable_since = now, time.monotonic()
             elif found and time.monotonic() - stable_since > 3:
