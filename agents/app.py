@@ -8,13 +8,25 @@ instead of paying Faust's codec per message.
 from __future__ import annotations
 
 import faust
+from mode.utils.objects import cached_property
 
 from pipeline.stream.credentials import faust_credentials
+from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
 from pipeline.stream.settings import PipelineSettings
 
 settings = PipelineSettings.from_env()
 
-app = faust.App(
+
+class PeregrineApp(faust.App):
+    @cached_property
+    def flow_control(self) -> ResumeOnlyClearsAfterSuspend:
+        """Faust's flow control, except that a resume while the flow runs keeps the queued
+        events (Faust's own drops a record fetched while recovery seeks the stream
+        partitions: pipeline/stream/flow_control.py)."""
+        return ResumeOnlyClearsAfterSuspend(loop=self.loop)
+
+
+app = PeregrineApp(
     settings.app_id,
     broker=f"kafka://{settings.broker}",
     broker_credentials=faust_credentials(settings),  # None for PLAINTEXT: PEREGRINE_KAFKA_SECURITY_PROTOCOL etc.

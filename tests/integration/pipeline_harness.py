@@ -23,6 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "tests" / "data" / "pipeline" / "rules.yaml"
 PEREGRINE = str(Path(sys.executable).with_name("peregrine"))
+# the workers' log level: warning keeps the logs short; PEREGRINE_TEST_WORKER_LOGLEVEL=info (or debug)
+# shows rebalances, JoinGroup/SyncGroup and changelog recovery when chasing a stall
+WORKER_LOGLEVEL = os.environ.get("PEREGRINE_TEST_WORKER_LOGLEVEL", "warning")
 
 
 def free_port() -> int:
@@ -80,7 +83,7 @@ class WorkerSetup:
         if instance_id is not None:
             env["PEREGRINE_INSTANCE_ID"] = instance_id
         env.update(extra)
-        proc = subprocess.Popen([PEREGRINE, "worker", "-l", "warning"], env=env, stdout=handle,
+        proc = subprocess.Popen([PEREGRINE, "worker", "-l", WORKER_LOGLEVEL], env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, cwd=str(ROOT), start_new_session=True)
         proc.web_port = port  # type: ignore[attr-defined]
         proc.instance_id = instance_id  # type: ignore[attr-defined]
