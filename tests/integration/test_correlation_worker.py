@@ -11,9 +11,9 @@ OpenSearch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
-import uuid
 from pathlib import Path
 
 import pytest
@@ -28,21 +28,9 @@ EVENTS = ROOT / "tests" / "data" / "correlation" / "drop_execute.jsonl"
 
 
 @pytest.fixture
-async def make_setup(stack, topic_factory, opensearch, tmp_path):
-    made: list[WorkerSetup] = []
-
-    async def make(partitions: int = 1) -> WorkerSetup:
-        topics = {name: await topic_factory(partitions if name in ("syscall", "k8s_audit", "cloudtrail") else 1, prefix=f"pg-corr-{name}")
-                  for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-        made.append(WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
-                                f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", partitions,
-                                extra={"PEREGRINE_RULES": ""}))  # the worker's defaults, correlations included
-        return made[-1]
-
-    yield make
-    for setup in made:
-        setup.stop_all()
-        await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
+def make_setup(worker_setup):
+    # PEREGRINE_RULES empty: the worker's defaults, correlations included
+    return functools.partial(worker_setup, label="pg-corr", PEREGRINE_RULES="")
 
 
 async def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
@@ -68,6 +56,18 @@ async def wait_committed(bootstrap: str, group: str, topic: str, offset: int, ti
     raise AssertionError(f"committed offset of {topic} is {found}, expected {offset}")
 
 
+async def one_drop_and_execute(s: WorkerSetup, opensearch):
+    """The one 'Drop and execute' alert of the sequence, on the alert topic with its four
+    events, and stored once in OpenSearch under its uuid. Returns its record and alert."""
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
+    assert [e["id"] for e in alerts[0]["output_fields"]["corr.events"]] == [2000, 2002, 2005, 2007]
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [(h["_id"], h["_source"]["rule"]) for h in hits] == [(alerts[0]["uuid"], "Drop and execute")]
+    return records[0], alerts[0]
+
+
 async def test_a_worker_killed_mid_sequence_resumes_and_fires(make_setup, opensearch):
     s = await make_setup(1)
     stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
@@ -90,17 +90,11 @@ async def test_a_worker_killed_mid_sequence_resumes_and_fires(make_setup, opense
     # ls, then the dropped file runs
     await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[6:]])
 
-    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
-    alerts = [json.loads(r.value) for r in records]
-    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
-    alert = alerts[0]
-    assert records[0].key == cid.encode()
+    record, alert = await one_drop_and_execute(s, opensearch)
+    assert record.key == cid.encode()
     fields = alert["output_fields"]
     assert fields["corr.group"] == {"container.id": cid}
-    assert [e["id"] for e in fields["corr.events"]] == [2000, 2002, 2005, 2007]
     assert [e["step"] for e in fields["corr.events"]] == ["shell", "drop", "chmod", "exec"]
-    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
-    assert [(h["_id"], h["_source"]["rule"]) for h in hits] == [(alert["uuid"], "Drop and execute")]
     final = await wait_for_health(restarted, lambda h: h["correlation_groups"] == 0)
     assert final["dead_letters"] == {}, final
 
@@ -116,12 +110,7 @@ async def test_a_sequence_from_a_node_keyed_batch_completes_in_its_containers_pa
     worker = s.start()
     await produce(s.bootstrap, s.topics["syscall"], [(node, b"\n".join(json.dumps(e).encode() for e in stream[:4])),
                                                       (node, b"\n".join(json.dumps(e).encode() for e in stream[4:]))])
-    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
-    alerts = [json.loads(r.value) for r in records]
-    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
-    assert [e["id"] for e in alerts[0]["output_fields"]["corr.events"]] == [2000, 2002, 2005, 2007]
-    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
-    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    await one_drop_and_execute(s, opensearch)
     final = await wait_for_health(worker, lambda h: h["correlation_groups"] == 0 and h["batches"] >= 2)
     assert final["dead_letters"] == {}, final
     import urllib.request
@@ -157,10 +146,5 @@ async def test_the_worker_taking_over_a_partition_finishes_its_sequences(make_se
     owner.wait()
     await wait_for_health(other, lambda h: home in h["assignment"], timeout=180)
     await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[6:]])
-    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
-    alerts = [json.loads(r.value) for r in records]
-    assert [a["rule"] for a in alerts] == ["Drop and execute"], s.log_text()
-    assert [e["id"] for e in alerts[0]["output_fields"]["corr.events"]] == [2000, 2002, 2005, 2007]
-    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
-    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    await one_drop_and_execute(s, opensearch)
     await wait_for_health(other, lambda h: h["correlation_groups"] == 0)
