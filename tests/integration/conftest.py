@@ -98,3 +98,34 @@ async def index_name(opensearch, request: pytest.FixtureRequest) -> AsyncIterato
     name = f"{ALERTS_INDEX_PREFIX}test-{_slug(request)}-{uuid.uuid4().hex[:8]}"
     yield name
     await opensearch.indices.delete(index=name, ignore_unavailable=True)
+
+
+WORKER_TOPICS = ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")
+INPUT_TOPICS = ("syscall", "k8s_audit", "cloudtrail")
+
+
+@pytest.fixture
+async def worker_setup(stack: RunningStack, topic_factory: TopicFactory, opensearch, tmp_path):
+    """Makes :class:`pipeline_harness.WorkerSetup` s for a test: each with its own topics
+    (the input topics with ``partitions`` partitions, the others with one, plus
+    ``extra_topics``), its own alert index prefix ``peregrine-alerts-<index_label>-<id>-``
+    and worker settings ``extra``. After the test their workers are stopped and their
+    indices deleted."""
+    from pipeline_harness import WorkerSetup
+
+    made: list[WorkerSetup] = []
+
+    async def make(partitions: int = 1, *, label: str = "pg", index_label: str = "test",
+                   extra_topics: tuple[str, ...] = (), **extra: str) -> WorkerSetup:
+        topics = {name: await topic_factory(partitions if name in INPUT_TOPICS else 1, prefix=f"{label}-{name}")
+                  for name in (*WORKER_TOPICS, *extra_topics)}
+        setup = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
+                            f"{ALERTS_INDEX_PREFIX}{index_label}-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", partitions,
+                            extra=extra)
+        made.append(setup)
+        return setup
+
+    yield make
+    for setup in made:
+        setup.stop_all()
+        await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)

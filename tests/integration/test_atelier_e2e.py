@@ -9,8 +9,8 @@ CloudTrail events are produced to their topics as a collector would."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -30,21 +30,8 @@ RULE_FILES = sorted(str(p) for p in (ROOT / "rules").glob("*.yaml"))  # rules an
 
 
 @pytest.fixture
-async def setup(stack, topic_factory, opensearch, tmp_path):
-    created: list[WorkerSetup] = []
-
-    async def make(partitions: int, **extra: str) -> WorkerSetup:
-        topics = {name: await topic_factory(partitions if name in ("syscall", "k8s_audit", "cloudtrail") else 1, prefix=f"pg-atelier-{name}")
-                  for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-        made = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
-                           f"peregrine-alerts-atelier-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", partitions, extra=extra)
-        created.append(made)
-        return made
-
-    yield make
-    for made in created:
-        made.stop_all()
-        await opensearch.indices.delete(index=f"{made.index_prefix}*", ignore_unavailable=True)
+def setup(worker_setup):
+    return functools.partial(worker_setup, label="pg-atelier", index_label="atelier")
 
 
 async def assigned(setup: WorkerSetup, timeout: float = 120.0) -> None:

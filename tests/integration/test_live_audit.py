@@ -3,12 +3,11 @@ topic becomes a Polaris alert on the alert topic and in OpenSearch."""
 
 from __future__ import annotations
 
-import uuid
 
 import orjson
 import pytest
 
-from pipeline_harness import ROOT, WorkerSetup, produce, read_topic, search_all
+from pipeline_harness import ROOT, produce, read_topic, search_all
 
 PRIVILEGED = "Polaris runAsPrivileged: Should not be running as privileged"
 K8S_RULES = ROOT / "rules" / "peregrine_k8s_audit_rules.yaml"
@@ -23,16 +22,9 @@ def events(monkeypatch):
 
 
 @pytest.fixture
-async def worker(stack, topic_factory, opensearch, tmp_path):
-    topics = {name: await topic_factory(1, prefix=f"pg-live-{name}")
-              for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
+async def worker(worker_setup):
     # Peregrine's own K8s audit rules, whatever the harness's defaults
-    setup = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
-                        f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", 1,
-                        extra={"PEREGRINE_RULES": str(K8S_RULES)})
-    yield setup
-    setup.stop_all()
-    await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
+    return await worker_setup(label="pg-live", PEREGRINE_RULES=str(K8S_RULES))
 
 
 async def test_privileged_pod_create_is_a_polaris_alert_on_the_topic_and_in_opensearch(worker, opensearch, events):

@@ -4,32 +4,24 @@ an OCSF Detection Finding on that topic, keyed like the alert, valid against its
 from __future__ import annotations
 
 import json
-import uuid
 
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from pipeline_harness import ROOT, WorkerSetup, ndjson, produce, read_topic
+from pipeline_harness import ROOT, ndjson, produce, read_topic
 
 SCHEMA = json.loads((ROOT / "schemas" / "ocsf-detection-finding.schema.json").read_text())
 
 
 @pytest.fixture
-async def setup(stack, topic_factory, opensearch, tmp_path):
-    made: list[WorkerSetup] = []
+def setup(worker_setup):
+    async def make(**extra: str):
+        s = await worker_setup(extra_topics=("ocsf",), **extra)
+        s.extra.setdefault("PEREGRINE_OCSF_TOPIC", s.topics["ocsf"])
+        return s
 
-    async def make(**extra: str) -> WorkerSetup:
-        topics = {name: await topic_factory(1, prefix=f"pg-{name}") for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter", "ocsf")}
-        setup = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics, f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-",
-                            tmp_path / "worker", 1, extra={"PEREGRINE_OCSF_TOPIC": topics["ocsf"], **extra})
-        made.append(setup)
-        return setup
-
-    yield make
-    for setup in made:
-        setup.stop_all()
-        await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
+    return make
 
 
 def shell(container: str, pid: int, t: int) -> dict:

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 
 import orjson
 import pytest
 
 from pipeline.stream.batch import kafka_partition
-from pipeline_harness import ROOT, WorkerSetup, ndjson, produce, read_topic, search_all
+from pipeline_harness import ROOT, ndjson, produce, read_topic, search_all
 
 
 @pytest.fixture
-async def setup(stack, topic_factory, opensearch, tmp_path):
-    async def make(partitions: int = 1, **extra) -> WorkerSetup:
-        topics = {name: await topic_factory(partitions if name in ("syscall", "k8s_audit", "cloudtrail") else 1, prefix=f"pg-{name}")
-                  for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-        made = WorkerSetup(stack.bootstrap_servers, stack.opensearch_url, topics,
-                           f"peregrine-alerts-test-{uuid.uuid4().hex[:8]}-", tmp_path / "worker", partitions, extra=extra)
-        created.append(made)
-        return made
-
-    created: list[WorkerSetup] = []
-    yield make
-    for made in created:
-        made.stop_all()
-        await opensearch.indices.delete(index=f"{made.index_prefix}*", ignore_unavailable=True)
+def setup(worker_setup):
+    """``await setup(partitions, **worker settings)``: conftest's worker_setup (also imported by
+    test_pipeline_failures and test_pipeline_state_bounds)."""
+    return worker_setup
 
 
 @pytest.fixture
