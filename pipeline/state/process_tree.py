@@ -35,6 +35,7 @@ import orjson
 EXEC_TYPES = frozenset({"execve", "execveat"})
 CLONE_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
 EXIT_TYPES = frozenset({"procexit"})
+TREE_TYPES = EXEC_TYPES | CLONE_TYPES | EXIT_TYPES  # the events that change a tree beyond recency
 MAX_ANCESTORS = 8
 
 # Index of each attribute in a process entry (a list, to keep the state small).
@@ -75,21 +76,28 @@ def _int(value: Any) -> int | None:
 
 
 class ProcessTree:
-    """pid -> [name, exe, cmdline, ppid, start_ns, last_seen_ns, exited_ns]."""
+    """pid -> [name, exe, cmdline, ppid, start_ns, last_seen_ns, exited_ns].
+
+    Pids are ints in memory (the JSON it serialises to has them as text keys)."""
 
     __slots__ = ("procs", "last_ns", "limits", "_exited", "_ancestry", "_chained")
 
-    def __init__(self, limits: TreeLimits | None = None, procs: dict[str, list] | None = None, last_ns: int = 0) -> None:
+    def __init__(self, limits: TreeLimits | None = None, procs: dict[Any, list] | None = None, last_ns: int = 0) -> None:
         self.limits = limits or TreeLimits()
         # an OrderedDict: move_to_end and popitem(last=False) are O(1), where a plain dict's
         # "first key" after many deletions at the front is a scan over the holes they leave
-        self.procs: OrderedDict[str, list] = OrderedDict(procs or ())
+        self.procs: OrderedDict[int, list] = OrderedDict()
+        for pid, entry in (procs or {}).items():
+            number = _int(pid)
+            if number is not None and type(entry) is list and len(entry) == 7:
+                self.procs[number] = entry
         self.last_ns = last_ns
         self._exited = sum(1 for p in self.procs.values() if p[EXITED] is not None)  # expire() is a no-op while 0
-        # (pid, ppid) -> the ancestor fields enrich adds, and the pids those walks looked up (known or
-        # not): both are emptied when one of those pids is learnt, exec'd or forgotten
-        self._ancestry: dict[tuple[int | None, int], dict[str, Any]] = {}
-        self._chained: set[str] = set()
+        # (pid, ppid) -> the ancestor fields enrich adds, as (key, value) pairs, and the pids those
+        # walks looked up (known or not): both are emptied when one of those pids is learnt,
+        # exec'd or forgotten
+        self._ancestry: dict[tuple[int | None, int], tuple[tuple[str, Any], ...]] = {}
+        self._chained: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.procs)
@@ -97,7 +105,7 @@ class ProcessTree:
     # -- serialisation ------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"p": self.procs, "t": self.last_ns})
+        return orjson.dumps({"p": self.procs, "t": self.last_ns}, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_bytes(cls, data: bytes | None, limits: TreeLimits | None = None) -> "ProcessTree":
@@ -109,7 +117,7 @@ class ProcessTree:
     # -- reading --------------------------------------------------------------
 
     def get(self, pid: int) -> list | None:
-        return self.procs.get(str(pid))
+        return self.procs.get(_int(pid))
 
     def enrich(self, event: dict) -> dict:
         """The event with the parent/ancestor fields it lacks filled from the tree
@@ -122,22 +130,27 @@ class ProcessTree:
         :func:`as_produced` needs to give the event back as it came ((key, value before or
         ABSENT) for each field set), or None when nothing was added. In place: the worker
         does this for every event, and a copy of a 40-field dict costs more than the rest."""
-        pid = _int(event.get("proc.pid"))
-        ppid = _int(event.get("proc.ppid"))
-        if ppid is None and pid is not None:
-            known = self.procs.get(str(pid))
-            if known is not None:
-                ppid = known[PPID]
-        if ppid is None:
-            return None
-        undo: list[tuple[str, Any]] = []
-        if "proc.ppid" not in event:
-            undo.append(("proc.ppid", ABSENT))
-            event["proc.ppid"] = ppid
-        parent = self.procs.get(str(ppid))
-        if parent is None:  # the usual case for a collector that sends parent fields: nothing (more) to add
-            return undo or None
         get = event.get
+        pid = get("proc.pid")
+        if pid.__class__ is not int:
+            pid = _int(pid)
+        ppid = get("proc.ppid")
+        undo: list[tuple[str, Any]] | None = None
+        if ppid.__class__ is not int:
+            ppid = _int(ppid)
+            if ppid is None:
+                known = self.procs.get(pid) if pid is not None else None
+                ppid = known[PPID] if known is not None else None
+                if ppid is None:
+                    return None
+            if "proc.ppid" not in event:
+                undo = [("proc.ppid", ABSENT)]
+                event["proc.ppid"] = ppid
+        parent = self.procs.get(ppid)
+        if parent is None:  # the usual case for a collector that sends parent fields: nothing (more) to add
+            return undo
+        if undo is None:
+            undo = []
         if get("proc.pname") is None:
             undo.append(("proc.pname", get("proc.pname", ABSENT)))
             event["proc.pname"] = parent[NAME]
@@ -151,34 +164,33 @@ class ProcessTree:
             ancestry = self._ancestry.get((pid, ppid))
             if ancestry is None:
                 ancestry = self._ancestors(pid, ppid, parent)
-            for key in ancestry:
+            for key, value in ancestry:
                 undo.append((key, get(key, ABSENT)))
-            event.update(ancestry)
+                event[key] = value
         return undo or None
 
-    def _ancestors(self, pid: int | None, ppid: int, parent: list) -> dict[str, Any]:
+    def _ancestors(self, pid: int | None, ppid: int, parent: list) -> tuple[tuple[str, Any], ...]:
         """proc.aname[N]/proc.apid[N] from the parent up, as far as the tree knows (a loop stops it)."""
-        found: dict[str, Any] = {}
+        found: list[tuple[str, Any]] = []
         current, cursor, seen = parent, ppid, {pid}
         procs = self.procs
         chained = self._chained
-        chained.add(str(ppid))
+        chained.add(ppid)
         for name_key, pid_key in ANCESTOR_KEYS:
             if current is None or cursor in seen:
                 break
             seen.add(cursor)
-            found[name_key] = current[NAME]
-            found[pid_key] = cursor
+            found.append((name_key, current[NAME]))
+            found.append((pid_key, cursor))
             cursor = current[PPID]
             if cursor is None:
                 break
-            looked_up = str(cursor)
-            chained.add(looked_up)
-            current = procs.get(looked_up)
+            chained.add(cursor)
+            current = procs.get(cursor)
         if len(self._ancestry) >= self.limits.max_processes:
             self.forget_ancestry()
-        self._ancestry[(pid, ppid)] = found
-        return found
+        ancestry = self._ancestry[(pid, ppid)] = tuple(found)
+        return ancestry
 
     def forget_ancestry(self) -> None:
         """Drop the remembered ancestors (the worker does at the end of each batch: a tree kept
@@ -191,57 +203,71 @@ class ProcessTree:
     def update(self, event: dict) -> bool:
         """Learn from one event; True when the tree changed in a way worth writing
         (a process seen again only moves to the end of the recency order)."""
-        etype = event.get("evt.type")
-        pid = _int(event.get("proc.pid"))
-        if pid is None:
-            return False
-        now = _int(event.get("evt.time")) or self.last_ns
-        if now > self.last_ns:
+        get = event.get
+        pid = get("proc.pid")
+        if pid.__class__ is not int:
+            pid = _int(pid)
+            if pid is None:
+                return False
+        now = get("evt.time")
+        if now.__class__ is not int:
+            now = _int(now)
+        if not now:
+            now = self.last_ns
+        elif now > self.last_ns:
             self.last_ns = now
-        key = str(pid)
-        entry = self.procs.get(key)
-        if etype in EXEC_TYPES and event.get("evt.dir", "<") == "<":
-            ppid = _int(event.get("proc.ppid"))
-            if ppid is None and entry is not None:
-                ppid = entry[PPID]
+        procs = self.procs
+        entry = procs.get(pid)
+        etype = get("evt.type")
+        if etype not in TREE_TYPES:  # the usual event: a process seen (again)
             if entry is not None:
-                if entry[EXITED] is not None:
-                    self._exited -= 1
-                self.procs.move_to_end(key)  # most recently seen
-            self.procs[key] = [
-                event.get("proc.name"), event.get("proc.exepath") or event.get("proc.exe"),
-                event.get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
-            ]
+                entry[SEEN] = now
+                procs.move_to_end(pid)  # most recently seen
+                return False
+            if get("proc.name") is None:
+                return False
+            procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
+        elif etype in EXEC_TYPES:
+            if get("evt.dir", "<") != "<":
+                if entry is not None:
+                    entry[SEEN] = now
+                    procs.move_to_end(pid)
+                    return False
+                if get("proc.name") is None:
+                    return False
+                procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
+            else:
+                ppid = _int(get("proc.ppid"))
+                if ppid is None and entry is not None:
+                    ppid = entry[PPID]
+                if entry is not None:
+                    if entry[EXITED] is not None:
+                        self._exited -= 1
+                    procs.move_to_end(pid)  # most recently seen
+                procs[pid] = [
+                    get("proc.name"), get("proc.exepath") or get("proc.exe"),
+                    get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
+                ]
         elif etype in CLONE_TYPES:
-            child = _int(event.get("evt.rawres"))
-            if child is not None and child > 0 and str(child) not in self.procs:
+            child = _int(get("evt.rawres"))
+            if child is not None and child > 0 and child not in procs:
                 # the parent's side of a fork: the child starts as a copy of the parent
-                source = entry or [event.get("proc.name"), event.get("proc.exepath"), event.get("proc.cmdline"), None, now, now, None]
-                key = str(child)
-                self.procs[key] = [source[NAME], source[EXE], source[CMDLINE], pid, now, now, None]
+                source = entry or [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), None, now, now, None]
+                parent, pid = pid, child
+                procs[pid] = [source[NAME], source[EXE], source[CMDLINE], parent, now, now, None]
             elif entry is None:
-                self.procs[key] = [event.get("proc.name"), event.get("proc.exepath"), event.get("proc.cmdline"),
-                                   _int(event.get("proc.ppid")), now, now, None]
+                procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
             else:
                 entry[SEEN] = now
-                self.procs.move_to_end(key)
+                procs.move_to_end(pid)
                 return False
-        elif etype in EXIT_TYPES:
+        else:  # an exit
             if entry is None or entry[EXITED] is not None:
                 return False
             entry[EXITED] = now
             self._exited += 1
             return True  # not moved: an exited process is the first to go (ancestry unchanged)
-        elif entry is None:
-            if event.get("proc.name") is None:
-                return False
-            self.procs[key] = [event.get("proc.name"), event.get("proc.exepath"), event.get("proc.cmdline"),
-                               _int(event.get("proc.ppid")), now, now, None]
-        else:
-            entry[SEEN] = now
-            self.procs.move_to_end(key)  # most recently seen
-            return False
-        if key in self._chained:  # ``key``: the process learnt or exec'd
+        if pid in self._chained:  # ``pid``: the process learnt or exec'd
             self.forget_ancestry()
         self._bound()
         return True
