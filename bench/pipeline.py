@@ -20,7 +20,12 @@ process tree + rules + alerts) for where the rest goes; latency p50/p99 from
 production to the alert topic and to searchable in OpenSearch (polled every
 100 ms without forcing a refresh: the index's own 1 s refresh counts) at about
 half the max rate and at a tenth of it; the worker's peak RSS; RSS per tracked
-container at 10K and 100K synthetic containers. ``--profile-worker`` samples
+container at 10K and 100K synthetic containers; the worker's CPU time per event
+(user + kernel) over the batched run, and how much of one core it kept busy
+(below ~95% it waited, on fetches or on delivery). ``--batched-only`` stops after
+the batched run; BENCH_RULES (a path list) replaces the rules, e.g. with one
+rule that never matches, to see what the pipeline costs without them.
+``--profile-worker`` samples
 the worker with py-spy and prints where its time goes (more py-spy options in
 BENCH_PYSPY_EXTRA, e.g. "--idle --threads").
 """
@@ -203,21 +208,31 @@ async def run_worker(env: dict, total_events: int, log: Path, profile: Path | No
         proc = psutil.Process(worker.pid)
         began = None
         first = 0.0
+        cpu_began = None
+        user = system = cpu = 0.0
         while True:
             done = metric(port, "peregrine_events_total")
             peak = max(peak, proc.memory_info().rss)
             if done > 0 and began is None:
                 began = time.perf_counter()
                 first = done
+                cpu_began = proc.cpu_times()
                 if profile is not None:
                     spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker.pid), "-r", "200",
                                             "-f", "raw", "-o", str(profile), "--nonblocking"] + os.environ.get("BENCH_PYSPY_EXTRA", "").split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if done >= total_events:
+                cpu_ended = proc.cpu_times()
+                user, system = cpu_ended.user - cpu_began.user, cpu_ended.system - cpu_began.system
+                cpu = user + system
                 break
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited; see {log}")
             await asyncio.sleep(0.05)
-        rate = (total_events - first) / (time.perf_counter() - began) if began else 0.0
+        elapsed = time.perf_counter() - began if began else 0.0
+        rate = (total_events - first) / elapsed if began else 0.0
+        if began:
+            print(f"  worker CPU {cpu / (total_events - first) * 1e6:.2f} us/event ({system / (total_events - first) * 1e6:.2f} in the kernel), "
+                  f"{cpu / elapsed:.0%} of one core over the run")
         return rate, peak
     finally:
         if spy is not None:
@@ -402,6 +417,7 @@ async def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--profile-worker", action="store_true", help="py-spy the batched worker run and print where its time goes")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--batched-only", action="store_true", help="only the baselines and the batched worker run (no one-per-message, latency, RSS)")
     parser.add_argument("--latency-only", type=float, default=0, help="only the latency run, at this rate (events/s)")
     args = parser.parse_args()
     stack = StackSettings.from_env()
@@ -411,7 +427,7 @@ async def main() -> None:
     await ensure_topics(bootstrap, [TopicSpec(n, args.partitions) for n in names.values()])
     prefix = f"peregrine-alerts-bench-{tag}-"
     log = Path(f"/tmp/peregrine-bench-{tag}.log")
-    rules = os.pathsep.join(rule_files())
+    rules = os.environ.get("BENCH_RULES") or os.pathsep.join(rule_files())
     os.environ["PEREGRINE_RULES"] = rules
     os.environ.pop("PEREGRINE_REGISTRY", None)
     base_env = dict(os.environ, PEREGRINE_SYSCALL_TOPIC=names["syscall"], PEREGRINE_K8S_AUDIT_TOPIC=names["k8s_audit"],
@@ -447,6 +463,8 @@ async def main() -> None:
               f"to batch processor alone: {piped / batch_alone:.2f}x")
         if profile is not None and profile.exists():
             print_profile(profile)
+        if args.batched_only:
+            return
         singles = messages(encoded_events(args.single, SEED + 2), 1)
         await produce(bootstrap, names["single"], singles)
         profile1 = Path(f"/tmp/peregrine-bench-{tag}-single.pyspy") if args.profile_worker else None
@@ -480,7 +498,7 @@ async def main() -> None:
             await client.close()
         except Exception:  # noqa: BLE001
             pass
-    if not args.skip_rss:
+    if not (args.skip_rss or args.batched_only):
         for count in (10_000, 100_000):
             print(f"worker state, {count:>7,} tracked containers x 8 processes: {rss_per_container(count):,.0f} bytes RSS per container "
                   "(tree bytes in the store, container index, decoded-tree cache of up to 10K)")
