@@ -219,6 +219,8 @@ class ProcessTree:
         procs = self.procs
         entry = procs.get(pid)
         etype = get("evt.type")
+        if etype in EXEC_TYPES and get("evt.dir", "<") != "<":
+            etype = None  # an exec's enter event: the process as seen, its new image comes with the exit
         if etype not in TREE_TYPES:  # the usual event: a process seen (again)
             if entry is not None:
                 entry[SEEN] = now
@@ -228,26 +230,17 @@ class ProcessTree:
                 return False
             procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
         elif etype in EXEC_TYPES:
-            if get("evt.dir", "<") != "<":
-                if entry is not None:
-                    entry[SEEN] = now
-                    procs.move_to_end(pid)
-                    return False
-                if get("proc.name") is None:
-                    return False
-                procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
-            else:
-                ppid = _int(get("proc.ppid"))
-                if ppid is None and entry is not None:
-                    ppid = entry[PPID]
-                if entry is not None:
-                    if entry[EXITED] is not None:
-                        self._exited -= 1
-                    procs.move_to_end(pid)  # most recently seen
-                procs[pid] = [
-                    get("proc.name"), get("proc.exepath") or get("proc.exe"),
-                    get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
-                ]
+            ppid = _int(get("proc.ppid"))
+            if ppid is None and entry is not None:
+                ppid = entry[PPID]
+            if entry is not None:
+                if entry[EXITED] is not None:
+                    self._exited -= 1
+                procs.move_to_end(pid)  # most recently seen
+            procs[pid] = [
+                get("proc.name"), get("proc.exepath") or get("proc.exe"),
+                get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
+            ]
         elif etype in CLONE_TYPES:
             child = _int(get("evt.rawres"))
             if child is not None and child > 0 and child not in procs:

@@ -175,3 +175,13 @@ def test_bounds_settings_from_env():
     settings = PipelineSettings.from_env({"PEREGRINE_MAX_CONTAINERS": "500", "PEREGRINE_IDLE_CONTAINER_TTL_S": "90",
                                           "PEREGRINE_EXITED_TTL_S": "5", "PEREGRINE_MAX_PROCESSES_PER_CONTAINER": "64"})
     assert (settings.max_containers, settings.idle_container_ttl_s, settings.exited_ttl_s, settings.max_processes_per_container) == (500, 90.0, 5.0, 64)
+
+
+def test_the_stored_tree_format_keeps_pids_as_text_keys():
+    """The changelog's JSON is {"p": {"<pid>": [...]}, "t": ns}: pids are ints in memory only, so a
+    tree written by an earlier worker loads, and one written now reads the same."""
+    stored = b'{"p":{"10":["sh","/bin/sh","sh -c x",1,5,6,null],"x":["bad"]},"t":6}'
+    tree = ProcessTree.from_bytes(stored)
+    assert tree.get(10) == ["sh", "/bin/sh", "sh -c x", 1, 5, 6, None] and tree.get("10") == tree.get(10) and len(tree) == 1
+    assert orjson.loads(tree.to_bytes()) == {"p": {"10": ["sh", "/bin/sh", "sh -c x", 1, 5, 6, None]}, "t": 6}
+    assert tree.enrich({"proc.pid": 11, "proc.ppid": 10})["proc.pname"] == "sh"
