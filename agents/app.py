@@ -12,6 +12,7 @@ from mode.utils.objects import cached_property
 
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream import kafka_crc
+from pipeline.stream.fetch_wait import use_fetch_max_wait
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
 from pipeline.stream.settings import PipelineSettings
 
@@ -19,6 +20,8 @@ settings = PipelineSettings.from_env()
 # fetched batches' CRCs checked with the CPU's CRC32 instruction instead of aiokafka's table
 # loop (5% of the worker's CPU): pipeline/stream/kafka_crc.py
 kafka_crc.install()
+# the broker holds a fetch at most this long, not Faust's fixed 1.5 s: pipeline/stream/fetch_wait.py
+use_fetch_max_wait(settings.fetch_max_wait_ms)
 
 
 class PeregrineApp(faust.App):

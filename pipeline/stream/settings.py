@@ -41,6 +41,7 @@ class PipelineSettings:
     batch_size: int = 1000  # Kafka messages per batch
     batch_within_s: float = 0.2
     fetch_max_bytes: int = 32 << 20  # Kafka fetch size a partition; at least max_message_bytes
+    fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch with no new data (Faust's own: 1500)
     max_message_bytes: int = 1_048_576
     max_processes_per_container: int = 4096  # past it, a container's least recently seen process goes
     max_containers: int = 100_000  # past it, the least recently seen container's tree is deleted
@@ -124,6 +125,8 @@ class PipelineSettings:
         if self.fetch_max_bytes < self.max_message_bytes:
             raise ConfigError(f"PEREGRINE_FETCH_MAX_BYTES ({self.fetch_max_bytes}) must be at least PEREGRINE_MAX_MESSAGE_BYTES "
                               f"({self.max_message_bytes}), or the largest messages could never be fetched")
+        if not 1 <= self.fetch_max_wait_ms <= 60_000:
+            raise ConfigError(f"PEREGRINE_FETCH_MAX_WAIT_MS must be between 1 and 60000, got {self.fetch_max_wait_ms}")
         for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds, got {getattr(self, name)}")
