@@ -15,7 +15,9 @@ Figures: sustained events/s of one worker end to end with batched (NDJSON)
 messages and with one event per message; in the same run a raw aiokafka
 consume + orjson.loads loop on the same topic and the engine alone (decode +
 rules + alert, bench/engine.py's loop) on the same bytes in this process;
-their ratios; the worker's batch processor alone (decode + schema check +
+their ratios; ``--workers`` workers (2 by default) in one consumer group on as
+many partitions, the events produced once each holds partitions (how Peregrine
+scales: more partitions and workers, not threads); the worker's batch processor alone (decode + schema check +
 process tree + rules + alerts) for where the rest goes; latency p50/p99 from
 production to the alert topic and to searchable in OpenSearch (polled every
 100 ms without forcing a refresh: the index's own 1 s refresh counts) at about
@@ -42,7 +44,9 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import orjson
 import psutil
@@ -192,54 +196,77 @@ def metric(port: int, name: str) -> float:
     return -1.0
 
 
+def assigned(port: int) -> bool:
+    """The worker's /health lists a partition of its syscall topic."""
+    try:
+        with OPENER.open(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return any(".syscall." in tp and ".by-container." not in tp for tp in orjson.loads(response.read()).get("assignment", []))
+    except (OSError, ValueError):
+        return False
+
+
 def start_worker(env: dict, port: int, log: Path) -> subprocess.Popen:
     return subprocess.Popen([str(Path(sys.executable).with_name("peregrine")), "worker", "-l", "warn"],
                             env=dict(env, PEREGRINE_WEB_PORT=str(port)), stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-async def run_worker(env: dict, total_events: int, log: Path, profile: Path | None = None) -> tuple[float, int]:
+async def run_worker(env: dict, total_events: int, log: Path, profile: Path | None = None, count: int = 1,
+                     then_produce: Callable[[], Awaitable[None]] | None = None) -> tuple[float, int]:
+    """events/s of ``count`` workers in one consumer group (their summed counters), and the peak
+    RSS of one, from the first event to the last. With ``then_produce``, the events are produced
+    once every worker holds partitions (so that the group's rebalances are over)."""
     from pipeline_harness import free_port
 
-    port = free_port()
-    worker = start_worker(env, port, log)
+    ports = [free_port() for _ in range(count)]
+    workers = [start_worker(env, port, log) for port in ports]
     spy = None
     peak = 0
     try:
-        proc = psutil.Process(worker.pid)
+        procs = [psutil.Process(w.pid) for w in workers]
+        if then_produce is not None:
+            while not all(assigned(port) for port in ports):
+                if any(w.poll() is not None for w in workers):
+                    raise SystemExit(f"worker exited; see {log}")
+                await asyncio.sleep(0.2)
+            await then_produce()
+        low, high = 0, total_events
         began = None
         first = 0.0
         cpu_began = None
         user = system = cpu = 0.0
         while True:
-            done = metric(port, "peregrine_events_total")
-            peak = max(peak, proc.memory_info().rss)
-            if done > 0 and began is None:
+            done = sum(max(0.0, metric(port, "peregrine_events_total")) for port in ports)
+            peak = max(peak, *(p.memory_info().rss for p in procs))
+            if done > low and began is None:
                 began = time.perf_counter()
                 first = done
-                cpu_began = proc.cpu_times()
-                if profile is not None:
-                    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(worker.pid), "-r", "200",
+                cpu_began = [p.cpu_times() for p in procs]
+                if profile is not None and count == 1:
+                    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(workers[0].pid), "-r", "200",
                                             "-f", "raw", "-o", str(profile), "--nonblocking"] + os.environ.get("BENCH_PYSPY_EXTRA", "").split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if done >= total_events:
-                cpu_ended = proc.cpu_times()
-                user, system = cpu_ended.user - cpu_began.user, cpu_ended.system - cpu_began.system
+            if done >= high:
+                ended = [p.cpu_times() for p in procs]
+                user = sum(e.user - b.user for b, e in zip(cpu_began, ended))
+                system = sum(e.system - b.system for b, e in zip(cpu_began, ended))
                 cpu = user + system
+                last = done
                 break
-            if worker.poll() is not None:
+            if any(w.poll() is not None for w in workers):
                 raise SystemExit(f"worker exited; see {log}")
             await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - began if began else 0.0
-        rate = (total_events - first) / elapsed if began else 0.0
-        if began:
-            print(f"  worker CPU {cpu / (total_events - first) * 1e6:.2f} us/event ({system / (total_events - first) * 1e6:.2f} in the kernel), "
-                  f"{cpu / elapsed:.0%} of one core over the run")
+        elapsed = time.perf_counter() - began
+        rate = (last - first) / elapsed
+        print(f"  worker CPU {cpu / (last - first) * 1e6:.2f} us/event ({system / (last - first) * 1e6:.2f} in the kernel), "
+              f"{cpu / elapsed:.0%} of one core over the run" + (f" ({count} workers together)" if count > 1 else ""))
         return rate, peak
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
             spy.wait(timeout=60)
-        worker.terminate()
-        worker.wait(timeout=30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -434,6 +461,7 @@ async def main() -> None:
     parser.add_argument("--single", type=int, default=20_000, help="events for the one-event-per-message run")
     parser.add_argument("--batch", type=int, default=100, help="events per batched message")
     parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="then this many workers in one group on --partitions max(2, workers) (0: skip)")
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--profile-worker", action="store_true", help="py-spy the batched worker run and print where its time goes")
     parser.add_argument("--skip-rss", action="store_true")
@@ -483,6 +511,18 @@ async def main() -> None:
               f"to batch processor alone: {piped / batch_alone:.2f}x")
         if profile is not None and profile.exists():
             print_profile(profile)
+        if args.workers > 1:
+            parts = max(args.partitions, args.workers)
+            topic = f"{names['syscall']}.scale"
+            await ensure_topics(bootstrap, [TopicSpec(topic, parts)])
+            extra_topics.append(topic)
+            scaled, _ = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-scale-{tag}", PEREGRINE_SYSCALL_TOPIC=topic,
+                                              PEREGRINE_PARTITIONS=str(parts)), args.events, log, count=args.workers,
+                                         then_produce=lambda: produce(bootstrap, topic, batched))
+            split = sorted(Counter(kafka_partition(k, parts) for k, v in batched for _ in range(v.count(b"\n") + 1)).values(), reverse=True)
+            print(f"{args.workers} workers in one consumer group, {parts} partitions: {scaled:>10,.0f} events/s "
+                  f"({scaled / piped:.2f}x one worker; {scaled / alone:.2f}x the engine alone on one core); the events' "
+                  f"containers hash {' / '.join(f'{100 * n / args.events:.0f}%' for n in split)} to the partitions")
         if args.batched_only:
             return
         singles = messages(encoded_events(args.single, SEED + 2), 1)
