@@ -10,8 +10,8 @@ from __future__ import annotations
 import faust
 from mode.utils.objects import cached_property
 
-from pipeline.stream.credentials import faust_credentials
 from pipeline.stream import kafka_crc
+from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
 from pipeline.stream.settings import PipelineSettings
