@@ -59,7 +59,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from engine import RULES_DIR, NodeStream  # noqa: E402  bench/engine.py's event mix
 from pipeline.stack.provision import delete_topics, ensure_topics  # noqa: E402
 from pipeline.stack.settings import StackSettings, TopicSpec  # noqa: E402
-from pipeline.state.process_tree import ProcessTree  # noqa: E402
 from pipeline.stream.batch import Message, kafka_partition  # noqa: E402
 from pipeline.stream.settings import PipelineSettings  # noqa: E402
 

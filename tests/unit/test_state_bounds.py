@@ -12,7 +12,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.state.containers import IDLE, OVER_LIMIT, ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits
-from pipeline.stream.batch import BatchProcessor, Message
+from pipeline.stream.batch import Message
 from pipeline.stream.settings import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
