@@ -23,7 +23,7 @@ from typing import Any
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.record.memory_records import MemoryRecords
 
-_HEADER = struct.Struct(">qi")  # baseOffset, batchLength
+_LENGTH = struct.Struct(">i")  # batchLength, after the baseOffset
 _CRC = struct.Struct(">I")
 _MAGIC_AT = 16  # baseOffset(8) batchLength(4) partitionLeaderEpoch(4)
 _CRC_AT = 17
@@ -31,20 +31,23 @@ _CRC_FROM = 21  # the CRC covers attributes .. the batch's end
 _LOG_OVERHEAD = 12  # baseOffset + batchLength
 
 
-def batch_crcs(data: bytes, crc32c: Any) -> dict[int, bool]:
-    """base offset -> whether the CRC holds, for each complete v2 batch in ``data``."""
+def batch_crcs(data: bytes, crc32c: Any) -> list[bool | None]:
+    """For each complete batch in ``data``, in order: whether its CRC holds (v2), or None (an
+    older format: aiokafka checks it). The walk is MemoryRecords's: offset, length, next."""
     view = memoryview(data)
     size = len(data)
-    found: dict[int, bool] = {}
+    found: list[bool | None] = []
     position = 0
     while position + _CRC_FROM <= size:
-        base_offset, length = _HEADER.unpack_from(data, position)
+        (length,) = _LENGTH.unpack_from(data, position + 8)
         end = position + _LOG_OVERHEAD + length
         if length < _CRC_FROM - _LOG_OVERHEAD or end > size:
-            break  # a partial batch at the end of a fetch: aiokafka skips it too
+            break  # a partial batch at the end of a fetch (aiokafka skips it), or a corrupt length
         if data[position + _MAGIC_AT] == 2:
             (stored,) = _CRC.unpack_from(data, position + _CRC_AT)
-            found[base_offset] = crc32c(view[position + _CRC_FROM:end]) == stored
+            found.append(crc32c(view[position + _CRC_FROM:end]) == stored)
+        else:
+            found.append(None)
         position = end
     return found
 
@@ -74,12 +77,13 @@ class _CheckedBatch:
 class HardwareCheckedRecords:
     """aiokafka's MemoryRecords over one fetch's bytes, its v2 batches' CRCs computed in hardware."""
 
-    __slots__ = ("_records", "_valid")
+    __slots__ = ("_records", "_valid", "_next")
     crc32c: Any = None  # set by install()
 
     def __init__(self, data: bytes) -> None:
         self._records = MemoryRecords(data)
-        self._valid = batch_crcs(data, self.crc32c) if data else {}
+        self._valid = batch_crcs(data, self.crc32c) if data else []
+        self._next = 0
 
     def has_next(self) -> bool:
         return self._records.has_next()
@@ -88,8 +92,10 @@ class HardwareCheckedRecords:
         batch = self._records.next_batch()
         if batch is None:
             return None
-        valid = self._valid.get(batch.base_offset) if type(batch) is DefaultRecordBatch else None
-        return batch if valid is None else _CheckedBatch(batch, valid)
+        index = self._next
+        self._next = index + 1
+        valid = self._valid[index] if index < len(self._valid) else None
+        return batch if valid is None or type(batch) is not DefaultRecordBatch else _CheckedBatch(batch, valid)
 
     def size_in_bytes(self) -> int:
         return self._records.size_in_bytes()
