@@ -59,24 +59,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from engine import RULES_DIR, NodeStream  # noqa: E402  bench/engine.py's event mix
 from pipeline.stack.provision import delete_topics, ensure_topics  # noqa: E402
 from pipeline.stack.settings import StackSettings, TopicSpec  # noqa: E402
-from pipeline.stream.batch import Message, kafka_partition  # noqa: E402
+from pipeline.stream.batch import DictStateStore, Message, kafka_partition  # noqa: E402
 from pipeline.stream.settings import PipelineSettings  # noqa: E402
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SEED = 42
-
-
-class DictStore(dict):
-    """The worker's StateStore (pipeline.stream.batch) over a dict: process trees kept in memory."""
-
-    def load(self, c, r):
-        return self.get(c)
-
-    def save(self, c, r, d):
-        self[c] = d
-
-    def delete(self, c, p):
-        self.pop(c, None)
 
 
 def rule_files() -> list[str]:
@@ -176,7 +163,7 @@ def processor_alone(msgs: list[tuple[bytes, bytes]], total_events: int, partitio
     batch = [Message(settings.syscall_topic, kafka_partition(k, partitions), i, k, v) for i, (k, v) in enumerate(msgs)]
     best = float("inf")
     for _ in range(2):
-        store = DictStore()
+        store = DictStateStore()
         began = time.perf_counter()
         for start in range(0, len(batch), settings.batch_size):
             processor.process(batch[start:start + settings.batch_size], store)
@@ -405,7 +392,7 @@ def _measure_rss_per_container(count: int) -> float:
     settings = PipelineSettings.from_env(partitions=1, max_containers=max(count, 1))
     processor = build_processor(settings)
 
-    store = DictStore()
+    store = DictStateStore()
     gc.collect()
     before = psutil.Process().memory_info().rss
     batch: list[Message] = []

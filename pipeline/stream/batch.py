@@ -54,6 +54,23 @@ class StateStore(Protocol):
     def delete(self, container_id: str, partition: int) -> None: ...
 
 
+class DictStateStore(dict):
+    """A StateStore over a dict (container id -> tree bytes), for the processor outside Faust:
+    the benches and tests. The worker's is TableStore (pipeline/stream/delivery.py)."""
+
+    def load(self, container_id: str, ref: Any) -> bytes | None:
+        return self.get(container_id)
+
+    def save(self, container_id: str, ref: Any, data: bytes | None) -> None:
+        if data is None:
+            self.pop(container_id, None)
+        else:
+            self[container_id] = data
+
+    def delete(self, container_id: str, partition: int) -> None:
+        self.pop(container_id, None)
+
+
 @dataclass(slots=True)
 class BatchResult:
     alerts: list[tuple[bytes | None, Alert]] = field(default_factory=list)  # (kafka key, alert)

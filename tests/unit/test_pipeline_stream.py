@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import orjson
@@ -12,7 +11,7 @@ from pipeline.deadletter import DeadLetter
 from pipeline.ingest.decode import OVERSIZED, UNDECODABLE, DecodeError, decode_message
 from pipeline.sinks.opensearch import daily_index
 from pipeline.state.process_tree import ProcessTree, TreeLimits
-from pipeline.stream.batch import BatchProcessor, Message, kafka_partition
+from pipeline.stream.batch import DictStateStore, Message, kafka_partition
 from pipeline.stream.settings import PipelineSettings
 from pipeline.errors import ConfigError
 
@@ -138,14 +137,6 @@ def test_settings_from_env_and_errors():
         PipelineSettings.from_env({"PEREGRINE_BATCH_SIZE": "many"})
 
 
-class DictStore(dict):
-    def load(self, cid, ref):
-        return self.get(cid)
-
-    def save(self, cid, ref, data):
-        self[cid] = data
-
-
 @pytest.fixture
 def processor():
     from pipeline.stream.delivery import build_processor
@@ -161,7 +152,7 @@ def test_a_batch_gives_alerts_dead_letters_state_and_forwards(processor):
     del curl["proc.ppid"]
     curl["proc.ppid"] = 100
     events = [java, curl, exe(5, 1, "bash", 3) | {"container.id": away}]
-    store = DictStore()
+    store = DictStateStore()
     result = processor.process([
         Message("peregrine.events.syscall", 0, 7, b"node", b"\n".join(orjson.dumps(e) for e in events)),
         Message("peregrine.events.syscall", 0, 8, b"node", b"{bad"),
@@ -172,7 +163,7 @@ def test_a_batch_gives_alerts_dead_letters_state_and_forwards(processor):
     assert [k for k, _ in result.forwards] == [away.encode()]
     assert set(store) == {home}
     # the alert id is over the event as produced, not as enriched
-    again = processor.process([Message("peregrine.events.syscall", 0, 9, b"x", orjson.dumps(curl))], DictStore())
+    again = processor.process([Message("peregrine.events.syscall", 0, 9, b"x", orjson.dumps(curl))], DictStateStore())
     assert again.alerts == [] and result.alerts[0][1].uuid
 
 
@@ -205,7 +196,7 @@ def test_the_workers_default_rules_include_the_correlations_and_a_batch_complete
         message = Message("peregrine.events.syscall", 0, 0, None, None)
 
     lines = (ROOT / "tests" / "data" / "correlation" / "drop_execute.jsonl").read_bytes().splitlines()
-    result = processor.process([Message("peregrine.events.syscall", 0, i, b"k", line, Ref()) for i, line in enumerate(lines)], DictStore())
+    result = processor.process([Message("peregrine.events.syscall", 0, i, b"k", line, Ref()) for i, line in enumerate(lines)], DictStateStore())
     assert [a.rule for _, a in result.alerts] == ["Drop and execute"] and not result.dead_letters
     key, alert = result.alerts[0]
     assert key == b"4f2a9c1d7e3b" and [e["id"] for e in alert.output_fields["corr.events"]] == [2000, 2002, 2005, 2007]

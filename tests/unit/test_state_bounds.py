@@ -12,7 +12,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.state.containers import IDLE, OVER_LIMIT, ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits
-from pipeline.stream.batch import Message
+from pipeline.stream.batch import DictStateStore, Message
 from pipeline.stream.settings import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,23 +87,16 @@ def test_containers_of_partitions_no_longer_owned_are_forgotten_not_evicted():
     assert "x" not in index and "y" in index
 
 
-class DictStore(dict):
+class DictStore(DictStateStore):
+    """Remembers the deletes (tombstones the worker would write)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.deleted: list[tuple[str, int]] = []
 
-    def load(self, cid, ref):
-        return self.get(cid)
-
-    def save(self, cid, ref, data):
-        if data is None:
-            self.pop(cid, None)
-        else:
-            self[cid] = data
-
     def delete(self, cid, partition):
         self.deleted.append((cid, partition))
-        self.pop(cid, None)
+        super().delete(cid, partition)
 
 
 @pytest.fixture

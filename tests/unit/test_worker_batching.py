@@ -10,22 +10,11 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.state.process_tree import ProcessTree
-from pipeline.stream.batch import Message
+from pipeline.stream.batch import DictStateStore, Message
 from pipeline.stream.settings import PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "peregrine.events.syscall"
-
-
-class DictStore(dict):
-    def load(self, cid, ref):
-        return self.get(cid)
-
-    def save(self, cid, ref, data):
-        self[cid] = data
-
-    def delete(self, cid, partition):
-        self.pop(cid, None)
 
 
 def processor():
@@ -49,7 +38,7 @@ def messages(n: int) -> list[Message]:
 
 def test_steps_yield_every_n_messages_and_give_what_process_gives():
     batch = messages(100)
-    whole_store, stepped_store = DictStore(), DictStore()
+    whole_store, stepped_store = DictStateStore(), DictStateStore()
     whole = processor().process(batch, whole_store)
     steps = processor().steps(batch, stepped_store, every=10)
     yields = 0
