@@ -46,16 +46,32 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+DRAIN_TIMEOUT_S = 10.0  # at shutdown, how long the last batch may take to be delivered and acked
+
+
+async def _drain(lane: str) -> None:
+    """The agent stops: its last batch's delivery (run() returns before it ends) gets a
+    chance to finish, so its offsets are committed rather than processed again."""
+    if _delivery is not None:
+        await _delivery.drain(lane, DRAIN_TIMEOUT_S)
+
+
 @app.agent(syscall_topics, name="detect-syscall")
 async def detect_syscall(stream):
-    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        await delivery().run(batch)
+    try:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await delivery().run(batch, lane="syscall")
+    finally:
+        await _drain("syscall")
 
 
 @app.agent(other_topics, name="detect-other")
 async def detect_other(stream):
-    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        await delivery().run(batch, stateful=False)
+    try:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await delivery().run(batch, stateful=False, lane="other")
+    finally:
+        await _drain("other")
 
 
 @app.page("/metrics")

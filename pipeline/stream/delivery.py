@@ -12,6 +12,13 @@ The order is the delivery guarantee:
    accepts them (backpressure: no new batch is taken meanwhile);
 5. only then are the messages released, so their offsets can be committed.
 
+Steps 3-5 of one batch overlap step 2 of the next: the agent processes batch
+N+1 while batch N waits for Kafka's and OpenSearch's acks, so the worker's
+core is not idle during those round trips. At most one batch per agent is
+delivering; the next waits for it before its own delivery starts, so alerts
+keep their order, and a slow OpenSearch stops the agent after one batch
+(backpressure), never a growing queue.
+
 A crash anywhere before 5 leaves the offsets uncommitted: the batch is
 processed again after a restart, and OpenSearch's ``create`` with the alert's
 deterministic id keeps one copy of each alert. Nothing here lets an
@@ -239,6 +246,7 @@ class BatchDelivery:
         # alerts are added and flushed at a time, or a batch whose alerts went out in the other
         # agent's still-running flush would find the sink empty and be acked before they are stored
         self._delivering = asyncio.Lock()
+        self._in_flight: dict[str, asyncio.Future] = {}  # lane (agent) -> its batch being delivered
         self._owned: frozenset[int] | None = None
         # correlation state (pipeline/correlation) in its own changelog-backed table
         self.correlator = getattr(processor.scanner, "correlator", None)
@@ -259,7 +267,9 @@ class BatchDelivery:
             "correlation_groups": self.correlator.open_groups if self.correlator is not None else 0,
         }
 
-    async def run(self, batch: list, stateful: bool = True) -> None:
+    async def run(self, batch: list, stateful: bool = True, lane: str = "syscall") -> None:
+        """Process ``batch``, then start its delivery once the lane's previous batch is
+        delivered, and return: the messages are released when their delivery ends."""
         started = time.perf_counter()
         for event in batch:
             event.message.incref()  # hold: see the module docstring
@@ -284,16 +294,42 @@ class BatchDelivery:
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
                 os._exit(70)
+            previous = self._in_flight.get(lane)
+            if previous is not None:
+                await previous
+        except asyncio.CancelledError:
+            raise  # held messages stay unacked: processed again after the restart
+        self._in_flight[lane] = asyncio.ensure_future(self._deliver_then_release(batch, result, started))
+
+    async def _deliver_then_release(self, batch: list, result: Any, started: float) -> None:
+        try:
             async with self._delivering:
                 await self._deliver(result)
         except asyncio.CancelledError:
-            raise  # held messages stay unacked: processed again after the restart
+            raise  # drain() gave up on it: unacked, processed again after the restart
+        except Exception:  # noqa: BLE001 - nobody awaits this task in time to see it: crash loudly, unacked
+            log.exception("delivering a batch failed; the worker stops without acking it")
+            os._exit(72)
         for event in batch:
             event.ack()  # release our hold; take_events's own ack then commits
         self.batches += 1
         self.last_batch_at = time.monotonic()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_MESSAGES.observe(len(batch))
+
+    async def drain(self, lane: str | None = None, timeout: float | None = None) -> bool:
+        """Wait for the delivery in flight (of ``lane``, or of every lane); True when none is
+        left. After ``timeout`` seconds the rest is cancelled: its messages stay unacked and
+        are processed again after the restart."""
+        tasks = [t for name, t in self._in_flight.items() if lane is None or name == lane]
+        if not tasks:
+            return True
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        for name in [name for name, t in self._in_flight.items() if t.done() or t in pending]:
+            del self._in_flight[name]
+        return not pending
 
     def _follow_assignment(self) -> None:
         """When this worker's partitions change, the container index keeps only the owned
