@@ -52,6 +52,7 @@ app = PeregrineApp(
     # collectors' 100-event messages of ~90 KB the worker waited on a fetch every ~10 messages)
     consumer_max_fetch_size=settings.fetch_max_bytes,
     producer_acks=-1,
+    producer_compression_type=settings.compression_type,  # PEREGRINE_KAFKA_COMPRESSION, zstd by default
     stream_wait_empty=True,
     web_host="127.0.0.1",
     web_port=settings.web_port,

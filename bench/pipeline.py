@@ -12,7 +12,9 @@ seed), encoded once; the worker, the raw-consume baseline and the engine-alone
 baseline all read those same bytes.
 
 Figures: sustained events/s of one worker end to end with batched (NDJSON)
-messages and with one event per message; in the same run a raw aiokafka
+messages, their record batches compressed as a collector's producer would
+(zstd; ``--compression``), the same run again uncompressed, and one event per
+message; in the same run a raw aiokafka
 consume + orjson.loads loop on the same topic and the engine alone (decode +
 rules + alert, bench/engine.py's loop) on the same bytes in this process;
 their ratios; ``--workers`` workers (2 by default) in one consumer group on as
@@ -97,8 +99,12 @@ def messages(evts: list[tuple[str, bytes]], batch: int) -> list[tuple[bytes, byt
     return out
 
 
-async def produce(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20)
+COMPRESSION: str | None = "zstd"  # how the bench's producers compress record batches (--compression)
+
+
+async def produce(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes]], compression: str | None = "default") -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20,
+                                compression_type=COMPRESSION if compression == "default" else compression)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=v, key=k) for k, v in msgs]
@@ -199,8 +205,11 @@ def start_worker(env: dict, port: int, log: Path) -> subprocess.Popen:
 async def run_worker(env: dict, total_events: int, log: Path, profile: Path | None = None, count: int = 1,
                      then_produce: Callable[[], Awaitable[None]] | None = None) -> tuple[float, int]:
     """events/s of ``count`` workers in one consumer group (their summed counters), and the peak
-    RSS of one, from the first event to the last. With ``then_produce``, the events are produced
-    once every worker holds partitions (so that the group's rebalances are over)."""
+    RSS of one, from the first batch delivered to the last event. With ``then_produce``, the
+    events are produced once every worker holds partitions (so that the group's rebalances are
+    over), and the clock starts before the first is produced: the workers process them as they
+    arrive, so counting from the first batch delivered would credit the run with events
+    processed before its clock started. The producer then shares the cores with the workers."""
     from pipeline_harness import free_port
 
     ports = [free_port() for _ in range(count)]
@@ -214,11 +223,15 @@ async def run_worker(env: dict, total_events: int, log: Path, profile: Path | No
                 if any(w.poll() is not None for w in workers):
                     raise SystemExit(f"worker exited; see {log}")
                 await asyncio.sleep(0.2)
-            await then_produce()
         low, high = 0, total_events
         began = None
         first = 0.0
         cpu_began = None
+        if then_produce is not None:
+            began = time.perf_counter()
+            cpu_began = [p.cpu_times() for p in procs]
+            await then_produce()
+            print(f"  (the events took {time.perf_counter() - began:.2f} s to produce, on the same cores as the workers)")
         user = system = cpu = 0.0
         while True:
             done = sum(max(0.0, metric(port, "peregrine_events_total")) for port in ports)
@@ -276,7 +289,7 @@ async def latency(env: dict, bootstrap: str, topics: dict, prefix: str, rate: fl
     consumer = AIOKafkaConsumer(topics["alerts"], bootstrap_servers=bootstrap, auto_offset_reset="latest", group_id=None)
     await consumer.start()
     await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_request_size=8 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_request_size=8 << 20, compression_type=COMPRESSION)
     await producer.start()
     # warm up: the clock starts once the worker has joined its group and processed a message
     # (else the seconds of the first rebalance count as latency of the first events)
@@ -453,11 +466,16 @@ async def main() -> None:
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--batched-only", action="store_true", help="only the baselines and the batched worker run (no one-per-message, latency, RSS)")
     parser.add_argument("--latency-only", type=float, default=0, help="only the latency run, at this rate (events/s)")
+    parser.add_argument("--compression", default="zstd", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                        help="how the events' record batches are compressed (as a collector would); the batched run is "
+                             "repeated uncompressed for comparison")
     args = parser.parse_args()
+    global COMPRESSION
+    COMPRESSION = None if args.compression == "none" else args.compression
     stack = StackSettings.from_env()
     bootstrap = stack.kafka_bootstrap
     tag = uuid.uuid4().hex[:8]
-    names = {k: f"bench.{k}.{tag}" for k in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter", "single", "latency")}
+    names = {k: f"bench.{k}.{tag}" for k in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter", "single", "latency", "plain")}
     await ensure_topics(bootstrap, [TopicSpec(n, args.partitions) for n in names.values()])
     prefix = f"peregrine-alerts-bench-{tag}-"
     log = Path(f"/tmp/peregrine-bench-{tag}.log")
@@ -483,7 +501,8 @@ async def main() -> None:
         await produce(bootstrap, names["syscall"], batched)
         size = sum(len(v) for _, v in batched) / args.events
         print(f"{args.events:,} events of bench/engine.py's mix ({size:.0f} bytes each) in {len(batched):,} messages of up to "
-              f"{args.batch} events, {args.partitions} partition(s); rules: {', '.join(Path(p).name for p in rules.split(os.pathsep))}")
+              f"{args.batch} events, record batches compressed with {args.compression}, {args.partitions} partition(s); "
+              f"rules: {', '.join(Path(p).name for p in rules.split(os.pathsep))}")
         raw = await raw_consume(bootstrap, names["syscall"], args.events)
         print(f"raw aiokafka consume + orjson.loads:          {raw:>10,.0f} events/s")
         alone, matched = engine_alone(batched, args.events)
@@ -497,6 +516,13 @@ async def main() -> None:
               f"to batch processor alone: {piped / batch_alone:.2f}x")
         if profile is not None and profile.exists():
             print_profile(profile)
+        if COMPRESSION is not None:
+            await produce(bootstrap, names["plain"], batched, compression=None)
+            raw_plain = await raw_consume(bootstrap, names["plain"], args.events)
+            plain, peak_plain = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-p-{tag}", PEREGRINE_SYSCALL_TOPIC=names["plain"]),
+                                                 args.events, log)
+            print(f"the same, uncompressed record batches:        {plain:>10,.0f} events/s  (peak RSS {peak_plain / 2**20:.0f} MiB; "
+                  f"{plain / alone:.2f}x the engine alone; raw consume {raw_plain:,.0f} events/s)")
         if args.workers > 1:
             parts = max(args.partitions, args.workers)
             topic = f"{names['syscall']}.scale"
@@ -534,7 +560,8 @@ async def main() -> None:
                   f"({lat['searched']} seen, {lat['unsearched']} not seen within 30 s)")
     finally:
         await delete_topics(bootstrap, list(names.values()) + extra_topics + [f"{names[t]}.by-container.bench-{x}-{tag}" for t, x in
-                                                                               (("syscall", "b"), ("single", "s"), ("latency", "l"))]
+                                                                               (("syscall", "b"), ("single", "s"), ("latency", "l"),
+                                                                                ("plain", "p"))]
                             + [f"{t}.by-container.bench-{t.rsplit('.', 1)[1]}-{tag}" for t in extra_topics])
         try:
             from opensearchpy import AsyncOpenSearch

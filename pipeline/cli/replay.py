@@ -86,7 +86,10 @@ async def produce(
     from pipeline.stream.credentials import aiokafka_options, explain_kafka_failure
 
     security = aiokafka_options(settings) if settings is not None else {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024, **security)
+    # compressed record batches: the worker's fetches, and the bytes it copies, shrink several times
+    compression = settings.compression_type if settings is not None else "zstd"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024,
+                                compression_type=compression, **security)
     try:
         await asyncio.wait_for(producer.start(), 15)
     except Exception as error:  # noqa: BLE001

@@ -73,6 +73,7 @@ class AuditProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            compression_type=self.pipeline.compression_type if self.pipeline is not None else "zstd",
             max_request_size=self.max_event_bytes + 64 * 1024,
             request_timeout_ms=int(self.timeout_s * 1000),
             **security,

@@ -114,8 +114,8 @@ class WorkerSetup:
                 proc.wait()
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024)
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]], compression: str | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024, compression_type=compression)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key) for key, value in messages]

@@ -68,6 +68,28 @@ async def test_events_in_alerts_on_topic_and_in_opensearch(setup, opensearch, au
     assert {h["_index"] for h in hits} == {f"{s.index_prefix}2023.11.14"}
 
 
+async def test_collectors_may_compress_with_any_kafka_codec(setup, opensearch):
+    """A collector's record batches compressed with each codec Kafka has; the worker's own
+    output (alerts, repartitioned events) is compressed too (zstd by default)."""
+    s = await setup(partitions=2)
+    s.start()
+    t = 1_700_000_000_000_000_000
+    codecs = [None, "gzip", "snappy", "lz4", "zstd"]
+    homes = {kafka_partition(f"{c or 'none'}-c".encode(), 2) for c in codecs}
+    assert homes == {0, 1}  # some containers live on node-a's partition, some are forwarded
+    for n, codec in enumerate(codecs):
+        cid = f"{codec or 'none'}-c"
+        # keyed by node, not by container: half of them are forwarded through the repartition topic
+        await produce(s.bootstrap, s.topics["syscall"], [(b"node-a", ndjson([shell(cid, 10 + i, t + 10 * n + i) for i in range(3)]))],
+                      compression=codec)
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=15, setup=s)
+    alerts = [orjson.loads(r.value) for r in records]
+    assert len(alerts) == 15, s.log_text()
+    assert sorted(r.key for r in records) == sorted(f"{c or 'none'}-c".encode() for c in codecs for _ in range(3))
+    assert await read_topic(s.bootstrap, s.topics["deadletter"], expect=0) == []
+    assert len(await search_all(opensearch, s.index_prefix, expect=15)) == 15
+
+
 async def test_parent_only_known_from_the_process_tree(setup, opensearch):
     s = await setup(partitions=1)
     s.start()

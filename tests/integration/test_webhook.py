@@ -4,6 +4,7 @@ read back from Kafka; tokens, TLS, limits, malformed bodies, Kafka refusing, bad
 from __future__ import annotations
 
 import asyncio
+import secrets
 import subprocess
 import uuid
 from collections import defaultdict
@@ -179,7 +180,8 @@ async def test_503_while_kafka_refuses_then_200(webhooks, bootstrap_servers):
     await ensure_topics(bootstrap_servers, [TopicSpec(topic, 1)])  # waits for the leader
     try:
         hook = await webhooks(topic, env={"PEREGRINE_WEBHOOK_PRODUCE_TIMEOUT_S": "5"})
-        large = fixture_events()[0] | {"auditID": "large", "requestObject": {"data": {"blob": "x" * 8000}}}
+        # random, so that it stays above the topic's limit once the producer has compressed it
+        large = fixture_events()[0] | {"auditID": "large", "requestObject": {"data": {"blob": secrets.token_urlsafe(12_000)}}}
         status, answer = await hook.post(eventlist([large]))
         assert status == 503 and answer["reason"].startswith("Kafka refused the events"), answer
         small = fixture_events()[1] | {"auditID": "small"}

@@ -60,7 +60,15 @@ def test_steps_yield_every_n_messages_and_give_what_process_gives():
 
 
 def test_the_fetch_size_must_hold_the_largest_message():
-    assert PipelineSettings.from_env({}).fetch_max_bytes == 32 << 20
+    assert PipelineSettings.from_env({}).fetch_max_bytes == 4 << 20
     assert PipelineSettings.from_env({"PEREGRINE_FETCH_MAX_BYTES": "2097152"}).fetch_max_bytes == 2 << 20
     with pytest.raises(ConfigError, match="PEREGRINE_FETCH_MAX_BYTES"):
         PipelineSettings.from_env({"PEREGRINE_FETCH_MAX_BYTES": "1000", "PEREGRINE_MAX_MESSAGE_BYTES": "5000"})
+
+
+def test_producers_compress_with_zstd_unless_told_otherwise():
+    assert PipelineSettings.from_env({}).compression_type == "zstd"
+    assert PipelineSettings.from_env({"PEREGRINE_KAFKA_COMPRESSION": "LZ4"}).compression_type == "lz4"
+    assert PipelineSettings.from_env({"PEREGRINE_KAFKA_COMPRESSION": "none"}).compression_type is None
+    with pytest.raises(ConfigError, match="PEREGRINE_KAFKA_COMPRESSION must be one of none, gzip, snappy, lz4, zstd, got 'brotli'"):
+        PipelineSettings.from_env({"PEREGRINE_KAFKA_COMPRESSION": "brotli"})
