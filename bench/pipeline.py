@@ -1,6 +1,6 @@
 """Benchmark of the streaming pipeline (prints figures, asserts nothing).
 
-    .venv/bin/python bench/pipeline.py [--events 200000] [--batch 100] [--profile-worker]
+    .venv/bin/python bench/pipeline.py [--events 1000000] [--batch 100] [--profile-worker]
 
 Needs the local stack (`peregrine stack up`) and ../shared/upstream/falco-rules.
 Uses its own topics, app id and index prefix, deleted at the end. Rules: Falco's
@@ -456,7 +456,8 @@ async def main() -> None:
         print(_measure_rss_per_container(int(sys.argv[2])))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000,
+                        help="events of the batched runs (long enough that start-up and the last batch are a small share)")
     parser.add_argument("--single", type=int, default=20_000, help="events for the one-event-per-message run")
     parser.add_argument("--batch", type=int, default=100, help="events per batched message")
     parser.add_argument("--partitions", type=int, default=1)
