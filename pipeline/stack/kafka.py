@@ -63,6 +63,17 @@ def install(settings: StackSettings, java: JavaHome, say: Callable[[str], None])
     write_marker(root, settings.kafka_version, skip=("config",))
 
 
+# SCRAM-SHA-256 only: a client asking for SCRAM-SHA-512 shows the "listener does not enable
+# that mechanism" error (tests/integration/test_kafka_credentials.py)
+SCRAM_MECHANISMS = ("SCRAM-SHA-256",)
+SCRAM_MARKER = "peregrine-scram-users"  # in the data dir: the test user's SCRAM credentials exist
+
+
+def _scram_credentials(mechanism: str) -> str:
+    """A StorageTool ``--add-scram`` value: the local test user's credentials for ``mechanism``."""
+    return f"{mechanism}=[name={KAFKA_SASL_USER},password={KAFKA_SASL_PASSWORD}]"
+
+
 def _plain_jaas(user: str, password: str) -> str:
     """The broker side of SASL/PLAIN: the users it accepts (user_<name>="<password>")."""
     return (f'org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -82,9 +93,13 @@ def _server_properties(settings: StackSettings) -> str:
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-        # the SASL listener: PLAIN with one local test user (stack settings KAFKA_SASL_USER/PASSWORD)
-        "sasl.enabled.mechanisms=PLAIN",
+        # the SASL listener: PLAIN and SCRAM with one local test user (stack settings
+        # KAFKA_SASL_USER/PASSWORD); PLAIN's users are in its JAAS line, SCRAM's in the
+        # cluster metadata (added when the storage is formatted)
+        f"sasl.enabled.mechanisms=PLAIN,{','.join(SCRAM_MECHANISMS)}",
         f"listener.name.sasl_plaintext.plain.sasl.jaas.config={_plain_jaas(KAFKA_SASL_USER, KAFKA_SASL_PASSWORD)}",
+        *(f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+          for m in SCRAM_MECHANISMS),
         f"log.dirs={data_dir(settings)}",
         "num.partitions=1",
         "auto.create.topics.enable=false",
@@ -157,10 +172,32 @@ def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties
     argv = _java_base(settings, java, log4j) + [
         "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id, "--config", str(properties),
     ]
+    for mechanism in SCRAM_MECHANISMS:
+        argv += ["--add-scram", _scram_credentials(mechanism)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise StackError(f"kafka storage format failed in {data_dir(settings)}: {detail[0][:400]}")
+    (data_dir(settings) / SCRAM_MARKER).write_text(",".join(SCRAM_MECHANISMS) + "\n")
+
+
+def add_scram_users_if_needed(settings: StackSettings, java: JavaHome, log4j: Path, say: Callable[[str], None]) -> None:
+    """A data dir formatted before the SASL listener took SCRAM: add the test user's SCRAM
+    credentials once, through the running broker (Kafka's ConfigCommand)."""
+    marker = data_dir(settings) / SCRAM_MARKER
+    if marker.is_file() or not (data_dir(settings) / "meta.properties").is_file():
+        return
+    say(f"kafka: adding SCRAM credentials for user {KAFKA_SASL_USER}")
+    config = ",".join(f"{m}=[password={KAFKA_SASL_PASSWORD}]" for m in SCRAM_MECHANISMS)
+    argv = _java_base(settings, java, log4j) + [
+        "kafka.admin.ConfigCommand", "--bootstrap-server", settings.kafka_bootstrap, "--alter",
+        "--add-config", config, "--entity-type", "users", "--entity-name", KAFKA_SASL_USER,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise StackError(f"kafka: adding SCRAM credentials for {KAFKA_SASL_USER} failed: {detail[0][:400]}")
+    marker.write_text(",".join(SCRAM_MECHANISMS) + "\n")
 
 
 def argv(settings: StackSettings, java: JavaHome, properties: Path, log4j: Path) -> list[str]:

@@ -144,6 +144,8 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
+        if "kafka" in started:  # (log4j: written when it was started, above)
+            await asyncio.to_thread(kafka.add_scram_users_if_needed, settings, java, log4j, say)
 
         notes += await ensure_topics(settings.kafka_bootstrap, settings.topics)
         say(f"kafka: topics ready: {', '.join(t.name for t in settings.topics)}")
@@ -206,7 +208,7 @@ async def _wait_ready(
 async def status(settings: StackSettings) -> list[ServerState]:
     k_pid = running_pid(kafka.server(settings))
     k_health = await kafka_health(settings.kafka_bootstrap, timeout_s=3.0)
-    sasl = (f"SASL_PLAINTEXT/PLAIN listener on {settings.kafka_sasl_port}"
+    sasl = (f"SASL_PLAINTEXT listener (PLAIN, {', '.join(kafka.SCRAM_MECHANISMS)}) on {settings.kafka_sasl_port}"
             if port_in_use(settings.host, settings.kafka_sasl_port)
             else f"no SASL listener on {settings.kafka_sasl_port}: restart the stack")
     k_text = (

@@ -1,5 +1,5 @@
-"""Kafka credentials for real: the local Kafka's SASL_PLAINTEXT/PLAIN listener
-(pipeline/stack/kafka.py, user peregrine) with `peregrine worker`, `replay` and
+"""Kafka credentials for real: the local Kafka's SASL_PLAINTEXT listener (PLAIN and
+SCRAM-SHA-256; pipeline/stack/kafka.py, user peregrine) with `peregrine worker`, `replay` and
 `webhook`. The right credentials carry an event to an alert in OpenSearch; a
 wrong password exits 2 with one line naming the problem, never a hang."""
 
@@ -43,18 +43,20 @@ def shell(container: str, pid: int, t: int) -> dict:
             "proc.name": "bash", "proc.cmdline": "bash -i", "container.id": container}
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
 async def test_worker_and_replay_with_sasl_credentials_turn_an_event_into_an_alert(stack, sasl_bootstrap, topic_factory,
-                                                                                    opensearch, tmp_path):
+                                                                                    opensearch, tmp_path, mechanism):
     topics = {name: await topic_factory(1, prefix=f"pg-sasl-{name}")
               for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
     prefix = f"peregrine-alerts-test-sasl-{uuid.uuid4().hex[:8]}-"
+    sasl = {**SASL, "PEREGRINE_KAFKA_SASL_MECHANISM": mechanism}
     setup = WorkerSetup(sasl_bootstrap, stack.opensearch_url, topics, prefix, tmp_path / "worker",
-                        extra={**SASL, "PEREGRINE_CONFIG_AUDIT": "false"})
+                        extra={**sasl, "PEREGRINE_CONFIG_AUDIT": "false"})
     try:
         setup.start()
         events = tmp_path / "events.jsonl"
         events.write_bytes(orjson.dumps(shell("csasl1", 4242, 1_700_000_000_000_000_000)) + b"\n")
-        code, out = run({**SASL, "PEREGRINE_KAFKA_BOOTSTRAP": sasl_bootstrap, "PEREGRINE_SYSCALL_TOPIC": topics["syscall"]},
+        code, out = run({**sasl, "PEREGRINE_KAFKA_BOOTSTRAP": sasl_bootstrap, "PEREGRINE_SYSCALL_TOPIC": topics["syscall"]},
                         "replay", str(events))
         assert code == 0, out
         # read back on the plaintext listener: the same broker, so the same records
@@ -68,9 +70,10 @@ async def test_worker_and_replay_with_sasl_credentials_turn_an_event_into_an_ale
         await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
 
 
-def test_worker_with_a_wrong_password_exits_2_with_one_line(sasl_bootstrap):
-    code, out = run({**SASL, "PEREGRINE_KAFKA_BOOTSTRAP": sasl_bootstrap, "PEREGRINE_KAFKA_SASL_PASSWORD": "not-the-password"},
-                    "worker")
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+def test_worker_with_a_wrong_password_exits_2_with_one_line(sasl_bootstrap, mechanism):
+    code, out = run({**SASL, "PEREGRINE_KAFKA_BOOTSTRAP": sasl_bootstrap, "PEREGRINE_KAFKA_SASL_PASSWORD": "not-the-password",
+                     "PEREGRINE_KAFKA_SASL_MECHANISM": mechanism}, "worker")
     assert code == 2, out
     assert lines(out) == [
         f"error: Kafka at {sasl_bootstrap} refused the SASL credentials of user {stack_settings.KAFKA_SASL_USER} "

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from pipeline.stack import settings as s
+from pipeline.stack.kafka import SCRAM_MECHANISMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,9 +47,14 @@ def test_kafka_has_the_local_sasl_listener_and_user(services):
     env = services["kafka"]["environment"]
     assert f"SASL_PLAINTEXT://{s.HOST}:{s.KAFKA_SASL_PORT}" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
-    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == ",".join(("PLAIN",) + SCRAM_MECHANISMS) == "PLAIN,SCRAM-SHA-256"
     jaas = env["KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG"]
     assert f'user_{s.KAFKA_SASL_USER}="{s.KAFKA_SASL_PASSWORD}"' in jaas
+    # the image maps "___" to "-" and "__" to "_": listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config
+    assert "ScramLoginModule required;" in env["KAFKA_LISTENER_NAME_SASL__PLAINTEXT_SCRAM___SHA___256_SASL_JAAS_CONFIG"]
+    scram_user = services["kafka-scram-user"]["command"]
+    assert scram_user[scram_user.index("--add-config") + 1] == f"SCRAM-SHA-256=[password={s.KAFKA_SASL_PASSWORD}]"
+    assert scram_user[scram_user.index("--entity-name") + 1] == s.KAFKA_SASL_USER
 
 
 def test_opensearch_is_single_node_without_security(services):
