@@ -23,9 +23,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "tests" / "data" / "pipeline" / "rules.yaml"
 PEREGRINE = str(Path(sys.executable).with_name("peregrine"))
-# the workers' log level: warning keeps the logs short; PEREGRINE_TEST_WORKER_LOGLEVEL=info (or debug)
-# shows rebalances, JoinGroup/SyncGroup and changelog recovery when chasing a stall
-WORKER_LOGLEVEL = os.environ.get("PEREGRINE_TEST_WORKER_LOGLEVEL", "warning")
+# the workers' log level: info, so that a test failing in CI shows the worker's rebalances, changelog
+# recovery and stream state in its log tail (at warning a worker that stalled after its assignment
+# left only Faust's banner); PEREGRINE_TEST_WORKER_LOGLEVEL=warning (or debug) to change it
+WORKER_LOGLEVEL = os.environ.get("PEREGRINE_TEST_WORKER_LOGLEVEL", "info")
 
 
 def free_port() -> int:
