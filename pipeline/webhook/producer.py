@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka.structs import TopicPartition
+
 from pipeline.errors import ConfigError, PeregrineError
 from pipeline.webhook.eventlist import AuditRecord
 
@@ -99,6 +101,27 @@ class AuditProducer:
         assert self._producer is not None
         pending = [await self._producer.send(self.topic, value=r.value, key=r.key) for r in records]
         await asyncio.gather(*pending)
+
+    async def ready(self, timeout_s: float = 2.0) -> str | None:
+        """None when Kafka answers a metadata request within ``timeout_s`` and every partition
+        of the topic has a leader; else why not (for ``/readyz``: the pod then leaves its
+        Service, and the API server's webhook backend retries on another or later)."""
+        if self._producer is None:
+            return "the Kafka producer is not started"
+        client = self._producer.client
+        try:
+            cluster = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+        except asyncio.TimeoutError:
+            return f"Kafka at {self.broker} did not answer a metadata request within {timeout_s:g}s"
+        except Exception as error:  # noqa: BLE001 - any KafkaError: not ready
+            return f"Kafka at {self.broker} did not answer a metadata request: {type(error).__name__}: {error}"
+        partitions = cluster.partitions_for_topic(self.topic)
+        if not partitions:
+            return f"Kafka topic {self.topic} is missing on {self.broker}"
+        leaderless = sorted(p for p in partitions if cluster.leader_for_partition(TopicPartition(self.topic, p)) in (None, -1))
+        if leaderless:
+            return f"Kafka topic {self.topic} has no leader for partition(s) {', '.join(map(str, leaderless))}"
+        return None
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -1,5 +1,6 @@
 """The HTTP side of the receiver (aiohttp): ``POST <path>`` (default
-``/k8s-audit``), ``GET /healthz`` and ``GET /metrics``.
+``/k8s-audit``), ``GET /healthz`` (liveness), ``GET /readyz`` (Kafka reachable, topic
+led) and ``GET /metrics``.
 
 Answers, in the order they are checked: 401 without the bearer token; 413
 for a body over the limit (before it is read, when Content-Length says so);
@@ -72,7 +73,18 @@ async def receive(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves HTTP (Kafka being away is no reason to restart it)."""
     return web.json_response({"status": "ok", "topic": request.app[SETTINGS].topic})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Kafka answers and the audit topic has a leader for each partition; 503 with
+    the reason otherwise."""
+    topic = request.app[SETTINGS].topic
+    problem = await request.app[PRODUCER].ready()
+    if problem is not None:
+        return web.json_response({"status": "unready", "topic": topic, "reason": problem}, status=503)
+    return web.json_response({"status": "ready", "topic": topic})
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -88,6 +100,7 @@ def build_app(settings: WebhookSettings, producer: AuditProducer, token: BearerT
     app[TOKEN] = token
     app.router.add_post(settings.path, receive)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
     return app
 

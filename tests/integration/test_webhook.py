@@ -186,11 +186,16 @@ async def test_503_while_kafka_refuses_then_200(webhooks, bootstrap_servers):
         assert status == 503 and answer["reason"].startswith("Kafka refused the events"), answer
         small = fixture_events()[1] | {"auditID": "small"}
         assert (await hook.post(eventlist([small])))[0] == 200
+        assert await hook.get("/readyz") == (200, {"status": "ready", "topic": topic})
         # the topic goes away: nothing can be acked, the API server is told to retry
         await delete_topics(bootstrap_servers, [topic])
         await _wait_until_gone(bootstrap_servers, topic)
         status, answer = await hook.post(eventlist([small | {"auditID": "while-gone"}]))
         assert status == 503, answer
+        # not ready (the Service stops sending it requests), still alive (no restart)
+        assert await hook.get("/readyz") == (503, {"status": "unready", "topic": topic,
+                                                   "reason": f"Kafka topic {topic} is missing on {bootstrap_servers}"})
+        assert (await hook.get("/healthz"))[0] == 200
         await ensure_topics(bootstrap_servers, [TopicSpec(topic, 1)])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 90
@@ -198,6 +203,7 @@ async def test_503_while_kafka_refuses_then_200(webhooks, bootstrap_servers):
             assert status == 503
             await asyncio.sleep(1)
         assert status == 200, hook.log_text()
+        assert (await hook.get("/readyz"))[0] == 200
         records = await read_records(bootstrap_servers, topic, expect=1, settle=2.0)
         # at least once: a batch answered 503 may still have reached Kafka, never one refused for good
         assert {orjson.loads(r.value)["auditID"] for r in records} - {"while-gone"} == {"back"}

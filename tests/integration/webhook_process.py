@@ -133,6 +133,11 @@ class WebhookProcess:
             async with session.post(self.url, data=body, headers=headers, ssl=self.ssl_context()) as response:
                 return response.status, await response.json(content_type=None)
 
+    async def get(self, path: str) -> tuple[int, dict]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(self.base + path, ssl=self.ssl_context()) as response:
+                return response.status, await response.json(content_type=None)
+
     def log_text(self) -> str:
         path = self.workdir / "webhook.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""

@@ -40,7 +40,7 @@ def test_the_deployment_runs_peregrine_webhook_with_flags_it_has(capsys):
         assert any(value.startswith(mount + "/") for mount in mounts), flag
     port = int(command[command.index("--listen") + 1].rpartition(":")[2])
     assert container["ports"][0]["containerPort"] == port
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
 
 
 def test_the_kubeconfig_points_at_the_receiver_service():
