@@ -174,11 +174,16 @@ def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties
     ]
     for mechanism in SCRAM_MECHANISMS:
         argv += ["--add-scram", _scram_credentials(mechanism)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    _run_tool(argv, 300, f"kafka storage format failed in {data_dir(settings)}")
+    (data_dir(settings) / SCRAM_MARKER).write_text(",".join(SCRAM_MECHANISMS) + "\n")
+
+
+def _run_tool(argv: list[str], timeout_s: float, failure: str) -> None:
+    """Run one of Kafka's command-line tools; a StackError with its last line when it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
         detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise StackError(f"kafka storage format failed in {data_dir(settings)}: {detail[0][:400]}")
-    (data_dir(settings) / SCRAM_MARKER).write_text(",".join(SCRAM_MECHANISMS) + "\n")
+        raise StackError(f"{failure}: {detail[0][:400]}")
 
 
 def add_scram_users_if_needed(settings: StackSettings, java: JavaHome, log4j: Path, say: Callable[[str], None]) -> None:
@@ -193,10 +198,7 @@ def add_scram_users_if_needed(settings: StackSettings, java: JavaHome, log4j: Pa
         "kafka.admin.ConfigCommand", "--bootstrap-server", settings.kafka_bootstrap, "--alter",
         "--add-config", config, "--entity-type", "users", "--entity-name", KAFKA_SASL_USER,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise StackError(f"kafka: adding SCRAM credentials for {KAFKA_SASL_USER} failed: {detail[0][:400]}")
+    _run_tool(argv, 120, f"kafka: adding SCRAM credentials for {KAFKA_SASL_USER} failed")
     marker.write_text(",".join(SCRAM_MECHANISMS) + "\n")
 
 
