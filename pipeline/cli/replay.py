@@ -84,10 +84,11 @@ async def produce(
     from aiokafka import AIOKafkaProducer
 
     from pipeline.stream.credentials import aiokafka_options, explain_kafka_failure
+    from pipeline.stream.settings import DEFAULT_KAFKA_COMPRESSION
 
     security = aiokafka_options(settings) if settings is not None else {}
     # compressed record batches: the worker's fetches, and the bytes it copies, shrink several times
-    compression = settings.compression_type if settings is not None else "zstd"
+    compression = settings.compression_type if settings is not None else DEFAULT_KAFKA_COMPRESSION
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024,
                                 compression_type=compression, **security)
     try:

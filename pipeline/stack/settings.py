@@ -24,7 +24,7 @@ OPENSEARCH_VERSION = "2.19.6"
 HOST = "127.0.0.1"
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
-# A second Kafka listener, SASL_PLAINTEXT with mechanism PLAIN and one user, on loopback:
+# A second Kafka listener, SASL_PLAINTEXT with PLAIN and SCRAM-SHA-256 for one user, on loopback:
 # where the worker's credential settings are tested for real (tests/integration/test_kafka_credentials.py).
 KAFKA_SASL_PORT = 9094
 KAFKA_SASL_USER = "peregrine"
@@ -90,7 +90,7 @@ class StackSettings:
 
     @property
     def kafka_sasl_bootstrap(self) -> str:
-        """The SASL_PLAINTEXT (PLAIN) listener of the local Kafka: user KAFKA_SASL_USER."""
+        """The SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256) of the local Kafka: user KAFKA_SASL_USER."""
         return f"{self.host}:{self.kafka_sasl_port}"
 
     @property

@@ -19,6 +19,9 @@ from pipeline.stack import settings as stack
 STORES = ("rocksdb", "memory")
 # Kafka's record-batch codecs (aiokafka decodes them all through cramjam)
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+# Peregrine's producers' codec (PEREGRINE_KAFKA_COMPRESSION), also for a producer made without settings.
+# zstd: aiokafka encodes lz4 at level 9 (~200 MB/s here), zstd at its default (~1.5 GB/s)
+DEFAULT_KAFKA_COMPRESSION = "zstd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +49,8 @@ class PipelineSettings:
     # what the worker holds fetched: 4 MiB of zstd-compressed bench events decode to ~100 MiB
     fetch_max_bytes: int = 4 << 20
     # how Peregrine's producers (replay, webhook, the worker's alerts, dead letters, repartition
-    # and changelogs) compress record batches; a consumer reads every codec whatever this says.
-    # zstd: aiokafka encodes lz4 at level 9 (~200 MB/s here), zstd at its default (~1.5 GB/s)
-    kafka_compression: str = "zstd"
+    # and changelogs) compress record batches; a consumer reads every codec whatever this says
+    kafka_compression: str = DEFAULT_KAFKA_COMPRESSION
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch with no new data (Faust's own: 1500)
     max_message_bytes: int = 1_048_576
     max_processes_per_container: int = 4096  # past it, a container's least recently seen process goes

@@ -43,6 +43,7 @@ class AuditProducer:
 
         from pipeline.stack.health import quiet_aiokafka
         from pipeline.stream.credentials import aiokafka_options, explain_kafka_failure
+        from pipeline.stream.settings import DEFAULT_KAFKA_COMPRESSION
 
         security = aiokafka_options(self.pipeline) if self.pipeline is not None else {}
 
@@ -75,7 +76,7 @@ class AuditProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            compression_type=self.pipeline.compression_type if self.pipeline is not None else "zstd",
+            compression_type=self.pipeline.compression_type if self.pipeline is not None else DEFAULT_KAFKA_COMPRESSION,
             max_request_size=self.max_event_bytes + 64 * 1024,
             request_timeout_ms=int(self.timeout_s * 1000),
             **security,
