@@ -2,7 +2,8 @@
 
 Files are read like `peregrine scan` reads them (JSON lines, arrays, K8s
 EventLists, CloudTrail Records). Each event goes to its source's topic
-unless --topic is given; syscall events are keyed by ``container.id``, so one
+unless --topic is given; syscall events are keyed by ``container.id`` (host
+events by ``host:`` + their ``evt.hostname``, pipeline/ingest/keys.py), so one
 container's events stay in order on one partition. ``--batch N`` packs up
 to N events of the same key into one NDJSON message, as collectors do.
 """
@@ -18,6 +19,7 @@ import orjson
 import typer
 
 from pipeline.errors import ConfigError, EventError
+from pipeline.ingest.keys import container_key
 
 
 def _source(event: dict, hint: str | None) -> str:
@@ -41,8 +43,7 @@ def _source(event: dict, hint: str | None) -> str:
 
 def key_of(event: dict, source: str) -> bytes | None:
     if source == "syscall":
-        cid = event.get("container.id")
-        return (cid if isinstance(cid, str) and cid else "host").encode()
+        return container_key(event).encode()
     if source == "k8s_audit":
         ref = event.get("objectRef") or {}
         ns = ref.get("namespace") if isinstance(ref, dict) else None

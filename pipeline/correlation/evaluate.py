@@ -52,6 +52,7 @@ from typing import Any
 from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
 from pipeline.correlation.state import GroupIndex, State, Store, group_key, jsonable, new_state, newest_time, split_key
 from pipeline.errors import ConfigError
+from pipeline.ingest.keys import HOST, host_key
 from pipeline.fields.registry import MISSING, UnknownField
 from pipeline.rules.model import Priority
 
@@ -241,6 +242,11 @@ class CorrelationEvaluator:
         engine = Engine(entries, {}, registry_for, rule_matching="all")
         self._steps_matching = {source: engine.evaluator(source) for source in self._by_source}
         self._source_of = {correlation.name: correlation.source for correlation in self.correlations}
+        # syscall correlations grouped by container.id: where in ``by`` it is. A group whose
+        # container.id is "host" gets the event's node in its key (pipeline/ingest/keys.py): host
+        # events are partitioned by node, and two nodes' host processes are not one group
+        self._host_scoped = {correlation.name: correlation.by.index("container.id") for correlation in self.correlations
+                             if correlation.source == "syscall" and "container.id" in correlation.by}
         self.stats = CorrelationStats()
         self.clocks: dict[Hashable, int] = {}  # clock -> the newest event time it has seen
         self.index = GroupIndex()
@@ -365,12 +371,17 @@ class CorrelationEvaluator:
     # -- groups
 
     def _group(self, correlation: Correlation, event: Any) -> tuple[Any, ...] | None:
+        """The ``by`` values of the event's group; for a host group (container.id "host") one
+        more, the node's key, which goes into the store key but not into the alert's group."""
         values = []
         for extract in correlation.by_extract:
             value = extract(event)
             if not _present(value) or value == "":
                 return None
             values.append(jsonable(value))
+        at = self._host_scoped.get(correlation.name)
+        if at is not None and values[at] == HOST and type(event) is dict:
+            values.append(host_key(event))
         return tuple(values)
 
     def _save(self, key: str, state: State, deadline: int, alive: bool, clock: Hashable) -> None:

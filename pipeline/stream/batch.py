@@ -6,11 +6,11 @@ each ``stream.take_events`` batch, then produces what it returns, stores the
 alerts in OpenSearch and only then acks the batch's messages.
 
 Syscall events meet their container's process tree here. The syscall topic
-is keyed by ``container.id``; an event whose container hashes (Kafka's
-default partitioner) to another partition than the one it arrived on is not
-processed here but forwarded, keyed by ``container.id``, to the repartition
-topic, so one container's events always reach the same worker and the same
-table partition.
+is keyed by ``container.id`` (a host event by ``host:`` + ``evt.hostname``:
+pipeline/ingest/keys.py); an event whose key hashes (Kafka's default
+partitioner) to another partition than the one it arrived on is not
+processed here but forwarded, with that key, to the repartition topic, so one
+container's events always reach the same worker and the same table partition.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pipeline.alerts import Alert, alert_uuid
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
 from pipeline.ingest.decode import DecodeError, decode_message
+from pipeline.ingest.keys import HOST, host_key
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
 
@@ -185,7 +186,8 @@ class BatchProcessor:
                     self._evaluate(result, message, index, event, None, source, _natural_key(event, source))
                     continue
                 cid = event.get("container.id")
-                cid = cid if isinstance(cid, str) and cid else "host"
+                if cid.__class__ is not str or not cid or cid == HOST:
+                    cid = host_key(event)  # one tree and one partition per node's host processes
                 if cid != current_cid:
                     current_cid = cid
                     if self.repartition and self.partition_of(cid) != message.partition:
