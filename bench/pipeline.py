@@ -17,9 +17,12 @@ messages, their record batches compressed as a collector's producer would
 message; in the same run a raw aiokafka
 consume + orjson.loads loop on the same topic and the engine alone (decode +
 rules + alert, bench/engine.py's loop) on the same bytes in this process;
-their ratios; ``--workers`` workers (2 by default) in one consumer group on as
-many partitions, the events produced once each holds partitions (how Peregrine
-scales: more partitions and workers, not threads); the worker's batch processor alone (decode + schema check +
+their ratios, and the ceiling of any one-process consumer (raw consume plus
+the engine's time without orjson.loads, which the raw consume already paid);
+``--workers`` workers (2 by default) in one consumer group on as many
+partitions, reading ``--nodes`` (32) nodes' events (a node's own mix has only
+six keys, too few to share), produced once each worker holds partitions (how
+Peregrine scales: more partitions and workers, not threads); the worker's batch processor alone (decode + schema check +
 process tree + rules + alerts) for where the rest goes; latency p50/p99 from
 production to the alert topic and to searchable in OpenSearch (polled every
 100 ms without forcing a refresh: the index's own 1 s refresh counts) at about
@@ -59,6 +62,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
 from engine import RULES_DIR, NodeStream  # noqa: E402  bench/engine.py's event mix
+from pipeline.ingest.keys import container_key  # noqa: E402
 from pipeline.stack.provision import delete_topics, ensure_topics  # noqa: E402
 from pipeline.stack.settings import StackSettings, TopicSpec  # noqa: E402
 from pipeline.stream.batch import DictStateStore, Message, kafka_partition  # noqa: E402
@@ -76,12 +80,32 @@ def rule_files() -> list[str]:
 
 
 def encoded_events(n: int, seed: int = SEED) -> list[tuple[str, bytes]]:
-    """(container id, JSON bytes) of bench/engine.py's mix."""
+    """(key, JSON bytes) of bench/engine.py's mix (one node's events; the key is the
+    container id, ``host:node-a`` for the node's host processes)."""
     stream = NodeStream(seed)
     out = []
     for _ in range(n):
         event = stream.next_event()
-        out.append((event["container.id"], orjson.dumps(event)))
+        out.append((container_key(event), orjson.dumps(event)))
+    return out
+
+
+def cluster_events(n: int, nodes: int) -> list[tuple[str, bytes]]:
+    """(key, JSON bytes) of ``nodes`` nodes, n/nodes events each: bench/engine.py's mix
+    with another seed per node, its hostname and container ids made the node's own. One
+    node has 6 keys (five containers and its host processes, 45% of its events), too few
+    for two partitions to get a fair share; a cluster has many."""
+    out = []
+    for node in range(nodes):
+        stream = NodeStream(SEED + 100 + node)
+        hostname = f"node-{node}"
+        for _ in range(n // nodes):
+            event = stream.next_event()
+            event["evt.hostname"] = hostname
+            cid = event["container.id"]
+            if cid != "host":
+                event["container.id"] = f"{cid[:8]}{node:04x}"
+            out.append((container_key(event), orjson.dumps(event)))
     return out
 
 
@@ -130,6 +154,20 @@ async def raw_consume(bootstrap: str, topic: str, total_events: int) -> float:
     finally:
         await consumer.stop()
     return total_events / (time.perf_counter() - began)
+
+
+def loads_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> float:
+    """orjson.loads over the same bytes in this process: the part of the engine alone's time
+    that any consumer also pays (it is in the raw consume figure)."""
+    loads = orjson.loads
+    best = float("inf")
+    for _ in range(2):
+        began = time.perf_counter()
+        for _, value in msgs:
+            for line in value.split(b"\n"):
+                loads(line)
+        best = min(best, time.perf_counter() - began)
+    return total_events / best
 
 
 def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> tuple[float, int]:
@@ -381,10 +419,11 @@ def _stamped_messages(stream: NodeStream, batch: int, events: int) -> list[tuple
     for _ in range(events):
         event = stream.next_event()
         event["evt.time"] = int(STAMP)
-        group = groups.setdefault(event["container.id"], [])
+        key = container_key(event)
+        group = groups.setdefault(key, [])
         group.append(orjson.dumps(event))
         if len(group) >= batch:
-            out.append((event["container.id"].encode(), b"\n".join(group), len(group)))
+            out.append((key.encode(), b"\n".join(group), len(group)))
             group.clear()
     return out
 
@@ -461,6 +500,7 @@ async def main() -> None:
     parser.add_argument("--single", type=int, default=20_000, help="events for the one-event-per-message run")
     parser.add_argument("--batch", type=int, default=100, help="events per batched message")
     parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--nodes", type=int, default=32, help="nodes whose events the --workers run reads (each node: its own containers and host key)")
     parser.add_argument("--workers", type=int, default=2, help="then this many workers in one group on --partitions max(2, workers) (0: skip)")
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--profile-worker", action="store_true", help="py-spy the batched worker run and print where its time goes")
@@ -508,6 +548,12 @@ async def main() -> None:
         print(f"raw aiokafka consume + orjson.loads:          {raw:>10,.0f} events/s")
         alone, matched = engine_alone(batched, args.events)
         print(f"engine alone (loads+rules+alert, 1 process):  {alone:>10,.0f} events/s  ({matched} alerts)")
+        decoded = loads_alone(batched, args.events)
+        # a single-process consumer running the engine pays the raw consume (fetch, decompress,
+        # loads) and the engine's time without its loads: the most it can reach, whatever it is
+        ceiling = 1 / (1 / raw + 1 / alone - 1 / decoded)
+        print(f"  of which orjson.loads alone:                {decoded:>10,.0f} events/s; raw consume + the engine without "
+              f"its loads, the ceiling of any one-process consumer: {ceiling:,.0f} events/s ({ceiling / alone:.2f}x)")
         batch_alone = processor_alone(batched, args.events, args.partitions)
         print(f"batch processor alone (+schema, tree):        {batch_alone:>10,.0f} events/s")
         profile = Path(f"/tmp/peregrine-bench-{tag}.pyspy") if args.profile_worker else None
@@ -526,16 +572,22 @@ async def main() -> None:
                   f"{plain / alone:.2f}x the engine alone; raw consume {raw_plain:,.0f} events/s)")
         if args.workers > 1:
             parts = max(args.partitions, args.workers)
-            topic = f"{names['syscall']}.scale"
-            await ensure_topics(bootstrap, [TopicSpec(topic, parts)])
-            extra_topics.append(topic)
-            scaled, _ = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-scale-{tag}", PEREGRINE_SYSCALL_TOPIC=topic,
-                                              PEREGRINE_PARTITIONS=str(parts)), args.events, log, count=args.workers,
-                                         then_produce=lambda: produce(bootstrap, topic, batched))
-            split = sorted(Counter(kafka_partition(k, parts) for k, v in batched for _ in range(v.count(b"\n") + 1)).values(), reverse=True)
-            print(f"{args.workers} workers in one consumer group, {parts} partitions: {scaled:>10,.0f} events/s "
-                  f"({scaled / piped:.2f}x one worker; {scaled / alone:.2f}x the engine alone on one core); the events' "
-                  f"containers hash {' / '.join(f'{100 * n / args.events:.0f}%' for n in split)} to the partitions")
+            cluster = messages(cluster_events(args.events, args.nodes), args.batch)
+            total = sum(v.count(b"\n") + 1 for _, v in cluster)
+            split = sorted(Counter(kafka_partition(k, parts) for k, v in cluster for _ in range(v.count(b"\n") + 1)).values(), reverse=True)
+            print(f"{args.nodes} nodes' events ({total:,}), produced while the workers run (on the same cores); their keys hash "
+                  f"{' / '.join(f'{100 * n / total:.0f}%' for n in split)} to {parts} partitions")
+            rates = {}
+            for count in (1, args.workers):  # the same events, one worker then the group
+                topic = f"{names['syscall']}.scale{count}"
+                await ensure_topics(bootstrap, [TopicSpec(topic, parts)])
+                extra_topics.append(topic)
+                env = dict(base_env, PEREGRINE_APP_ID=f"bench-scale{count}-{tag}", PEREGRINE_SYSCALL_TOPIC=topic, PEREGRINE_PARTITIONS=str(parts))
+                rates[count], _ = await run_worker(env, total, log, count=count,
+                                                   then_produce=lambda topic=topic: produce(bootstrap, topic, cluster))
+                print(f"{count} worker(s) in one consumer group, {parts} partitions: {rates[count]:>10,.0f} events/s"
+                      + (f" ({rates[count] / rates[1]:.2f}x one worker; {rates[count] / alone:.2f}x the engine alone on one core)"
+                         if count > 1 else ""))
         if args.batched_only:
             return
         singles = messages(encoded_events(args.single, SEED + 2), 1)
