@@ -80,19 +80,68 @@ def _plain_jaas(user: str, password: str) -> str:
             f'username="{user}" password="{password}" user_{user}="{password}";')
 
 
+TLS_STORE_PASSWORD = "peregrine-local-tls"  # the local broker's keystore on loopback, not a secret
+TLS_VALIDITY_DAYS = "3650"
+
+
+def ensure_tls(settings: StackSettings, java: JavaHome, say: Callable[[str], None]) -> Path:
+    """The SSL listener's keystore, made once with the JDK's keytool: a local CA
+    (``ca.pem``, what clients trust) and the broker's key and certificate signed by it,
+    for ``settings.host`` (an IP SAN, so a client's hostname check passes) and
+    localhost. Returns the broker's PKCS12 keystore. Made in a temporary dir then
+    renamed, so an interrupted run leaves nothing half made."""
+    tls = settings.kafka_tls_dir
+    keystore = tls / "broker.p12"
+    if keystore.is_file() and settings.kafka_ca_file.is_file():
+        return keystore
+    say(f"kafka: making a local CA and the SSL listener's certificate in {tls}")
+    staging = tls.with_name(tls.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    keytool = str(java.home / "bin" / "keytool")
+    store = ["-storetype", "PKCS12", "-storepass", TLS_STORE_PASSWORD]
+    steps = [
+        ["-genkeypair", "-alias", "ca", "-dname", "CN=Peregrine local CA", "-ext", "bc:c", "-keyalg", "RSA", "-keysize", "2048",
+         "-validity", TLS_VALIDITY_DAYS, "-keystore", "ca.p12", *store],
+        ["-exportcert", "-rfc", "-alias", "ca", "-keystore", "ca.p12", *store, "-file", "ca.pem"],
+        ["-genkeypair", "-alias", "broker", "-dname", f"CN={settings.host}", "-keyalg", "RSA", "-keysize", "2048",
+         "-validity", TLS_VALIDITY_DAYS, "-keystore", "broker.p12", *store],
+        ["-certreq", "-alias", "broker", "-keystore", "broker.p12", *store, "-file", "broker.csr"],
+        ["-gencert", "-rfc", "-alias", "ca", "-keystore", "ca.p12", *store, "-infile", "broker.csr", "-outfile", "broker.pem",
+         "-validity", TLS_VALIDITY_DAYS, "-ext", f"SAN=IP:{settings.host},DNS:localhost", "-ext", "EKU=serverAuth"],
+        ["-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-keystore", "broker.p12", *store],
+        ["-importcert", "-alias", "broker", "-file", "broker.pem", "-keystore", "broker.p12", *store],
+    ]
+    for step in steps:
+        done = subprocess.run([keytool, *step], cwd=staging, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise StackError(f"keytool {step[0]} failed in {staging}: {detail[0][:400]}")
+    shutil.rmtree(tls, ignore_errors=True)
+    staging.replace(tls)
+    return keystore
+
+
 def _server_properties(settings: StackSettings) -> str:
     host = settings.host
     sasl = f"SASL_PLAINTEXT://{host}:{settings.kafka_sasl_port}"
+    tls = f"SSL://{host}:{settings.kafka_ssl_port}"
     return "\n".join([
         "# Written by `peregrine stack up` on every start; edit pipeline/stack/settings.py instead.",
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
-        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},CONTROLLER://{host}:{settings.kafka_controller_port}",
-        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl}",
+        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},{tls},CONTROLLER://{host}:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},{tls}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
+        # the SSL listener: server authentication only, keystore from ensure_tls
+        f"listener.name.ssl.ssl.keystore.location={settings.kafka_tls_dir / 'broker.p12'}",
+        "listener.name.ssl.ssl.keystore.type=PKCS12",
+        f"listener.name.ssl.ssl.keystore.password={TLS_STORE_PASSWORD}",
+        f"listener.name.ssl.ssl.key.password={TLS_STORE_PASSWORD}",
+        "listener.name.ssl.ssl.client.auth=none",
         # the SASL listener: PLAIN and SCRAM with one local test user (stack settings
         # KAFKA_SASL_USER/PASSWORD); PLAIN's users are in its JAAS line, SCRAM's in the
         # cluster metadata (added when the storage is formatted)

@@ -82,6 +82,7 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
             ensure_port_free(settings.host, settings.kafka_port, "Kafka", "PEREGRINE_KAFKA_PORT")
             ensure_port_free(settings.host, settings.kafka_controller_port, "the Kafka controller", "PEREGRINE_KAFKA_CONTROLLER_PORT")
             ensure_port_free(settings.host, settings.kafka_sasl_port, "Kafka's SASL listener", "PEREGRINE_KAFKA_SASL_PORT")
+            ensure_port_free(settings.host, settings.kafka_ssl_port, "Kafka's SSL listener", "PEREGRINE_KAFKA_SSL_PORT")
         if o_pid is None and not o_foreign:
             ensure_port_free(settings.host, settings.opensearch_port, "OpenSearch", "PEREGRINE_OPENSEARCH_PORT")
 
@@ -108,6 +109,7 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
         elif k_foreign:
             notes.append(f"kafka: using the Kafka already answering on {settings.kafka_bootstrap} (not started by peregrine)")
         else:
+            kafka.ensure_tls(settings, java, say)
             properties, log4j = kafka.configure(settings)
             kafka.format_storage_if_needed(settings, java, properties, log4j, say)
             k_pid = start_detached(
@@ -211,6 +213,9 @@ async def status(settings: StackSettings) -> list[ServerState]:
     sasl = (f"SASL_PLAINTEXT listener (PLAIN, {', '.join(kafka.SCRAM_MECHANISMS)}) on {settings.kafka_sasl_port}"
             if port_in_use(settings.host, settings.kafka_sasl_port)
             else f"no SASL listener on {settings.kafka_sasl_port}: restart the stack")
+    sasl += (f", SSL listener on {settings.kafka_ssl_port} (CA {settings.kafka_ca_file})"
+             if port_in_use(settings.host, settings.kafka_ssl_port)
+             else f", no SSL listener on {settings.kafka_ssl_port}: restart the stack")
     k_text = (
         f"ready (cluster {k_health.cluster_id}, {k_health.brokers} broker; {sasl})" if k_health else "not answering"
     )

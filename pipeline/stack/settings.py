@@ -29,6 +29,10 @@ KAFKA_CONTROLLER_PORT = 9093
 KAFKA_SASL_PORT = 9094
 KAFKA_SASL_USER = "peregrine"
 KAFKA_SASL_PASSWORD = "peregrine-local"  # a local test user on loopback, not a secret
+# A third, SSL (TLS, no client certificate) with a certificate from a local CA that `peregrine
+# stack up` makes once (keytool; <home>/kafka-tls/ca.pem is what clients trust): where
+# PEREGRINE_KAFKA_SECURITY_PROTOCOL=SSL and PEREGRINE_KAFKA_CA_FILE are tested for real.
+KAFKA_SSL_PORT = 9095
 OPENSEARCH_PORT = 9200
 DASHBOARDS_PORT = 5601
 
@@ -68,6 +72,7 @@ class StackSettings:
     kafka_port: int = KAFKA_PORT
     kafka_controller_port: int = KAFKA_CONTROLLER_PORT
     kafka_sasl_port: int = KAFKA_SASL_PORT
+    kafka_ssl_port: int = KAFKA_SSL_PORT
     opensearch_port: int = OPENSEARCH_PORT
     kafka_heap: str = "512m"
     opensearch_heap: str = "512m"
@@ -92,6 +97,20 @@ class StackSettings:
     def kafka_sasl_bootstrap(self) -> str:
         """The SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256) of the local Kafka: user KAFKA_SASL_USER."""
         return f"{self.host}:{self.kafka_sasl_port}"
+
+    @property
+    def kafka_ssl_bootstrap(self) -> str:
+        """The SSL listener of the local Kafka (server certificate from the local CA: kafka_ca_file)."""
+        return f"{self.host}:{self.kafka_ssl_port}"
+
+    @property
+    def kafka_tls_dir(self) -> Path:
+        return self.home / "kafka-tls"
+
+    @property
+    def kafka_ca_file(self) -> Path:
+        """The local CA's certificate (PEM), what a client of the SSL listener trusts."""
+        return self.kafka_tls_dir / "ca.pem"
 
     @property
     def opensearch_url(self) -> str:
@@ -140,11 +159,13 @@ class StackSettings:
                 continue
             values[key] = _convert(name, raw.strip(), kind)
         settings = cls(**values)  # type: ignore[arg-type]
-        ports = [settings.kafka_port, settings.kafka_controller_port, settings.kafka_sasl_port, settings.opensearch_port]
+        ports = [settings.kafka_port, settings.kafka_controller_port, settings.kafka_sasl_port, settings.kafka_ssl_port,
+                 settings.opensearch_port]
         if len(set(ports)) != len(ports):
             raise ConfigError(
-                f"Kafka, Kafka controller, Kafka SASL and OpenSearch ports must differ, got {ports} "
-                "(PEREGRINE_KAFKA_PORT, PEREGRINE_KAFKA_CONTROLLER_PORT, PEREGRINE_KAFKA_SASL_PORT, PEREGRINE_OPENSEARCH_PORT)"
+                f"Kafka, Kafka controller, Kafka SASL, Kafka SSL and OpenSearch ports must differ, got {ports} "
+                "(PEREGRINE_KAFKA_PORT, PEREGRINE_KAFKA_CONTROLLER_PORT, PEREGRINE_KAFKA_SASL_PORT, PEREGRINE_KAFKA_SSL_PORT, "
+                "PEREGRINE_OPENSEARCH_PORT)"
             )
         return settings
 
@@ -156,6 +177,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "PEREGRINE_KAFKA_PORT": ("kafka_port", "port"),
     "PEREGRINE_KAFKA_CONTROLLER_PORT": ("kafka_controller_port", "port"),
     "PEREGRINE_KAFKA_SASL_PORT": ("kafka_sasl_port", "port"),
+    "PEREGRINE_KAFKA_SSL_PORT": ("kafka_ssl_port", "port"),
     "PEREGRINE_OPENSEARCH_PORT": ("opensearch_port", "port"),
     "PEREGRINE_KAFKA_HEAP": ("kafka_heap", "heap"),
     "PEREGRINE_OPENSEARCH_HEAP": ("opensearch_heap", "heap"),
