@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
-from pipeline.correlation.state import GroupIndex, State, Store, group_key, jsonable, new_state, newest_time, split_key
+from pipeline.correlation.state import (GroupIndex, State, Store, group_key, jsonable, new_state, newest_time, plain_json,
+                                        split_key)
 from pipeline.errors import ConfigError
 from pipeline.ingest.keys import HOST, host_key
 from pipeline.fields.registry import MISSING, UnknownField
@@ -495,7 +496,7 @@ class CorrelationEvaluator:
             value = correlation.field_extract(event)
             if not _present(value):
                 return
-            distinct_value = json.dumps(jsonable(value), default=str)
+            distinct_value = plain_json(value) or json.dumps(jsonable(value), default=str)
         values = self._group(correlation, event)
         if values is None:
             return

@@ -43,8 +43,28 @@ KEY_SEPARATOR = "\x1f"
 
 
 def group_key(correlation: str, values: tuple[Any, ...]) -> str:
-    """The store key of a group: the correlation's name and the ``by`` values, as text."""
-    return correlation + KEY_SEPARATOR + json.dumps(list(values), separators=(",", ":"), default=str)
+    """The store key of a group: the correlation's name and the ``by`` values as a compact
+    JSON list (what a changelog holds, so the text never changes). The usual values, plain
+    ASCII strings and ints, are written directly: json.dumps was ~1.5 us of every event a
+    correlation step matched."""
+    parts = []
+    for value in values:
+        text = plain_json(value)
+        if text is None:
+            return correlation + KEY_SEPARATOR + json.dumps(list(values), separators=(",", ":"), default=str)
+        parts.append(text)
+    return correlation + KEY_SEPARATOR + "[" + ",".join(parts) + "]"
+
+
+def plain_json(value: Any) -> str | None:
+    """json.dumps(value) for a plain ASCII string (nothing to escape) or an int, written
+    directly; None for anything else (the caller asks json.dumps)."""
+    kind = type(value)
+    if kind is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return '"' + value + '"'
+    if kind is int:
+        return str(value)
+    return None
 
 
 def split_key(key: str) -> tuple[str, list[Any]]:

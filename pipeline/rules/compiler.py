@@ -459,7 +459,7 @@ class _FunctionGen:
             net = self._literal(right.text, vtype, op, right, macro)
             if op in _ORDER_OPS:
                 raise ConditionCompileError(f"operator '{op}' does not apply to IP addresses", node.pos, macro)
-            nets = const((net,), "n")
+            nets = const(ops.Networks((net,)), "n")
             if vtype.any_of and op == "!=":
                 return f"((_t := {value}) and any(_ip_within(_x, {nets}) is False for _x in _t))"
             if vtype.is_list:
@@ -528,7 +528,7 @@ class _FunctionGen:
             predicate = lambda v, _x=exact, _p=prefixes: ops.pmatch_one(v, _x, _p)  # noqa: E731
             return f"_any_text({value}, {const(predicate, 'p')})"
         if vtype.type in ops.IP_TYPES:
-            nets = const(tuple(self._literal(item.text, vtype, op, item, macro) for item in items), "n")
+            nets = const(ops.Networks(self._literal(item.text, vtype, op, item, macro) for item in items), "n")
             if vtype.is_list:
                 return f"_ip_list({value}, {nets}, {op == 'in' and not vtype.any_of})"
             return f"(_ip_within({value}, {nets}) is True)"

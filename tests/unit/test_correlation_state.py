@@ -234,3 +234,27 @@ def test_the_table_store_keeps_bytes_sets_the_current_event_and_gives_the_same_a
     assert restarted.open_groups == 1
     alerts = run(restarted, stream[6:])
     assert len(alerts) == 1 and [e.id for e in alerts[0].events] == [2000, 2002, 2005, 2007]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.integers(), st.none(), st.booleans(), st.floats(allow_nan=False),
+                          st.lists(st.text(), max_size=3), st.sampled_from(['a"b', "a\\b", "é", "\x7f", "tab\t", "host:node-a"])),
+                max_size=4))
+def test_group_keys_are_the_json_text_changelogs_already_hold(values):
+    """The fast path for plain strings and ints writes exactly what json.dumps wrote before it."""
+    from pipeline.correlation.state import KEY_SEPARATOR, group_key, split_key
+
+    key = group_key("Corr", tuple(values))
+    assert key == "Corr" + KEY_SEPARATOR + json.dumps(values, separators=(",", ":"), default=str)
+    assert split_key(key) == ("Corr", json.loads(json.dumps(values)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.integers(), st.none(), st.booleans(), st.floats(allow_nan=False)))
+def test_plain_json_is_json_dumps_or_nothing(value):
+    from pipeline.correlation.state import plain_json
+
+    text = plain_json(value)
+    assert text is None or text == json.dumps(value)
+    assert (text is None) == (not (type(value) is int or (type(value) is str and json.dumps(value) == f'"{value}"'
+                                                          and value.isprintable())))
