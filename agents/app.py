@@ -61,8 +61,11 @@ app = PeregrineApp(
 
 raw = {"key_serializer": "raw", "value_serializer": "raw"}
 syscall_topics = app.topic(settings.syscall_topic, settings.repartition_topic, **raw)
-other_topics = app.topic(settings.k8s_audit_topic, settings.cloudtrail_topic, **raw)
+# the regroup topic (pipeline/stream/regroup.py) carries every source's events to correlations
+# grouped by another field than their topic's key; the stateless agent evaluates them
+other_topics = app.topic(settings.k8s_audit_topic, settings.cloudtrail_topic, settings.regroup_topic, **raw)
 repartition_topic = app.topic(settings.repartition_topic, partitions=settings.partitions, internal=True, **raw)
+regroup_topic = app.topic(settings.regroup_topic, partitions=settings.partitions, internal=True, **raw)
 alerts_topic = app.topic(settings.alerts_topic, **raw)
 deadletter_topic = app.topic(settings.deadletter_topic, **raw)
 ocsf_topic = app.topic(settings.ocsf_topic, **raw) if settings.ocsf_topic else None

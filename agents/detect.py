@@ -1,7 +1,8 @@
 """The detection agents: batches of Kafka messages through BatchDelivery.
 
 Two agents: syscall (its topic and the repartition topic, with the
-process-tree table) and the other sources (K8s audit, CloudTrail). Both
+process-tree table) and the other sources (K8s audit, CloudTrail, and the
+regroup topic: pipeline/stream/regroup.py). Both
 share one BatchDelivery, so one correlation evaluator whose state is the
 correlation-state table.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import gc
 
 from agents.app import (alerts_topic, app, correlation_state, deadletter_topic, ocsf_topic, other_topics, process_tree,
-                        repartition_topic, settings, syscall_topics)
+                        regroup_topic, repartition_topic, settings, syscall_topics)
 from pipeline.stream.delivery import BatchDelivery, build_processor
 
 _delivery: BatchDelivery | None = None
@@ -26,6 +27,7 @@ def delivery() -> BatchDelivery:
             alerts=alerts_topic,
             deadletters=deadletter_topic,
             repartition=repartition_topic,
+            regroup=regroup_topic,
             ocsf=ocsf_topic,
             table=process_tree,
             correlation_table=correlation_state,

@@ -12,6 +12,9 @@ ALERTS = Counter("peregrine_alerts_total", "Alerts produced", ["priority"], regi
 DEAD_LETTERS = Counter("peregrine_dead_letters_total", "Messages or events set aside", ["reason"], registry=REGISTRY)
 ENRICHED = Counter("peregrine_enriched_events_total", "Events given parent fields from the process tree", registry=REGISTRY)
 FORWARDED = Counter("peregrine_repartitioned_events_total", "Syscall events forwarded to the repartition topic", registry=REGISTRY)
+REGROUPED = Counter("peregrine_regrouped_events_total",
+                    "Events sent to the regroup topic for a correlation grouped by another field than their topic's key",
+                    registry=REGISTRY)
 OPENSEARCH_RETRIES = Counter("peregrine_opensearch_retries_total", "Bulk writes retried while OpenSearch was unavailable", registry=REGISTRY)
 STORED = Counter("peregrine_alerts_stored_total", "Alerts accepted by OpenSearch (409 duplicates included)", registry=REGISTRY)
 BATCH_SECONDS = Histogram(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 from pipeline.alerts import Alert, AlertBuilder
 from pipeline.engine import Engine, EvaluationError
@@ -49,9 +49,12 @@ class Scanner:
         correlations: Iterable[Any] = (),
         correlation_limits: Any = None,
         live_audit: Any = None,
+        regroup: Iterable[str] = (),
     ) -> None:
         """``live_audit``: a :class:`pipeline.audit.live.LiveAudit` run on every
-        k8s_audit event (Polaris checks on the objects created, updated or patched)."""
+        k8s_audit event (Polaris checks on the objects created, updated or patched).
+        ``regroup``: correlations the worker evaluates after its regroup topic
+        (pipeline/stream/regroup.py)."""
         if registry_for is None:
             from pipeline.fields import registry_for  # type: ignore[attr-defined,no-redef]
         if detect_source is None and source == AUTO:
@@ -70,7 +73,7 @@ class Scanner:
             from pipeline.correlation import CorrelationEvaluator
             from pipeline.correlation.alerts import as_alert
 
-            self.correlator = CorrelationEvaluator(correlations, registry_for, limits=correlation_limits)
+            self.correlator = CorrelationEvaluator(correlations, registry_for, limits=correlation_limits, regroup=regroup)
             self._as_alert = as_alert  # bound once: an import statement per event cost ~0.5 µs
 
     def source_of(self, event: Any, hint: str | None = None) -> str:
@@ -100,6 +103,14 @@ class Scanner:
                 as_alert, hostname = self._as_alert, self.alerts.hostname
                 alerts.extend([as_alert(done, hostname) for done in completed])
         return alerts
+
+    def scan_regrouped(self, event: Any, source: str, correlations: Collection[str]) -> list[Alert]:
+        """Alerts of ``event`` for the regrouped ``correlations`` only (the event came back
+        through the worker's regroup topic: its rules ran when it first arrived)."""
+        if self.correlator is None:
+            return []
+        hostname = self.alerts.hostname
+        return [self._as_alert(done, hostname) for done in self.correlator.process(event, source, regrouped=correlations)]
 
 
 Problem = Callable[[Where, str], None]

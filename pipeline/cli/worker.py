@@ -53,11 +53,12 @@ async def check_kafka(settings) -> None:
             f"Kafka topic(s) missing on {settings.broker}: {', '.join(missing)}; "
             "create them with `peregrine stack provision` (or `peregrine stack up`) or fix the PEREGRINE_*_TOPIC settings"
         )
-    # The repartition topic is the worker's own (named after its app id): created here.
+    # The repartition and regroup topics are the worker's own (named after its app id): created here.
     from pipeline.stack.provision import ensure_topics
     from pipeline.stack.settings import TopicSpec
 
-    await ensure_topics(settings.broker, [TopicSpec(settings.repartition_topic, settings.partitions)], timeout_s=timeout, **security)
+    await ensure_topics(settings.broker, [TopicSpec(settings.repartition_topic, settings.partitions),
+                                          TopicSpec(settings.regroup_topic, settings.partitions)], timeout_s=timeout, **security)
     # So are the priority topics when alerts are routed by priority (the broker does not auto-create
     # topics, and a send to a missing one would stop the worker), as many partitions as the alert topic.
     if settings.route_by_priority:

@@ -30,10 +30,17 @@ table logs it.
 
 In the worker: one evaluator per worker process, with ``store`` a Faust
 table (``value_serializer="json"``) keyed by :func:`~pipeline.correlation.state.group_key`;
-call ``process`` from the agent for each event (the source topic must be
-partitioned by the correlations' ``by`` field, ``container.id`` for
-syscalls, so that a group's key lives in the partition that receives its
-events), and ``reindex()`` after partitions are assigned or recovered.
+call ``process`` from the agent for each event, and ``reindex()`` after
+partitions are assigned or recovered. A group's key must live in the
+partition that receives its events: true when the ``by`` fields include the
+field the source topic is keyed by (``container.id`` for syscalls). The
+others (a K8s threshold by ``ka.user.name``, while audit events are keyed by
+namespace) are *regrouped*, as Kafka Streams repartitions before a
+``groupBy``: ``process`` leaves (group key, correlation) in ``routes``
+instead of evaluating them, the worker sends the event to its regroup topic
+keyed by the group key, and evaluates it when it comes back
+(``process(event, source, regrouped=names)``) in the group's own partition,
+on a clock of its own (``source + REGROUPED``).
 ``reindex()`` rebuilds the index per clock from the stored groups; a clock
 it has not seen restarts from the newest event time its recovered groups
 record (a lower bound of what the partition had seen: never makes an event
@@ -45,7 +52,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +64,7 @@ from pipeline.ingest.keys import HOST, host_key
 from pipeline.fields.registry import MISSING, UnknownField
 from pipeline.rules.model import Priority
 
+REGROUPED = "@regrouped"  # a regrouped correlation's clock: (partition, its source + this)
 TIME_FIELDS = ("evt.time",)
 ID_FIELDS = ("evt.id", "evt.num", "ka.auditid", "ct.id")
 SUMMARY_FIELDS = {
@@ -210,7 +218,11 @@ class CorrelationEvaluator:
         *,
         limits: CorrelationLimits | None = None,
         store: Store | None = None,
+        regroup: Iterable[str] = (),
     ) -> None:
+        """``regroup``: the names of correlations whose groups are not co-partitioned with their
+        source's topic (see the module docstring): :meth:`process` only routes their events
+        (:attr:`routes`), and evaluates them when called with ``regrouped``."""
         if registry_for is None:
             from pipeline.fields import registry_for as default  # type: ignore[attr-defined]
 
@@ -243,6 +255,12 @@ class CorrelationEvaluator:
         engine = Engine(entries, {}, registry_for, rule_matching="all")
         self._steps_matching = {source: engine.evaluator(source) for source in self._by_source}
         self._source_of = {correlation.name: correlation.source for correlation in self.correlations}
+        self.regroup = frozenset(regroup) & set(self._source_of)
+        self._regrouped_numbers = frozenset(n for n, c in enumerate(self.correlations) if c.name in self.regroup)
+        # a regrouped correlation's groups keep event time on their own clocks: their events come
+        # from every input partition, through the regroup topic's partition of their group
+        self._clock_source = {c.name: c.source + REGROUPED if c.name in self.regroup else c.source for c in self.correlations}
+        self.routes: list[tuple[str, str]] = []  # (group key, correlation name): the last process()'s events to regroup
         # syscall correlations grouped by container.id: where in ``by`` it is. A group whose
         # container.id is "host" gets the event's node in its key (pipeline/ingest/keys.py): host
         # events are partitioned by node, and two nodes' host processes are not one group
@@ -269,7 +287,8 @@ class CorrelationEvaluator:
         self._clocked = hasattr(store, "clock") and hasattr(store, "clocked_items")
 
     def _clock(self, source: str) -> Hashable:
-        """The clock of an event of ``source`` under the store's current binding."""
+        """The clock of an event of ``source`` (``source + REGROUPED`` for regrouped correlations)
+        under the store's current binding."""
         return (self._store.clock, source) if self._clocked else None  # type: ignore[attr-defined]
 
     def watermark(self, clock: Hashable = None) -> int:
@@ -290,8 +309,15 @@ class CorrelationEvaluator:
 
     # -- events
 
-    def process(self, event: Any, source: str) -> list[CorrelationAlert]:
-        """Feed one event; returns the alerts of the matches it completes (often none)."""
+    def process(self, event: Any, source: str, regrouped: Collection[str] | None = None) -> list[CorrelationAlert]:
+        """Feed one event; returns the alerts of the matches it completes (often none).
+
+        The correlations in :attr:`regroup` are not evaluated here: an event matching one of
+        their steps leaves (group key, name) in :attr:`routes`, for the caller to send to the
+        regroup topic keyed by the group key. Called with ``regrouped`` (names, for an event
+        that came back from that topic), only those correlations are evaluated."""
+        if self.routes:
+            self.routes = []
         steps_matching = self._steps_matching.get(source)
         if steps_matching is None:
             return []
@@ -302,7 +328,18 @@ class CorrelationEvaluator:
         if not isinstance(time, int) or isinstance(time, bool):
             self.stats.untimed += 1
             return []
-        clock = self._clock(source)
+        matched = steps_matching(event)
+        hits: dict[int, set[int]] = {}
+        for entry in matched or ():
+            number, index = self._entry[entry.name]
+            hits.setdefault(number, set()).add(index)
+        if regrouped is not None:
+            hits = {n: i for n, i in hits.items() if self.correlations[n].name in regrouped and n in self._regrouped_numbers}
+            clock = self._clock(source + REGROUPED)
+        else:
+            if self._regrouped_numbers:
+                self._route(event, hits)
+            clock = self._clock(source)
         newest = self.clocks.get(clock, 0)
         if time > newest:
             self.clocks[clock] = newest = time
@@ -311,12 +348,7 @@ class CorrelationEvaluator:
             self.stats.late += 1
             return []
         alerts: list[CorrelationAlert] = []
-        matched = steps_matching(event)
-        if matched:
-            hits: dict[int, set[int]] = {}
-            for entry in matched:
-                number, index = self._entry[entry.name]
-                hits.setdefault(number, set()).add(index)
+        if hits:
             current = _Event(event, time, fields, self._ordinal)
             for number, indexes in hits.items():
                 correlation = self.correlations[number]
@@ -326,6 +358,16 @@ class CorrelationEvaluator:
                     self._windowed(correlation, current, clock, watermark, alerts)
         self._expire(clock, watermark)
         return alerts
+
+    def _route(self, event: Any, hits: dict[int, set[int]]) -> None:
+        """Move the regrouped correlations out of ``hits`` into :attr:`routes` (an event whose
+        group is incomplete, a missing ``by`` field, goes nowhere, as it would be ignored)."""
+        for number in [n for n in hits if n in self._regrouped_numbers]:
+            del hits[number]
+            correlation = self.correlations[number]
+            values = self._group(correlation, event)
+            if values is not None:
+                self.routes.append((group_key(correlation.name, values), correlation.name))
 
     def reindex(self) -> None:
         """Rebuild the in-memory index, per clock, from the store: after a Faust table's
@@ -341,7 +383,7 @@ class CorrelationEvaluator:
         else:
             recovered = [(key, state, None) for key, state in self._store.items()]
         for key, state, partition in recovered:
-            source = self._source_of.get(split_key(key)[0])
+            source = self._clock_source.get(split_key(key)[0])
             if source is None:
                 orphans.append(key)
                 continue

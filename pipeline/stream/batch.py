@@ -30,6 +30,8 @@ from pipeline.ingest.decode import DecodeError, decode_message
 from pipeline.ingest.keys import HOST, host_key
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
+from pipeline.stream.regroup import envelope, open_envelope
+from pipeline.stream.settings import REGROUP
 
 log = logging.getLogger("peregrine.batch")
 
@@ -77,6 +79,7 @@ class BatchResult:
     alerts: list[tuple[bytes | None, Alert]] = field(default_factory=list)  # (kafka key, alert)
     dead_letters: list[dl.DeadLetter] = field(default_factory=list)
     forwards: list[tuple[bytes, bytes]] = field(default_factory=list)  # repartition (key, NDJSON)
+    regrouped: dict[bytes, list[bytes]] = field(default_factory=dict)  # regroup topic: group key -> envelopes
     events: int = 0
     messages: int = 0
     enriched: int = 0
@@ -122,6 +125,9 @@ class BatchProcessor:
         self._trees: dict[str, tuple[bytes | None, ProcessTree]] = {}
         self.tree_cache = tree_cache
         self.correlation_store: Any = None  # see use_correlation_store
+        # the correlator when some correlations are regrouped (pipeline/stream/regroup.py)
+        correlator = getattr(scanner, "correlator", None)
+        self._regrouping = correlator if correlator is not None and correlator.regroup else None
 
     def partition_of(self, container_id: str) -> int:
         found = self._partition_cache.get(container_id)
@@ -167,6 +173,9 @@ class BatchProcessor:
                 events = decode_message(message.value, self.max_message_bytes)
             except DecodeError as error:
                 result.dead_letters.append(self._dead(message, error.reason, error.detail))
+                continue
+            if source == REGROUP:
+                self._regrouped(result, message, events)
                 continue
             if source == "aws_cloudtrail":
                 events = _expand_records(events)
@@ -279,6 +288,9 @@ class BatchProcessor:
             result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}",
                                                   as_produced(event, undo), index))
             return
+        regrouping = self._regrouping
+        if regrouping is not None and regrouping.routes:
+            self._route(result, regrouping.routes, event, source)
         if not alerts:
             return
         original = as_produced(event, undo)
@@ -288,6 +300,30 @@ class BatchProcessor:
                 # (a correlation's id is over its contributing events already)
                 alert = replace(alert, uuid=alert_uuid(original, alert.rule))
             result.alerts.append((key, alert))
+
+    @staticmethod
+    def _route(result: BatchResult, routes: list[tuple[str, str]], event: dict, source: str) -> None:
+        """The event to the regroup topic, once per group key, with the correlations it is for."""
+        names: dict[str, list[str]] = {}
+        for key, name in routes:
+            names.setdefault(key, []).append(name)
+        for key, correlations in names.items():
+            result.regrouped.setdefault(key.encode(), []).append(envelope(source, correlations, event))
+
+    def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict]) -> None:
+        """A message of the regroup topic: its events, for the correlations they were sent for,
+        in this (the group's) partition. Their rules ran when they first arrived."""
+        for index, item in enumerate(envelopes):
+            try:
+                source, names, event = open_envelope(item)
+                alerts = self.scanner.scan_regrouped(event, source, names)
+            except ValueError as error:
+                result.dead_letters.append(self._dead(message, dl.SCHEMA, str(error), item, index))
+                continue
+            except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
+                result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index))
+                continue
+            result.alerts.extend((message.key, alert) for alert in alerts)
 
     @staticmethod
     def _dead(message: Message, reason: str, detail: str, event: Any = None, index: int | None = None) -> dl.DeadLetter:

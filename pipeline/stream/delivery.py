@@ -50,6 +50,7 @@ from pipeline.state.process_tree import TreeLimits
 from pipeline.state.table_partition import PartitionEvent
 from pipeline.stream.batch import BatchProcessor, Message
 from pipeline.stream.credentials import opensearch_options
+from pipeline.stream.regroup import regrouped_correlations
 from pipeline.stream.settings import PipelineSettings
 
 log = logging.getLogger("peregrine.worker")
@@ -118,7 +119,8 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
         live_audit = LiveAudit.from_config_file(settings.audit_config or None,
                                                 observe=lambda outcome: metrics.LIVE_AUDIT.labels(outcome).inc())
     scanner = Scanner(ruleset, registry_for=registry_for, rule_matching=settings.rule_matching, source="syscall",
-                      detect_source=lambda e: None, live_audit=live_audit, correlations=correlations, correlation_limits=limits)
+                      detect_source=lambda e: None, live_audit=live_audit, correlations=correlations, correlation_limits=limits,
+                      regroup=regrouped_correlations(correlations, settings.partitions))
     validate = None
     try:
         from pipeline.fields.schema import validate_event as validate  # type: ignore[no-redef]
@@ -218,6 +220,7 @@ class BatchDelivery:
         alerts: Any,
         deadletters: Any,
         repartition: Any,
+        regroup: Any = None,
         ocsf: Any = None,
         table: Any = None,
         correlation_table: Any = None,
@@ -228,6 +231,7 @@ class BatchDelivery:
         self.alerts = alerts
         self.deadletters = deadletters
         self.repartition = repartition
+        self.regroup = regroup
         self.ocsf = ocsf
         self.store = TableStore(table) if table is not None else None
         self.topic_factory = topic_factory
@@ -363,6 +367,11 @@ class BatchDelivery:
         for key, value in result.forwards:
             pending.append(await self.repartition.send(key=key, value=value))
             metrics.FORWARDED.inc(value.count(b"\n") + 1)
+        for key, lines in result.regrouped.items():
+            if self.regroup is None:  # a processor that regroups needs the topic: a wiring bug, not input
+                raise RuntimeError("events to regroup but no regroup topic")
+            pending.append(await self.regroup.send(key=key, value=b"\n".join(lines)))
+            metrics.REGROUPED.inc(len(lines))
         for letter in result.dead_letters:
             pending.append(await self.deadletters.send(key=letter.key, value=letter.to_json()))
             self.dead_letter_counts[letter.reason] += 1

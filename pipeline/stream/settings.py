@@ -17,6 +17,7 @@ from pipeline.errors import ConfigError
 from pipeline.stack import settings as stack
 
 STORES = ("rocksdb", "memory")
+REGROUP = "regroup"  # the "source" of the regroup topic: envelopes, not events (pipeline/stream/regroup.py)
 # Kafka's record-batch codecs (aiokafka decodes them all through cramjam)
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # Peregrine's producers' codec (PEREGRINE_KAFKA_COMPRESSION), also for a producer made without settings.
@@ -86,6 +87,12 @@ class PipelineSettings:
         return f"{self.syscall_topic}.by-container.{self.app_id}"
 
     @property
+    def regroup_topic(self) -> str:
+        """Events of every source on their way to a correlation grouped by another field than
+        their topic's key (pipeline/stream/regroup.py), keyed by the group."""
+        return f"{self.syscall_topic}.by-group.{self.app_id}"
+
+    @property
     def table_name(self) -> str:
         return "process-tree"
 
@@ -106,6 +113,7 @@ class PipelineSettings:
             self.repartition_topic: "syscall",
             self.k8s_audit_topic: "k8s_audit",
             self.cloudtrail_topic: "aws_cloudtrail",
+            self.regroup_topic: REGROUP,
         }
 
     @classmethod

@@ -148,3 +148,36 @@ async def test_the_worker_taking_over_a_partition_finishes_its_sequences(make_se
     await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[6:]])
     await one_drop_and_execute(s, opensearch)
     await wait_for_health(other, lambda h: h["correlation_groups"] == 0)
+
+
+def forbidden_exec(n: int, user: str, namespace: str) -> dict:
+    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": f"x{n}", "stage": "ResponseComplete", "verb": "create",
+            "user": {"username": user}, "objectRef": {"resource": "pods", "namespace": namespace, "name": f"web-{n}", "subresource": "exec"},
+            "responseStatus": {"code": 403}, "stageTimestamp": f"2026-11-30T10:00:{n:02d}Z"}
+
+
+async def test_a_users_forbidden_execs_in_two_partitions_meet_through_the_regroup_topic(make_setup, opensearch):
+    """'Repeated forbidden kubectl exec' counts by ka.user.name, while audit events are keyed by
+    namespace: a user's 20 denied execs in two namespaces arrive on both partitions (10 each,
+    under the threshold), go through the worker's regroup topic keyed by the user's group, and
+    make exactly one alert."""
+    s = await make_setup(2)
+    names = [f"ns-{i}" for i in range(50)]
+    spread = [next(n for n in names if kafka_partition(n.encode(), 2) == p) for p in (0, 1)]
+    events = [forbidden_exec(n, "mallory", spread[n % 2]) for n in range(20)]
+    worker = s.start()
+    await produce(s.bootstrap, s.topics["k8s_audit"], [(e["objectRef"]["namespace"].encode(), json.dumps(e).encode()) for e in events])
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == ["Repeated forbidden kubectl exec"], s.log_text()
+    assert sorted(e["id"] for e in alerts[0]["output_fields"]["corr.events"]) == sorted(e["auditID"] for e in events)
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    final = await wait_for_health(worker, lambda h: h["batches"] >= 2)
+    assert final["dead_letters"] == {}, final
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    text = opener.open(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read().decode()
+    regrouped = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("peregrine_regrouped_events_total ")]
+    assert regrouped == [20.0]

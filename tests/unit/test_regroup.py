@@ -1,0 +1,135 @@
+"""Correlations grouped by another field than their topic's key go through the regroup
+topic (pipeline/stream/regroup.py): one user's forbidden execs, spread by namespace over two
+partitions, still make one threshold group, evaluated in the group's own partition."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from test_correlation_table import CURRENT, ChangelogTable
+
+from pipeline.correlation.table import TableCorrelationStore
+from pipeline.stream.batch import DictStateStore, Message, kafka_partition
+from pipeline.stream.regroup import TOPIC_KEY_FIELDS, open_envelope, regrouped_correlations
+from pipeline.stream.settings import PipelineSettings
+
+EXEC = "Repeated forbidden kubectl exec"
+
+
+class Ref:
+    """A Faust event as the correlation store binds it (its message's topic and partition)."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = self
+        self.topic, self.partition = topic, partition
+
+
+def forbidden_exec(n: int, user: str, namespace: str) -> dict:
+    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": f"a{n}", "stage": "ResponseComplete", "verb": "create",
+            "user": {"username": user}, "objectRef": {"resource": "pods", "namespace": namespace, "name": f"web-{n}", "subresource": "exec"},
+            "responseStatus": {"code": 403}, "stageTimestamp": f"2026-11-30T10:00:{n:02d}Z"}
+
+
+def worker(partitions: int):
+    from pipeline.stream.delivery import build_processor
+
+    settings = PipelineSettings.from_env({"PEREGRINE_PARTITIONS": str(partitions), "PEREGRINE_CONFIG_AUDIT": "false"})
+    processor = build_processor(settings)
+    table = ChangelogTable()
+    processor.use_correlation_store(TableCorrelationStore(table, CURRENT, partitions=partitions, topic="corr-changelog"))
+    return settings, processor, table
+
+
+def namespaces_on_two_partitions() -> tuple[str, str]:
+    names = [f"ns-{i}" for i in range(50)]
+    return (next(n for n in names if kafka_partition(n.encode(), 2) == 0), next(n for n in names if kafka_partition(n.encode(), 2) == 1))
+
+
+def audit_messages(settings, events: list[dict], partitions: int) -> list[Message]:
+    topic = settings.k8s_audit_topic
+    out = []
+    for offset, event in enumerate(events):
+        key = event["objectRef"]["namespace"].encode()
+        partition = kafka_partition(key, partitions)
+        out.append(Message(topic, partition, offset, key, orjson.dumps(event), Ref(topic, partition)))
+    return out
+
+
+def test_only_correlations_not_keyed_like_their_topic_are_regrouped_and_only_with_partitions():
+    from pipeline.stream.delivery import build_processor
+
+    correlations = build_processor(PipelineSettings.from_env({"PEREGRINE_PARTITIONS": "2"})).scanner.correlator.correlations
+    assert {c.name: TOPIC_KEY_FIELDS[c.source] in c.by for c in correlations}[EXEC] is False
+    assert regrouped_correlations(correlations, 2) == {EXEC}  # the syscall ones are by container.id
+    assert regrouped_correlations(correlations, 1) == frozenset()
+
+
+def test_a_users_execs_in_two_partitions_meet_in_their_groups_partition():
+    settings, processor, table = worker(2)
+    home, away = namespaces_on_two_partitions()
+    events = [forbidden_exec(n, "mallory", home if n % 2 else away) for n in range(20)]
+    first = processor.process(audit_messages(settings, events, 2), None)
+    # where the events arrived, the threshold is not counted: each partition would see 10 of 20
+    assert [a.rule for _, a in first.alerts] == [] and not first.dead_letters
+    assert not any(key.startswith(EXEC) for key in table)
+    [(key, lines)] = first.regrouped.items()
+    assert key == f'{EXEC}\x1f["mallory"]'.encode() and len(lines) == 20
+    source, names, event = open_envelope(orjson.loads(lines[0]))
+    assert (source, names, event["auditID"]) == ("k8s_audit", [EXEC], "a0")
+
+    # back from the regroup topic, on the group's partition
+    partition = kafka_partition(key, 2)
+    back = Message(settings.regroup_topic, partition, 0, key, b"\n".join(lines), Ref(settings.regroup_topic, partition))
+    second = processor.process([back], None)
+    assert [(k, a.rule, len(a.output_fields["corr.events"])) for k, a in second.alerts] == [(key, EXEC, 20)]
+    assert "Warning 20 forbidden exec attempts by mallory within a minute" in second.alerts[0][1].output
+    assert second.events == 0 and second.regrouped == {}  # not counted twice, not sent round again
+    assert {p for k, p, _, _ in table.changelog if k.startswith(EXEC)} == {partition}
+
+
+def test_with_one_partition_the_threshold_is_counted_where_the_events_arrive():
+    settings, processor, _ = worker(1)
+    events = [forbidden_exec(n, "mallory", "ns-a" if n % 2 else "ns-b") for n in range(20)]
+    result = processor.process(audit_messages(settings, events, 1), DictStateStore())
+    assert [a.rule for _, a in result.alerts] == [EXEC] and result.regrouped == {}
+
+
+@pytest.mark.parametrize("line, problem", [
+    (b'{"source": "k8s_audit", "correlations": ["x"], "event": 5}', "'event' object"),
+    (b'{"source": "k8s_audit", "event": {}}', "'correlations'"),
+    (b'{"source": 3, "correlations": ["x"], "event": {}}', "'source' string"),
+])
+def test_a_bad_envelope_is_dead_lettered_and_the_rest_goes_on(line, problem):
+    settings, processor, _ = worker(2)
+    good = orjson.dumps({"source": "k8s_audit", "correlations": [EXEC], "event": forbidden_exec(1, "eve", "ns-a")})
+    topic = settings.regroup_topic
+    result = processor.process([Message(topic, 0, 5, b"k", line + b"\n" + good, Ref(topic, 0))], None)
+    assert [(d.reason, d.offset, d.index) for d in result.dead_letters] == [("schema", 5, 0)]
+    assert problem in result.dead_letters[0].detail and result.alerts == []
+
+
+def through_both_stages(settings, processor, events: list[dict]) -> list:
+    first = processor.process(audit_messages(settings, events, 2), None)
+    alerts = list(first.alerts)
+    for key, lines in first.regrouped.items():
+        partition = kafka_partition(key, 2)
+        back = Message(settings.regroup_topic, partition, 0, key, b"\n".join(lines), Ref(settings.regroup_topic, partition))
+        alerts += processor.process([back], None).alerts
+    return alerts
+
+
+def test_a_regrouped_group_is_recovered_from_the_table_on_its_own_clock_after_a_restart():
+    settings, processor, table = worker(2)
+    home, away = namespaces_on_two_partitions()
+    events = [forbidden_exec(n, "trudy", home if n % 2 else away) for n in range(20)]
+    assert through_both_stages(settings, processor, events[:15]) == []
+    partition = kafka_partition(f'{EXEC}\x1f["trudy"]'.encode(), 2)
+    assert (partition, "k8s_audit@regrouped") in processor.scanner.correlator.clocks
+
+    from pipeline.stream.delivery import build_processor
+
+    restarted = build_processor(settings)  # a new worker process: the table is what it has
+    restarted.use_correlation_store(TableCorrelationStore(table, CURRENT, partitions=2, topic="corr-changelog"))
+    assert set(restarted.scanner.correlator.clocks) == {(partition, "k8s_audit@regrouped")}
+    alerts = through_both_stages(settings, restarted, events[15:])
+    assert [(a.rule, len(a.output_fields["corr.events"])) for _, a in alerts] == [(EXEC, 20)]
