@@ -21,6 +21,7 @@ def webhook(
     token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the bearer token the API server sends (else PEREGRINE_WEBHOOK_TOKEN; none: no auth)"),
     tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="PEM certificate (chain): serve HTTPS"),
     tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+    client_ca: Optional[Path] = typer.Option(None, "--client-ca", help="PEM CA bundle: POSTs need a client certificate it signed (mutual TLS; with --tls-cert)"),
     max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", min=1, help="Larger bodies get 413 (default 32 MiB)"),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
 ) -> None:
@@ -35,7 +36,7 @@ def webhook(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
     settings = WebhookSettings.from_env(listen=listen, token_file=token_file, tls_cert=tls_cert, tls_key=tls_key,
-                                        max_body_bytes=max_body_bytes)
+                                        client_ca=client_ca, max_body_bytes=max_body_bytes)
     try:
         asyncio.run(serve(settings, lambda message: print(message, flush=True)))
     except KeyboardInterrupt:

@@ -2,7 +2,10 @@
 ``/k8s-audit``), ``GET /healthz`` (liveness), ``GET /readyz`` (Kafka reachable, topic
 led) and ``GET /metrics``.
 
-Answers, in the order they are checked: 401 without the bearer token; 413
+Answers, in the order they are checked: 401 without a client certificate
+when ``--client-ca`` is set (mutual TLS: a certificate the CA did not sign
+fails the handshake; the probes, which have none, still reach /healthz and
+/readyz); 401 without the bearer token; 413
 for a body over the limit (before it is read, when Content-Length says so);
 400 with ``{"reason": ...}`` for a body that is not an audit EventList or
 Event; 503 when Kafka does not ack (the API server retries); 200 once Kafka
@@ -42,6 +45,8 @@ def _answer(status: int, body: dict, headers: dict[str, str] | None = None) -> w
 
 async def receive(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    if settings.client_ca is not None and not _peer_certificate(request):
+        return _answer(401, {"reason": "a client certificate signed by the webhook's --client-ca is required"})
     if not request.app[TOKEN].accepts(request.headers.get("Authorization")):
         return _answer(401, {"reason": "missing or wrong bearer token"}, {"WWW-Authenticate": 'Bearer realm="peregrine"'})
     limit = settings.max_body_bytes
@@ -70,6 +75,12 @@ async def receive(request: web.Request) -> web.Response:
         return _answer(503, {"reason": str(error)}, {"Retry-After": "1"})
     metrics.WEBHOOK_EVENTS.inc(len(batch.records))
     return _answer(200, {"accepted": len(batch.records), "trimmed": trimmed, "dropped": len(batch.dropped)})
+
+
+def _peer_certificate(request: web.Request) -> dict | None:
+    """The client certificate the TLS handshake verified (None: the client sent none)."""
+    transport = request.transport
+    return transport.get_extra_info("peercert") if transport is not None else None
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -114,6 +125,14 @@ def tls_context(settings: WebhookSettings) -> ssl.SSLContext | None:
         context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
     except (ssl.SSLError, OSError) as error:
         raise ConfigError(f"cannot load --tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {error}") from None
+    if settings.client_ca is not None:
+        # optional in the handshake, so kubelet's probes (no certificate) reach /healthz and /readyz;
+        # a certificate sent must be one the CA signed, and receive() requires one
+        context.verify_mode = ssl.CERT_OPTIONAL
+        try:
+            context.load_verify_locations(cafile=str(settings.client_ca))
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigError(f"cannot load --client-ca {settings.client_ca}: {error}") from None
     return context
 
 

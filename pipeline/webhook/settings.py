@@ -55,6 +55,7 @@ class WebhookSettings:
     token_file: Path | None = None  # or a file holding it, re-read when it changes
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    client_ca: Path | None = None  # mutual TLS: the CAs whose client certificates may POST
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     produce_timeout_s: float = DEFAULT_PRODUCE_TIMEOUT_S  # Kafka must ack a request's events within this, else 503
@@ -68,7 +69,9 @@ class WebhookSettings:
     def check(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
-        for name in ("tls_cert", "tls_key", "token_file"):
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ConfigError("--client-ca needs --tls-cert and --tls-key: client certificates are checked in the TLS handshake")
+        for name in ("tls_cert", "tls_key", "client_ca", "token_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
@@ -118,6 +121,7 @@ class WebhookSettings:
         token_file = flags.get("token_file") or get("TOKEN_FILE")
         cert = flags.get("tls_cert") or get("TLS_CERT")
         key = flags.get("tls_key") or get("TLS_KEY")
+        client_ca = flags.get("client_ca") or get("CLIENT_CA")
         max_body = flags.get("max_body_bytes")
         settings = cls(
             broker=pipeline.broker,
@@ -128,6 +132,7 @@ class WebhookSettings:
             token_file=Path(str(token_file)) if token_file else None,
             tls_cert=Path(str(cert)) if cert else None,
             tls_key=Path(str(key)) if key else None,
+            client_ca=Path(str(client_ca)) if client_ca else None,
             max_body_bytes=int(max_body) if max_body is not None else number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),  # type: ignore[arg-type]
             max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             produce_timeout_s=seconds("PRODUCE_TIMEOUT_S", DEFAULT_PRODUCE_TIMEOUT_S),

@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from pipeline.webhook.eventlist import CLUSTER_KEY
-from webhook_process import PEREGRINE, ROOT, WebhookProcess, eventlist, fixture_events, free_port, numbered, read_records
+from webhook_process import (PEREGRINE, ROOT, WebhookProcess, certificate_authority, client_certificate, eventlist, fixture_events,
+                             free_port, numbered, read_records)
 
 
 @pytest.fixture
@@ -132,6 +133,26 @@ async def test_tls_with_a_self_signed_certificate(webhooks, topic_factory, boots
         async with aiohttp.ClientSession() as session:
             async with session.get(hook.base + "/healthz") as response:
                 await response.read()
+
+
+async def test_mutual_tls_takes_posts_only_with_a_client_certificate_the_ca_signed(webhooks, topic_factory, bootstrap_servers,
+                                                                                      tmp_path):
+    """--client-ca: the API server's client certificate (its audit webhook kubeconfig) is the
+    credential; one from another CA fails the handshake, none gets 401, and the probes, which
+    send none, still get their answers."""
+    topic = await topic_factory(1, prefix="pg-audit")
+    ca = certificate_authority(tmp_path / "pki", "audit-ca")
+    apiserver = client_certificate(tmp_path / "pki", "kube-apiserver", ca)
+    rogue = client_certificate(tmp_path / "pki", "rogue", certificate_authority(tmp_path / "pki", "rogue-ca"))
+    hook = await webhooks(topic, tls=True, args=["--client-ca", str(ca[0])])
+    events = numbered(fixture_events(), 5, "mtls")
+    assert await hook.post(eventlist(events), client=apiserver) == (200, {"accepted": 5, "trimmed": 0, "dropped": 0})
+    assert await hook.post(eventlist(events)) == (401, {"reason": "a client certificate signed by the webhook's --client-ca is required"})
+    with pytest.raises(aiohttp.ClientError):  # the handshake refuses a certificate the CA did not sign
+        await hook.post(eventlist(events), client=rogue)
+    assert (await hook.get("/healthz"))[0] == 200 and (await hook.get("/readyz"))[0] == 200
+    records = await read_records(bootstrap_servers, topic, expect=5)
+    assert [orjson.loads(r.value)["auditID"] for r in records] == [e["auditID"] for e in events]
 
 
 async def test_an_oversized_event_is_trimmed_and_still_produced(webhooks, topic_factory, bootstrap_servers):

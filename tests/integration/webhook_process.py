@@ -40,6 +40,30 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def certificate_authority(directory: Path, name: str) -> tuple[Path, Path]:
+    """(certificate, key) of a throwaway CA, made with the openssl CLI."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def client_certificate(directory: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """(certificate, key) of a client (extendedKeyUsage clientAuth) signed by ``ca``, as the
+    API server's audit webhook kubeconfig names them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key, request, extensions = (directory / f"{name}.crt", directory / f"{name}.key", directory / f"{name}.csr",
+                                      directory / f"{name}.ext")
+    extensions.write_text("extendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(request)],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(request), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+                    "-days", "1", "-extfile", str(extensions), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 def eventlist(items: list[dict], api_version: str = "audit.k8s.io/v1") -> bytes:
     """An EventList as the API server's webhook backend posts it: items carry no kind/apiVersion."""
     bare = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in items]
@@ -82,10 +106,14 @@ class WebhookProcess:
     def url(self) -> str:
         return self.base + "/k8s-audit"
 
-    def ssl_context(self) -> ssl.SSLContext | bool:
+    def ssl_context(self, client: tuple[Path, Path] | None = None) -> ssl.SSLContext | bool:
+        """Trusting the webhook's certificate; presenting ``client`` (certificate, key) if given."""
         if not self.tls:
             return False
-        return ssl.create_default_context(cafile=str(self.workdir / "tls.crt"))
+        context = ssl.create_default_context(cafile=str(self.workdir / "tls.crt"))
+        if client is not None:
+            context.load_cert_chain(str(client[0]), str(client[1]))
+        return context
 
     def command(self) -> list[str]:
         args = [PEREGRINE, "webhook", "--listen", f"127.0.0.1:{self.port}", *self.args]
@@ -125,12 +153,13 @@ class WebhookProcess:
                 await asyncio.sleep(0.3)
         raise AssertionError(f"peregrine webhook not healthy within {timeout}s:\n{self.log_text()}")
 
-    async def post(self, body: bytes, token: str | None = None, **headers: str) -> tuple[int, dict]:
+    async def post(self, body: bytes, token: str | None = None, client: tuple[Path, Path] | None = None,
+                   **headers: str) -> tuple[int, dict]:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         headers.setdefault("Content-Type", "application/json")
         async with aiohttp.ClientSession() as session:
-            async with session.post(self.url, data=body, headers=headers, ssl=self.ssl_context()) as response:
+            async with session.post(self.url, data=body, headers=headers, ssl=self.ssl_context(client)) as response:
                 return response.status, await response.json(content_type=None)
 
     async def get(self, path: str) -> tuple[int, dict]:

@@ -167,3 +167,35 @@ def test_settings_errors(tmp_path):
         WebhookSettings.from_env({"PEREGRINE_WEBHOOK_TOKEN": "t"}, token_file=cert)
     with pytest.raises(ConfigError, match="not a whole number"):
         WebhookSettings.from_env({"PEREGRINE_WEBHOOK_MAX_BODY_BYTES": "lots"})
+
+
+def test_client_ca_settings_and_their_errors(tmp_path):
+    from pipeline.webhook.server import tls_context
+
+    cert, key, ca = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
+    for path in (cert, key, ca):
+        path.write_text("x")
+    with pytest.raises(ConfigError, match="--client-ca needs --tls-cert and --tls-key"):
+        WebhookSettings.from_env({}, client_ca=ca)
+    with pytest.raises(ConfigError, match="--client-ca .*nope.pem: no such file"):
+        WebhookSettings.from_env({}, tls_cert=cert, tls_key=key, client_ca=tmp_path / "nope.pem")
+    settings = WebhookSettings.from_env({"PEREGRINE_WEBHOOK_CLIENT_CA": str(ca)}, tls_cert=cert, tls_key=key)
+    assert settings.client_ca == ca
+    with pytest.raises(ConfigError, match="cannot load --tls-cert"):  # "x" is no certificate
+        tls_context(settings)
+
+
+def test_a_client_ca_that_is_no_certificate_is_a_config_error(tmp_path):
+    import subprocess
+
+    from pipeline.webhook.server import tls_context
+
+    cert, key, ca = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=t",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    ca.write_text("not a certificate\n")
+    settings = WebhookSettings.from_env({}, tls_cert=cert, tls_key=key, client_ca=ca)
+    with pytest.raises(ConfigError, match=f"cannot load --client-ca {ca}"):
+        tls_context(settings)
+    ca.write_bytes(cert.read_bytes())  # any real CA certificate will do
+    assert tls_context(settings).verify_mode.name == "CERT_OPTIONAL"
