@@ -30,9 +30,17 @@ def container_key(event: dict[str, Any]) -> str:
     return host_key(event)
 
 
+_HOST_KEYS: dict[str, str] = {}  # node -> its key: one string per node, not one per event
+
+
 def host_key(event: dict[str, Any]) -> str:
     """The key of a host event (``container.id`` ``host``, empty or missing)."""
     node = event.get("evt.hostname")
     if node.__class__ is str and node:
-        return HOST_PREFIX + node
+        key = _HOST_KEYS.get(node)
+        if key is None:
+            if len(_HOST_KEYS) >= 100_000:
+                _HOST_KEYS.clear()
+            key = _HOST_KEYS[node] = HOST_PREFIX + node
+        return key
     return HOST
