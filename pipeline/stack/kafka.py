@@ -113,10 +113,7 @@ def ensure_tls(settings: StackSettings, java: JavaHome, say: Callable[[str], Non
         ["-importcert", "-alias", "broker", "-file", "broker.pem", "-keystore", "broker.p12", *store],
     ]
     for step in steps:
-        done = subprocess.run([keytool, *step], cwd=staging, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-            raise StackError(f"keytool {step[0]} failed in {staging}: {detail[0][:400]}")
+        _run_tool([keytool, *step], 120, f"keytool {step[0]} failed in {staging}", cwd=staging)
     shutil.rmtree(tls, ignore_errors=True)
     staging.replace(tls)
     return keystore
@@ -227,9 +224,9 @@ def format_storage_if_needed(settings: StackSettings, java: JavaHome, properties
     (data_dir(settings) / SCRAM_MARKER).write_text(",".join(SCRAM_MECHANISMS) + "\n")
 
 
-def _run_tool(argv: list[str], timeout_s: float, failure: str) -> None:
-    """Run one of Kafka's command-line tools; a StackError with its last line when it fails."""
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+def _run_tool(argv: list[str], timeout_s: float, failure: str, cwd: Path | None = None) -> None:
+    """Run one of Kafka's (or the JDK's) command-line tools; a StackError with its last line when it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, cwd=cwd)
     if done.returncode != 0:
         detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise StackError(f"{failure}: {detail[0][:400]}")
