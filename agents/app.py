@@ -10,7 +10,7 @@ from __future__ import annotations
 import faust
 from mode.utils.objects import cached_property
 
-from pipeline.stream import kafka_crc
+from pipeline.stream import kafka_crc, rewind
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
@@ -22,6 +22,9 @@ settings = PipelineSettings.from_env()
 kafka_crc.install()
 # the broker holds a fetch at most this long, not Faust's fixed 1.5 s: pipeline/stream/fetch_wait.py
 use_fetch_max_wait(settings.fetch_max_wait_ms)
+# after a rebalance, never-committed stream partitions rewind too, so records fetched during it are
+# not skipped: pipeline/stream/rewind.py
+rewind.install()
 
 
 class PeregrineApp(faust.App):

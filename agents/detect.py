@@ -9,6 +9,7 @@ correlation-state table.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 from agents.app import (alerts_topic, app, correlation_state, deadletter_topic, ocsf_topic, other_topics, process_tree,
@@ -87,4 +88,34 @@ async def metrics(web, request):
 async def health(web, request):
     state = delivery().health()
     state["assignment"] = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    return web.json(state)
+
+
+@app.page("/debug/consumer")
+async def consumer_state(web, request):
+    """Why a partition is (not) being read: Faust's flow and the partitions its fetcher asks
+    aiokafka for, and aiokafka's own view of each assigned partition."""
+    consumer = app.consumer
+    state = {
+        "flow_active": consumer.flow_active,
+        "flow_control_active": app.flow_control.is_active(),
+        "in_recovery": app.in_recovery,
+        "rebalancing": app.rebalancing,
+        "active": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._active_partitions or ()),
+        "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._paused_partitions),
+        "buffered": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._buffered_partitions),
+        "read_offset": {f"{tp.topic}:{tp.partition}": offset for tp, offset in consumer._read_offset.items()},
+    }
+    try:
+        subscription = consumer._thread._ensure_consumer()._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        assigned = assignment._tp_state if assignment is not None else {}
+        state["aiokafka"] = {
+            f"{tp.topic}:{tp.partition}": {"paused": tp_state.paused, "awaiting_reset": tp_state.awaiting_reset,
+                                           "position": tp_state.position if tp_state.has_valid_position else None}
+            for tp, tp_state in assigned.items()}
+    except Exception as error:  # noqa: BLE001 - a diagnostic page: say what failed
+        state["aiokafka"] = f"{type(error).__name__}: {error}"
+    state["tasks"] = sorted({task.get_coro().__qualname__ for task in asyncio.all_tasks()
+                             if hasattr(task.get_coro(), "__qualname__")})
     return web.json(state)

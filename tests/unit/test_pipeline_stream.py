@@ -221,3 +221,10 @@ def test_correlation_limits_come_from_one_setting_and_a_bad_one_names_it():
     # a window over the limit is refused when the rules load, naming the limit
     with pytest.raises(Exception, match="max_window"):
         build_processor(PipelineSettings.from_env({"PEREGRINE_CORRELATION_LIMITS": "max_window=1m"}))
+
+
+def test_only_stream_partitions_without_a_committed_offset_are_rewound():
+    from pipeline.stream.rewind import uncommitted_stream_partitions
+
+    committed = {"s0": None, "s1": 0, "s2": 7, "changelog0": None}
+    assert uncommitted_stream_partitions(committed, lambda tp: tp.startswith("changelog")) == ["s0", "s1"]
