@@ -167,6 +167,15 @@ def _first_bound(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | 
     return None
 
 
+def _replayed(record: dict[str, Any], entries: list[dict[str, Any]]) -> bool:
+    """Whether a threshold already counts this event: the same id (its own, not an ordinal,
+    which a replay does not keep) at the same time."""
+    event_id = record["id"]
+    if isinstance(event_id, str) and event_id.startswith("#"):
+        return False
+    return any(entry["id"] == event_id and entry["t"] == record["t"] for entry in entries)
+
+
 def _present(value: Any) -> bool:
     return value is not None and value is not MISSING
 
@@ -548,6 +557,8 @@ class CorrelationEvaluator:
         record = current.record(correlation.step)
         if distinct_value is None:
             entries = state.get("t", [])
+            if _replayed(record, entries):
+                return  # the same event again (at least once: a replay after a crash or a rebalance)
             entries.append(record)
             newest = max(entry["t"] for entry in entries)
             entries = sorted((e for e in entries if e["t"] > newest - window), key=lambda e: e["t"])[-correlation.count :]

@@ -258,3 +258,16 @@ def test_plain_json_is_json_dumps_or_nothing(value):
     assert text is None or text == json.dumps(value)
     assert (text is None) == (not (type(value) is int or (type(value) is str and json.dumps(value) == f'"{value}"'
                                                           and value.isprintable())))
+
+
+def test_a_replayed_event_is_not_counted_twice_by_a_threshold():
+    """At least once: after a crash or a rebalance the same events come again; a threshold counts
+    each (id, time) once, so 3 events seen twice are not 4 (Opens: count 4)."""
+    opens = [ev(t, "cat", evt_type="openat", **{"evt.num": 100 + t}) for t in range(3)]
+    toy = evaluator(TOY_CORRELATIONS, only="Opens")
+    assert run(toy, opens + opens) == []
+    [alert] = run(toy, [ev(3, "cat", evt_type="openat", **{"evt.num": 103})])
+    assert [e.id for e in alert.events] == [100, 101, 102, 103]
+    # without an id of their own (an ordinal is given), events still count as before
+    anonymous = evaluator(TOY_CORRELATIONS, only="Opens")
+    assert len(run(anonymous, [ev(t, "cat", evt_type="openat") for t in (0, 0, 0, 0)])) == 1
