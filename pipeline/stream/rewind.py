@@ -29,8 +29,6 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger("peregrine.worker")
 
-_FAUSTS = faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed
-
 
 def uncommitted_stream_partitions(committed: Mapping[Any, int | None], is_changelog: Any) -> list:
     """The partitions ``seek_to_committed`` did not move: no committed offset, or 0."""
