@@ -119,33 +119,50 @@ def ensure_tls(settings: StackSettings, java: JavaHome, say: Callable[[str], Non
     return keystore
 
 
+def _keystore(settings: StackSettings, listener: str) -> list[str]:
+    """A TLS listener's keystore settings (server authentication only)."""
+    prefix = f"listener.name.{listener}.ssl"
+    return [
+        f"{prefix}.keystore.location={settings.kafka_tls_dir / 'broker.p12'}",
+        f"{prefix}.keystore.type=PKCS12",
+        f"{prefix}.keystore.password={TLS_STORE_PASSWORD}",
+        f"{prefix}.key.password={TLS_STORE_PASSWORD}",
+        f"{prefix}.client.auth=none",
+    ]
+
+
+def _sasl_jaas(listener: str) -> list[str]:
+    """A SASL listener's logins: PLAIN's user in its JAAS line, SCRAM's in the cluster metadata."""
+    return [
+        f"listener.name.{listener}.plain.sasl.jaas.config={_plain_jaas(KAFKA_SASL_USER, KAFKA_SASL_PASSWORD)}",
+        *(f"listener.name.{listener}.{m.lower()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+          for m in SCRAM_MECHANISMS),
+    ]
+
+
 def _server_properties(settings: StackSettings) -> str:
     host = settings.host
     sasl = f"SASL_PLAINTEXT://{host}:{settings.kafka_sasl_port}"
     tls = f"SSL://{host}:{settings.kafka_ssl_port}"
+    sasl_tls = f"SASL_SSL://{host}:{settings.kafka_sasl_ssl_port}"
     return "\n".join([
         "# Written by `peregrine stack up` on every start; edit pipeline/stack/settings.py instead.",
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{settings.kafka_controller_port}",
-        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},{tls},CONTROLLER://{host}:{settings.kafka_controller_port}",
-        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},{tls}",
+        f"listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},{tls},{sasl_tls},CONTROLLER://{host}:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port},{sasl},{tls},{sasl_tls}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
-        # the SSL listener: server authentication only, keystore from ensure_tls
-        f"listener.name.ssl.ssl.keystore.location={settings.kafka_tls_dir / 'broker.p12'}",
-        "listener.name.ssl.ssl.keystore.type=PKCS12",
-        f"listener.name.ssl.ssl.keystore.password={TLS_STORE_PASSWORD}",
-        f"listener.name.ssl.ssl.key.password={TLS_STORE_PASSWORD}",
-        "listener.name.ssl.ssl.client.auth=none",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        # the SSL and SASL_SSL listeners: server authentication by TLS, keystore from ensure_tls
+        *_keystore(settings, "ssl"),
+        *_keystore(settings, "sasl_ssl"),
         # the SASL listener: PLAIN and SCRAM with one local test user (stack settings
         # KAFKA_SASL_USER/PASSWORD); PLAIN's users are in its JAAS line, SCRAM's in the
         # cluster metadata (added when the storage is formatted)
         f"sasl.enabled.mechanisms=PLAIN,{','.join(SCRAM_MECHANISMS)}",
-        f"listener.name.sasl_plaintext.plain.sasl.jaas.config={_plain_jaas(KAFKA_SASL_USER, KAFKA_SASL_PASSWORD)}",
-        *(f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
-          for m in SCRAM_MECHANISMS),
+        *(line for listener in ("sasl_plaintext", "sasl_ssl") for line in _sasl_jaas(listener)),
         f"log.dirs={data_dir(settings)}",
         "num.partitions=1",
         "auto.create.topics.enable=false",

@@ -83,6 +83,7 @@ async def up(settings: StackSettings, say: Say = print) -> UpResult:
             ensure_port_free(settings.host, settings.kafka_controller_port, "the Kafka controller", "PEREGRINE_KAFKA_CONTROLLER_PORT")
             ensure_port_free(settings.host, settings.kafka_sasl_port, "Kafka's SASL listener", "PEREGRINE_KAFKA_SASL_PORT")
             ensure_port_free(settings.host, settings.kafka_ssl_port, "Kafka's SSL listener", "PEREGRINE_KAFKA_SSL_PORT")
+            ensure_port_free(settings.host, settings.kafka_sasl_ssl_port, "Kafka's SASL_SSL listener", "PEREGRINE_KAFKA_SASL_SSL_PORT")
         if o_pid is None and not o_foreign:
             ensure_port_free(settings.host, settings.opensearch_port, "OpenSearch", "PEREGRINE_OPENSEARCH_PORT")
 
@@ -213,9 +214,10 @@ async def status(settings: StackSettings) -> list[ServerState]:
     sasl = (f"SASL_PLAINTEXT listener (PLAIN, {', '.join(kafka.SCRAM_MECHANISMS)}) on {settings.kafka_sasl_port}"
             if port_in_use(settings.host, settings.kafka_sasl_port)
             else f"no SASL listener on {settings.kafka_sasl_port}: restart the stack")
-    sasl += (f", SSL listener on {settings.kafka_ssl_port} (CA {settings.kafka_ca_file})"
-             if port_in_use(settings.host, settings.kafka_ssl_port)
-             else f", no SSL listener on {settings.kafka_ssl_port}: restart the stack")
+    tls_ports = (settings.kafka_ssl_port, settings.kafka_sasl_ssl_port)
+    sasl += (f", SSL and SASL_SSL listeners on {'/'.join(map(str, tls_ports))} (CA {settings.kafka_ca_file})"
+             if all(port_in_use(settings.host, port) for port in tls_ports)
+             else f", no SSL or SASL_SSL listener on {'/'.join(map(str, tls_ports))}: restart the stack")
     k_text = (
         f"ready (cluster {k_health.cluster_id}, {k_health.brokers} broker; {sasl})" if k_health else "not answering"
     )

@@ -33,6 +33,8 @@ KAFKA_SASL_PASSWORD = "peregrine-local"  # a local test user on loopback, not a 
 # stack up` makes once (keytool; <home>/kafka-tls/ca.pem is what clients trust): where
 # PEREGRINE_KAFKA_SECURITY_PROTOCOL=SSL and PEREGRINE_KAFKA_CA_FILE are tested for real.
 KAFKA_SSL_PORT = 9095
+# And SASL_SSL: the SASL listener's users (PLAIN, SCRAM-SHA-256) over the SSL listener's TLS.
+KAFKA_SASL_SSL_PORT = 9096
 OPENSEARCH_PORT = 9200
 DASHBOARDS_PORT = 5601
 
@@ -73,6 +75,7 @@ class StackSettings:
     kafka_controller_port: int = KAFKA_CONTROLLER_PORT
     kafka_sasl_port: int = KAFKA_SASL_PORT
     kafka_ssl_port: int = KAFKA_SSL_PORT
+    kafka_sasl_ssl_port: int = KAFKA_SASL_SSL_PORT
     opensearch_port: int = OPENSEARCH_PORT
     kafka_heap: str = "512m"
     opensearch_heap: str = "512m"
@@ -102,6 +105,11 @@ class StackSettings:
     def kafka_ssl_bootstrap(self) -> str:
         """The SSL listener of the local Kafka (server certificate from the local CA: kafka_ca_file)."""
         return f"{self.host}:{self.kafka_ssl_port}"
+
+    @property
+    def kafka_sasl_ssl_bootstrap(self) -> str:
+        """The SASL_SSL listener of the local Kafka: the SASL users over TLS (kafka_ca_file)."""
+        return f"{self.host}:{self.kafka_sasl_ssl_port}"
 
     @property
     def kafka_tls_dir(self) -> Path:
@@ -160,12 +168,12 @@ class StackSettings:
             values[key] = _convert(name, raw.strip(), kind)
         settings = cls(**values)  # type: ignore[arg-type]
         ports = [settings.kafka_port, settings.kafka_controller_port, settings.kafka_sasl_port, settings.kafka_ssl_port,
-                 settings.opensearch_port]
+                 settings.kafka_sasl_ssl_port, settings.opensearch_port]
         if len(set(ports)) != len(ports):
             raise ConfigError(
-                f"Kafka, Kafka controller, Kafka SASL, Kafka SSL and OpenSearch ports must differ, got {ports} "
+                f"Kafka, Kafka controller, Kafka SASL, SSL and SASL_SSL, and OpenSearch ports must differ, got {ports} "
                 "(PEREGRINE_KAFKA_PORT, PEREGRINE_KAFKA_CONTROLLER_PORT, PEREGRINE_KAFKA_SASL_PORT, PEREGRINE_KAFKA_SSL_PORT, "
-                "PEREGRINE_OPENSEARCH_PORT)"
+                "PEREGRINE_KAFKA_SASL_SSL_PORT, PEREGRINE_OPENSEARCH_PORT)"
             )
         return settings
 
@@ -178,6 +186,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "PEREGRINE_KAFKA_CONTROLLER_PORT": ("kafka_controller_port", "port"),
     "PEREGRINE_KAFKA_SASL_PORT": ("kafka_sasl_port", "port"),
     "PEREGRINE_KAFKA_SSL_PORT": ("kafka_ssl_port", "port"),
+    "PEREGRINE_KAFKA_SASL_SSL_PORT": ("kafka_sasl_ssl_port", "port"),
     "PEREGRINE_OPENSEARCH_PORT": ("opensearch_port", "port"),
     "PEREGRINE_KAFKA_HEAP": ("kafka_heap", "heap"),
     "PEREGRINE_OPENSEARCH_HEAP": ("opensearch_heap", "heap"),

@@ -1,6 +1,7 @@
 """TLS to Kafka for real: the local Kafka's SSL listener (pipeline/stack/kafka.py, a
 certificate from the local CA that `peregrine stack up` makes) with `peregrine worker`
-and `replay`. Trusting that CA (PEREGRINE_KAFKA_CA_FILE) carries an event to an alert
+and `replay`, and its SASL_SSL listener (the SASL test user over the same TLS). Trusting
+that CA (PEREGRINE_KAFKA_CA_FILE) carries an event to an alert
 in OpenSearch; trusting only the system's CAs exits 2 with one line naming the TLS
 failure, never a hang."""
 
@@ -64,3 +65,32 @@ def test_replay_with_tls_to_the_plaintext_port_says_the_protocol_may_not_match(s
     # the plaintext listener reads the TLS hello as a request and closes the connection
     assert f"error: Kafka at {stack.bootstrap_servers} closed the connection during the TLS handshake (" in out, out
     assert "is it a TLS listener? check PEREGRINE_KAFKA_SECURITY_PROTOCOL (SSL)" in out, out
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+async def test_worker_and_replay_over_sasl_ssl_turn_an_event_into_an_alert(stack, tls, topic_factory, opensearch, tmp_path, mechanism):
+    """SASL over TLS: the local Kafka's SASL_SSL listener, the SASL test user and the local CA."""
+    local = stack_settings.StackSettings.from_env()
+    bootstrap = local.kafka_sasl_ssl_bootstrap
+    topics = {name: await topic_factory(1, prefix=f"pg-saslssl-{name}") for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
+    prefix = f"peregrine-alerts-test-saslssl-{uuid.uuid4().hex[:8]}-"
+    env = {"PEREGRINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "PEREGRINE_KAFKA_CA_FILE": str(local.kafka_ca_file),
+           "PEREGRINE_KAFKA_SASL_MECHANISM": mechanism, "PEREGRINE_KAFKA_SASL_USERNAME": stack_settings.KAFKA_SASL_USER,
+           "PEREGRINE_KAFKA_SASL_PASSWORD": stack_settings.KAFKA_SASL_PASSWORD}
+    setup = WorkerSetup(bootstrap, stack.opensearch_url, topics, prefix, tmp_path / "worker", extra={**env, "PEREGRINE_CONFIG_AUDIT": "false"})
+    try:
+        setup.start()
+        events = tmp_path / "events.jsonl"
+        events.write_bytes(orjson.dumps(shell("csaslssl1", 4545, 1_700_000_000_000_000_000)) + b"\n")
+        code, out = run({**env, "PEREGRINE_KAFKA_BOOTSTRAP": bootstrap, "PEREGRINE_SYSCALL_TOPIC": topics["syscall"]}, "replay", str(events))
+        assert code == 0, out
+        alerts = await read_topic(stack.bootstrap_servers, topics["alerts"], expect=1, timeout=120, setup=setup)
+        assert [orjson.loads(a.value)["rule"] for a in alerts] == ["Shell in container"], setup.log_text()
+        hits = await search_all(opensearch, prefix, expect=1, timeout=120)
+        assert [h["_source"]["rule"] for h in hits] == ["Shell in container"], setup.log_text()
+    finally:
+        setup.stop_all()
+        await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+    # the right CA and a wrong password: the SASL error, not a TLS one
+    code, out = run({**env, "PEREGRINE_KAFKA_BOOTSTRAP": bootstrap, "PEREGRINE_KAFKA_SASL_PASSWORD": "wrong"}, "worker")
+    assert code == 2 and "refused the SASL credentials of user peregrine" in out and "Traceback" not in out, out

@@ -34,6 +34,16 @@ def test_the_ssl_listener_is_advertised_with_the_local_keystore_and_no_client_ce
     assert settings.kafka_ssl_bootstrap == "127.0.0.1:9095" and settings.kafka_ca_file == settings.home / "kafka-tls" / "ca.pem"
 
 
+def test_the_sasl_ssl_listener_has_the_keystore_and_the_sasl_users(settings):
+    props = properties(settings)
+    assert f"SASL_SSL://127.0.0.1:{settings.kafka_sasl_ssl_port}" in props["advertised.listeners"].split(",")
+    assert "SASL_SSL:SASL_SSL" in props["listener.security.protocol.map"].split(",")
+    assert props["listener.name.sasl_ssl.ssl.keystore.location"] == props["listener.name.ssl.ssl.keystore.location"]
+    assert props["listener.name.sasl_ssl.plain.sasl.jaas.config"] == props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    assert "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config" in props
+    assert settings.kafka_sasl_ssl_bootstrap == "127.0.0.1:9096"
+
+
 def test_the_ssl_port_may_not_clash():
     with pytest.raises(ConfigError, match="PEREGRINE_KAFKA_SSL_PORT"):
         StackSettings.from_env({"PEREGRINE_KAFKA_SSL_PORT": "9094"})
