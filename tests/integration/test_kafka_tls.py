@@ -24,20 +24,19 @@ def tls(stack) -> dict[str, str]:
             "bootstrap": local.kafka_ssl_bootstrap}
 
 
-async def test_worker_and_replay_over_tls_turn_an_event_into_an_alert(stack, tls, topic_factory, opensearch, tmp_path):
-    topics = {name: await topic_factory(1, prefix=f"pg-tls-{name}") for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-    prefix = f"peregrine-alerts-test-tls-{uuid.uuid4().hex[:8]}-"
-    env = {k: v for k, v in tls.items() if k != "bootstrap"}
-    setup = WorkerSetup(tls["bootstrap"], stack.opensearch_url, topics, prefix, tmp_path / "worker",
-                        extra={**env, "PEREGRINE_CONFIG_AUDIT": "false"})
+async def event_to_alert(stack, bootstrap: str, env: dict[str, str], topic_factory, opensearch, tmp_path, label: str) -> None:
+    """A worker and a replay with ``env``'s Kafka settings on ``bootstrap``: one shell event, one
+    alert on the alert topic (read back on the plaintext listener: the same broker, so the same
+    records) and in OpenSearch."""
+    topics = {name: await topic_factory(1, prefix=f"pg-{label}-{name}") for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
+    prefix = f"peregrine-alerts-test-{label}-{uuid.uuid4().hex[:8]}-"
+    setup = WorkerSetup(bootstrap, stack.opensearch_url, topics, prefix, tmp_path / "worker", extra={**env, "PEREGRINE_CONFIG_AUDIT": "false"})
     try:
         setup.start()
         events = tmp_path / "events.jsonl"
-        events.write_bytes(orjson.dumps(shell("ctls1", 4343, 1_700_000_000_000_000_000)) + b"\n")
-        code, out = run({**env, "PEREGRINE_KAFKA_BOOTSTRAP": tls["bootstrap"], "PEREGRINE_SYSCALL_TOPIC": topics["syscall"]},
-                        "replay", str(events))
+        events.write_bytes(orjson.dumps(shell(f"c{label}1", 4343, 1_700_000_000_000_000_000)) + b"\n")
+        code, out = run({**env, "PEREGRINE_KAFKA_BOOTSTRAP": bootstrap, "PEREGRINE_SYSCALL_TOPIC": topics["syscall"]}, "replay", str(events))
         assert code == 0, out
-        # read back on the plaintext listener: the same broker, so the same records
         alerts = await read_topic(stack.bootstrap_servers, topics["alerts"], expect=1, timeout=120, setup=setup)
         assert [orjson.loads(a.value)["rule"] for a in alerts] == ["Shell in container"], setup.log_text()
         hits = await search_all(opensearch, prefix, expect=1, timeout=120)
@@ -45,6 +44,11 @@ async def test_worker_and_replay_over_tls_turn_an_event_into_an_alert(stack, tls
     finally:
         setup.stop_all()
         await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+
+
+async def test_worker_and_replay_over_tls_turn_an_event_into_an_alert(stack, tls, topic_factory, opensearch, tmp_path):
+    env = {k: v for k, v in tls.items() if k != "bootstrap"}
+    await event_to_alert(stack, tls["bootstrap"], env, topic_factory, opensearch, tmp_path, "tls")
 
 
 def test_worker_that_does_not_trust_the_brokers_ca_exits_2_with_one_line(tls):
@@ -72,25 +76,10 @@ async def test_worker_and_replay_over_sasl_ssl_turn_an_event_into_an_alert(stack
     """SASL over TLS: the local Kafka's SASL_SSL listener, the SASL test user and the local CA."""
     local = stack_settings.StackSettings.from_env()
     bootstrap = local.kafka_sasl_ssl_bootstrap
-    topics = {name: await topic_factory(1, prefix=f"pg-saslssl-{name}") for name in ("syscall", "k8s_audit", "cloudtrail", "alerts", "deadletter")}
-    prefix = f"peregrine-alerts-test-saslssl-{uuid.uuid4().hex[:8]}-"
     env = {"PEREGRINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "PEREGRINE_KAFKA_CA_FILE": str(local.kafka_ca_file),
            "PEREGRINE_KAFKA_SASL_MECHANISM": mechanism, "PEREGRINE_KAFKA_SASL_USERNAME": stack_settings.KAFKA_SASL_USER,
            "PEREGRINE_KAFKA_SASL_PASSWORD": stack_settings.KAFKA_SASL_PASSWORD}
-    setup = WorkerSetup(bootstrap, stack.opensearch_url, topics, prefix, tmp_path / "worker", extra={**env, "PEREGRINE_CONFIG_AUDIT": "false"})
-    try:
-        setup.start()
-        events = tmp_path / "events.jsonl"
-        events.write_bytes(orjson.dumps(shell("csaslssl1", 4545, 1_700_000_000_000_000_000)) + b"\n")
-        code, out = run({**env, "PEREGRINE_KAFKA_BOOTSTRAP": bootstrap, "PEREGRINE_SYSCALL_TOPIC": topics["syscall"]}, "replay", str(events))
-        assert code == 0, out
-        alerts = await read_topic(stack.bootstrap_servers, topics["alerts"], expect=1, timeout=120, setup=setup)
-        assert [orjson.loads(a.value)["rule"] for a in alerts] == ["Shell in container"], setup.log_text()
-        hits = await search_all(opensearch, prefix, expect=1, timeout=120)
-        assert [h["_source"]["rule"] for h in hits] == ["Shell in container"], setup.log_text()
-    finally:
-        setup.stop_all()
-        await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+    await event_to_alert(stack, bootstrap, env, topic_factory, opensearch, tmp_path, "saslssl")
     # the right CA and a wrong password: the SASL error, not a TLS one
     code, out = run({**env, "PEREGRINE_KAFKA_BOOTSTRAP": bootstrap, "PEREGRINE_KAFKA_SASL_PASSWORD": "wrong"}, "worker")
     assert code == 2 and "refused the SASL credentials of user peregrine" in out and "Traceback" not in out, out
