@@ -84,10 +84,14 @@ async def metrics(web, request):
     return web.bytes(exposition(), content_type="text/plain; version=0.0.4")
 
 
+def _tp_name(tp) -> str:
+    return f"{tp.topic}:{tp.partition}"
+
+
 @app.page("/health")
 async def health(web, request):
     state = delivery().health()
-    state["assignment"] = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    state["assignment"] = sorted(map(_tp_name, app.consumer.assignment()))
     return web.json(state)
 
 
@@ -101,17 +105,17 @@ async def consumer_state(web, request):
         "flow_control_active": app.flow_control.is_active(),
         "in_recovery": app.in_recovery,
         "rebalancing": app.rebalancing,
-        "active": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._active_partitions or ()),
-        "paused": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._paused_partitions),
-        "buffered": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer._buffered_partitions),
-        "read_offset": {f"{tp.topic}:{tp.partition}": offset for tp, offset in consumer._read_offset.items()},
+        "active": sorted(map(_tp_name, consumer._active_partitions or ())),
+        "paused": sorted(map(_tp_name, consumer._paused_partitions)),
+        "buffered": sorted(map(_tp_name, consumer._buffered_partitions)),
+        "read_offset": {_tp_name(tp): offset for tp, offset in consumer._read_offset.items()},
     }
     try:
         subscription = consumer._thread._ensure_consumer()._subscription.subscription
         assignment = subscription.assignment if subscription is not None else None
         assigned = assignment._tp_state if assignment is not None else {}
         state["aiokafka"] = {
-            f"{tp.topic}:{tp.partition}": {"paused": tp_state.paused, "awaiting_reset": tp_state.awaiting_reset,
+            _tp_name(tp): {"paused": tp_state.paused, "awaiting_reset": tp_state.awaiting_reset,
                                            "position": tp_state.position if tp_state.has_valid_position else None}
             for tp, tp_state in assigned.items()}
     except Exception as error:  # noqa: BLE001 - a diagnostic page: say what failed

@@ -211,15 +211,15 @@ async def _wait_ready(
 async def status(settings: StackSettings) -> list[ServerState]:
     k_pid = running_pid(kafka.server(settings))
     k_health = await kafka_health(settings.kafka_bootstrap, timeout_s=3.0)
-    sasl = (f"SASL_PLAINTEXT listener (PLAIN, {', '.join(kafka.SCRAM_MECHANISMS)}) on {settings.kafka_sasl_port}"
-            if port_in_use(settings.host, settings.kafka_sasl_port)
-            else f"no SASL listener on {settings.kafka_sasl_port}: restart the stack")
+    listeners = (f"SASL_PLAINTEXT listener (PLAIN, {', '.join(kafka.SCRAM_MECHANISMS)}) on {settings.kafka_sasl_port}"
+                 if port_in_use(settings.host, settings.kafka_sasl_port)
+                 else f"no SASL listener on {settings.kafka_sasl_port}: restart the stack")
     tls_ports = (settings.kafka_ssl_port, settings.kafka_sasl_ssl_port)
-    sasl += (f", SSL and SASL_SSL listeners on {'/'.join(map(str, tls_ports))} (CA {settings.kafka_ca_file})"
-             if all(port_in_use(settings.host, port) for port in tls_ports)
-             else f", no SSL or SASL_SSL listener on {'/'.join(map(str, tls_ports))}: restart the stack")
+    listeners += (f", SSL and SASL_SSL listeners on {'/'.join(map(str, tls_ports))} (CA {settings.kafka_ca_file})"
+                  if all(port_in_use(settings.host, port) for port in tls_ports)
+                  else f", no SSL or SASL_SSL listener on {'/'.join(map(str, tls_ports))}: restart the stack")
     k_text = (
-        f"ready (cluster {k_health.cluster_id}, {k_health.brokers} broker; {sasl})" if k_health else "not answering"
+        f"ready (cluster {k_health.cluster_id}, {k_health.brokers} broker; {listeners})" if k_health else "not answering"
     )
     o_pid = running_pid(opensearch.server(settings))
     o_health = await asyncio.to_thread(opensearch_health, settings.opensearch_url, 3.0)
