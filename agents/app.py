@@ -11,6 +11,7 @@ import faust
 from mode.utils.objects import cached_property
 
 from pipeline.stream import kafka_crc, rewind
+from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
@@ -27,7 +28,9 @@ use_fetch_max_wait(settings.fetch_max_wait_ms)
 rewind.install()
 
 
-class PeregrineApp(faust.App):
+class PeregrineApp(BoundedStop, faust.App):
+    """Faust's app; its stop waits at most ``stop_wait_s`` for batches in flight (pipeline/stream/bounded_stop.py)."""
+
     @cached_property
     def flow_control(self) -> ResumeOnlyClearsAfterSuspend:
         """Faust's flow control, except that a resume while the flow runs keeps the queued

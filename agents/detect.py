@@ -49,14 +49,24 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-DRAIN_TIMEOUT_S = 10.0  # at shutdown, how long the last batch may take to be delivered and acked
-
-
 async def _drain(lane: str) -> None:
     """The agent stops: its last batch's delivery (run() returns before it ends) gets a
     chance to finish, so its offsets are committed rather than processed again."""
     if _delivery is not None:
-        await _delivery.drain(lane, DRAIN_TIMEOUT_S)
+        await _delivery.drain(lane, app.stop_wait_s)
+
+
+async def _abandon_deliveries() -> str | None:
+    """The app's stop waited ``stop_wait_s`` in vain: the deliveries in flight are cancelled
+    (their messages stay unacked). Returns what they were waiting on."""
+    if _delivery is None:
+        return None
+    waiting_on = _delivery.waiting_on
+    await _delivery.drain(None, 0)
+    return waiting_on
+
+
+app.abandon_deliveries = _abandon_deliveries
 
 
 @app.agent(syscall_topics, name="detect-syscall")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 from urllib.parse import urlparse
 
 import orjson
@@ -61,6 +62,17 @@ async def test_opensearch_away_then_back_loses_no_alert(setup, opensearch, stack
         s.workers[0].send_signal(signal.SIGKILL)
         s.workers[0].wait()
         restarted = s.restart(s.workers[0])
+        await wait_for_health(restarted, lambda h: h["waiting_on"] == "opensearch", timeout=120)
+        # SIGTERM now: the stop waits for the held batch (10 s), then ends without acking it (it
+        # used to wait for OpenSearch forever); the batch is processed again after the next start
+        restarted.send_signal(signal.SIGTERM)
+        try:
+            code = restarted.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("SIGTERM did not stop a worker waiting on OpenSearch\n" + s.log_text()) from None
+        assert code == 0, s.log_text()
+        assert "not delivered after 10s (waiting on opensearch)" in s.logs[-1].read_text(), s.log_text()
+        restarted = s.restart(restarted)
         await wait_for_health(restarted, lambda h: h["waiting_on"] == "opensearch", timeout=120)
         await proxy.start()
         hits = await search_all(opensearch, s.index_prefix, expect=51, timeout=120)
