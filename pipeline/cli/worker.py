@@ -35,10 +35,11 @@ async def check_kafka(settings) -> None:
         try:
             await asyncio.wait_for(admin.start(), timeout)
             topics = set(await asyncio.wait_for(admin.list_topics(), timeout))
-            alert_partitions = 1
-            if settings.route_by_priority and settings.alerts_topic in topics:
-                described = await asyncio.wait_for(admin.describe_topics([settings.alerts_topic]), timeout)
-                alert_partitions = max(1, len(described[0].get("partitions") or ()))
+            # co-partitioned with the state tables (K8s audit and CloudTrail need not be: pipeline/correlation/table.py)
+            keyed = [t for t in (settings.syscall_topic, settings.repartition_topic, settings.regroup_topic) if t in topics]
+            described = {d["topic"]: len(d.get("partitions") or ())
+                         for d in await asyncio.wait_for(admin.describe_topics(keyed + [settings.alerts_topic]), timeout)}
+            alert_partitions = max(1, described.get(settings.alerts_topic, 1))
         except (asyncio.TimeoutError, Exception) as error:  # noqa: BLE001
             failure = error
         else:
@@ -53,6 +54,14 @@ async def check_kafka(settings) -> None:
             f"Kafka topic(s) missing on {settings.broker}: {', '.join(missing)}; "
             "create them with `peregrine stack provision` (or `peregrine stack up`) or fix the PEREGRINE_*_TOPIC settings"
         )
+    # the process-tree table is co-partitioned with the syscall topic (Faust refuses an event from
+    # a topic with another partition count at the first event: a crash, not a message)
+    other = {t: n for t in keyed if (n := described.get(t)) != settings.partitions}
+    if other:
+        raise ConfigError(
+            f"PEREGRINE_PARTITIONS is {settings.partitions} but {', '.join(f'{t} has {n}' for t, n in other.items())} "
+            "partition(s); the worker's state tables need the syscall topic's count: set PEREGRINE_PARTITIONS to it "
+            "(a repartition or regroup topic of this app id made with another count must be deleted, or the app id changed)")
     # The repartition and regroup topics are the worker's own (named after its app id): created here.
     from pipeline.stack.provision import ensure_topics
     from pipeline.stack.settings import TopicSpec
@@ -64,6 +73,20 @@ async def check_kafka(settings) -> None:
     if settings.route_by_priority:
         await ensure_topics(settings.broker, [TopicSpec(t, alert_partitions) for t in settings.priority_topics().values()], timeout_s=timeout,
                             **security)
+
+
+def check_web_port(port: int) -> None:
+    """Faust's web server (/health, /metrics) binds all interfaces on ``port``; one that is taken
+    would stop the worker after start-up with a traceback."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds it
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as error:
+            raise ConfigError(f"the worker's web port {port} (/health, /metrics) is taken: {error.strerror}; "
+                              "set PEREGRINE_WEB_PORT or --web-port to a free port") from None
 
 
 def worker(
@@ -86,6 +109,7 @@ def worker(
     if level not in ("crit", "error", "warn", "info", "debug"):
         raise ConfigError(f"--loglevel must be one of debug, info, warning, error, critical; got {loglevel!r}")
     settings = PipelineSettings.from_env()
+    check_web_port(settings.web_port)
     build_processor(settings)  # rules and field registries load, or a clear error now
     asyncio.run(check_kafka(settings))
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)

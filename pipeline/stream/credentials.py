@@ -130,6 +130,9 @@ async def explain_kafka_failure(settings, broker: str, timeout_s: float, error: 
     if isinstance(cause, kafka_errors.IllegalSaslStateError):
         return (f"Kafka at {host}:{port} does not speak SASL on this listener ({name}): "
                 "check PEREGRINE_KAFKA_SECURITY_PROTOCOL and the port of PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP")
+    if isinstance(cause, ConnectionRefusedError):
+        return (f"Kafka broker {broker} refused the connection ({name}): nothing listens on {host}:{port}; is it running "
+                "(`peregrine stack status`), and is PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP right?")
     if uses_tls(settings) and isinstance(cause, (ConnectionError, ssl.SSLEOFError)):
         return (f"Kafka at {host}:{port} closed the connection during the TLS handshake ({name}): is it a TLS listener? "
                 f"check PEREGRINE_KAFKA_SECURITY_PROTOCOL ({settings.kafka_security_protocol}) and the port of "
