@@ -54,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as error:  # click usage errors and aborts
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            return error.exit_code
-        if isinstance(error, click.exceptions.Abort):
+    except Exception as error:  # usage errors and aborts
+        # click's, or (typer >= 0.29) those of the click typer vendors: other classes, same names
+        kinds = {cls.__name__ for cls in type(error).__mro__}
+        if "ClickException" in kinds:
+            error.show()  # type: ignore[attr-defined]
+            return error.exit_code  # type: ignore[attr-defined]
+        if "Abort" in kinds:
             return 1
         raise
     # click returns a typer.Exit's code in non-standalone mode
