@@ -8,6 +8,7 @@ import subprocess
 from urllib.parse import urlparse
 
 import orjson
+import pytest
 
 from pipeline_harness import TcpProxy, health, ndjson, produce, read_topic, search_all, wait_for_health
 from test_pipeline_e2e import setup, shell  # noqa: F401 - the fixture
@@ -117,3 +118,33 @@ async def test_two_workers_in_one_group_share_partitions_and_store_each_alert_on
     positions = {tp: state["position"] for d in debug for tp, state in d["aiokafka"].items() if tp.startswith(s.topics["syscall"] + ":")}
     assert sorted(positions) == sorted(owned[0] | owned[1]) and sum(positions.values()) == 40, debug
     assert all(d["flow_active"] and not d["rebalancing"] for d in debug), debug
+
+
+async def test_opensearch_stopped_then_restarted_loses_no_alert(setup, opensearch, stack):
+    """The real server stopped (not a proxy cut): alerts wait in the worker, unacked, and are
+    all stored once it is back."""
+    from pipeline.stack import opensearch as opensearch_server
+    from pipeline.stack.lifecycle import up
+    from pipeline.stack.process import running_pid, stop
+
+    server = opensearch_server.server(stack.settings)
+    pid = running_pid(server)
+    if pid is None:
+        pytest.skip("this test stops and restarts the OpenSearch `peregrine stack up` started; this one is another's")
+    s = await setup(partitions=1)
+    s.start()
+    await produce(s.bootstrap, s.topics["syscall"], [(b"cstop", orjson.dumps(shell("cstop", 1, T0)))])
+    assert len(await search_all(opensearch, s.index_prefix, expect=1)) == 1
+    try:
+        await asyncio.to_thread(stop, server, pid, 60)
+        await produce(s.bootstrap, s.topics["syscall"], [(b"cstop", ndjson([shell("cstop", 10 + i, T0 + 10 + i) for i in range(50)]))])
+        await read_topic(s.bootstrap, s.topics["alerts"], expect=51, setup=s)  # Kafka side flows
+        await wait_for_health(s.workers[0], lambda h: h["waiting_on"] == "opensearch", timeout=60)
+        await asyncio.sleep(5)  # stopped for a while: the sink backs off and retries
+    finally:
+        await up(stack.settings, say=lambda message: None)  # OpenSearch back (Kafka is left running)
+    hits = await search_all(opensearch, s.index_prefix, expect=51, timeout=120)
+    assert len(hits) == 51, s.log_text()
+    assert len({h["_id"] for h in hits}) == 51
+    state = await wait_for_health(s.workers[0], lambda h: h["waiting_on"] is None and h["alerts_stored"] >= 51, timeout=60)
+    assert state["status"] == "ok"
