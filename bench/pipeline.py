@@ -291,6 +291,9 @@ async def run_worker(env: dict, total_events: int, log: Path, profile: Path | No
             if any(w.poll() is not None for w in workers):
                 raise SystemExit(f"worker exited; see {log}")
             await asyncio.sleep(0.05)
+        if last <= first:
+            raise SystemExit(f"the worker processed all {total_events:,} events between two samples: too few to measure, "
+                             "give more (--events, --single)")
         elapsed = time.perf_counter() - began
         rate = (last - first) / elapsed
         print(f"  worker CPU {cpu / (last - first) * 1e6:.2f} us/event ({system / (last - first) * 1e6:.2f} in the kernel), "
