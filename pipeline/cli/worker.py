@@ -1,8 +1,10 @@
 """`peregrine worker`: the Faust worker with Peregrine's settings.
 
-Before Faust starts, it checks what Faust would otherwise wait on forever:
-the broker answers, the input/alert/dead-letter topics exist, the rules
-load. A misconfiguration exits 2 with one clear line within
+Before Faust starts, it checks what Faust would otherwise wait on forever
+or crash on later: the broker answers, the input/alert/dead-letter topics
+exist, the syscall topic's partition count, the rules load, the web port is
+free, OpenSearch takes the credentials (an OpenSearch that does not answer
+is an outage, not a misconfiguration: a warning). A misconfiguration exits 2 with one clear line within
 ``PEREGRINE_STARTUP_TIMEOUT_S``. Then the process becomes the Faust worker
 (exec), so signals and exit codes are the worker's own.
 """
@@ -75,6 +77,46 @@ async def check_kafka(settings) -> None:
                             **security)
 
 
+async def check_opensearch(settings, warn=None) -> None:
+    """Refused credentials or a failed TLS handshake are a misconfiguration: ConfigError. An
+    OpenSearch that does not answer is an outage: the worker starts, holds its alerts and
+    retries (``warn`` is told so)."""
+    from opensearchpy import AsyncOpenSearch
+    from opensearchpy import exceptions as os_errors
+
+    from pipeline.stream.credentials import opensearch_options
+
+    url = settings.opensearch_url
+    client = AsyncOpenSearch(hosts=[url], timeout=settings.startup_timeout_s, max_retries=0, **opensearch_options(settings))
+    try:
+        await asyncio.wait_for(client.info(), settings.startup_timeout_s)
+    except (os_errors.AuthenticationException, os_errors.AuthorizationException) as error:
+        user = settings.opensearch_username or "(none)"
+        raise ConfigError(f"OpenSearch at {url} refused the credentials of user {user} (HTTP {error.status_code}): "
+                          "check PEREGRINE_OPENSEARCH_USERNAME/PASSWORD") from None
+    except (asyncio.TimeoutError, os_errors.ConnectionError, os_errors.TransportError) as error:
+        tls = _tls_failure(error)
+        if tls is not None:
+            raise ConfigError(f"TLS to OpenSearch at {url} failed ({tls}): check the scheme of PEREGRINE_OPENSEARCH_URL "
+                              "and PEREGRINE_OPENSEARCH_CA_FILE") from None
+        if warn is not None:
+            warn(f"OpenSearch at {url} does not answer ({type(error).__name__}); the worker starts, and holds its "
+                 "alerts (offsets uncommitted) until it does")
+    finally:
+        await client.close()
+
+
+def _tls_failure(error: BaseException) -> BaseException | None:
+    """The ssl.SSLError under an OpenSearch client's connection error (aiohttp's, in ``info``)."""
+    import ssl
+
+    info = getattr(error, "info", None)
+    for candidate in (info, getattr(info, "os_error", None), error.__cause__):
+        if isinstance(candidate, ssl.SSLError):
+            return candidate
+    return None
+
+
 def check_web_port(port: int) -> None:
     """Faust's web server (/health, /metrics) binds all interfaces on ``port``; one that is taken
     would stop the worker after start-up with a traceback."""
@@ -112,6 +154,7 @@ def worker(
     check_web_port(settings.web_port)
     build_processor(settings)  # rules and field registries load, or a clear error now
     asyncio.run(check_kafka(settings))
+    asyncio.run(check_opensearch(settings, warn=lambda line: print(f"warning: {line}", file=sys.stderr)))
     (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)

@@ -44,6 +44,13 @@ def test_a_taken_web_port_is_a_clear_error(stack):
     assert f"web port {port} (/health, /metrics) is taken" in out
 
 
+def test_tls_to_a_plain_http_opensearch_is_a_clear_error(stack):
+    url = stack.opensearch_url.replace("http://", "https://")
+    code, out, _ = run({"PEREGRINE_OPENSEARCH_URL": url}, "worker")
+    assert code == 2 and "Traceback" not in out
+    assert f"TLS to OpenSearch at {url} failed" in out and "WRONG_VERSION_NUMBER" in out
+
+
 async def test_retention_deletes_old_daily_indices(stack, opensearch):
     prefix = f"peregrine-alerts-test-ret{os.getpid()}-"
     for day in ("2020.01.01", "2099.01.01"):
