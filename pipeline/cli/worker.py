@@ -4,8 +4,8 @@ Before Faust starts, it checks what Faust would otherwise wait on forever
 or crash on later: the broker answers, the input/alert/dead-letter topics
 exist, the syscall topic's partition count, the rules load, the web port is
 free, OpenSearch takes the credentials (an OpenSearch that does not answer
-is an outage, not a misconfiguration: a warning). A misconfiguration exits 2 with one clear line within
-``PEREGRINE_STARTUP_TIMEOUT_S``. Then the process becomes the Faust worker
+is an outage, not a misconfiguration: a warning). A misconfiguration exits
+2 with one clear line within ``PEREGRINE_STARTUP_TIMEOUT_S``. Then the process becomes the Faust worker
 (exec), so signals and exit codes are the worker's own.
 """
 
@@ -94,14 +94,19 @@ async def check_opensearch(settings, warn=None) -> None:
         user = settings.opensearch_username or "(none)"
         raise ConfigError(f"OpenSearch at {url} refused the credentials of user {user} (HTTP {error.status_code}): "
                           "check PEREGRINE_OPENSEARCH_USERNAME/PASSWORD") from None
-    except (asyncio.TimeoutError, os_errors.ConnectionError, os_errors.TransportError) as error:
+    except (asyncio.TimeoutError, os_errors.TransportError) as error:
         tls = _tls_failure(error)
         if tls is not None:
             raise ConfigError(f"TLS to OpenSearch at {url} failed ({tls}): check the scheme of PEREGRINE_OPENSEARCH_URL "
                               "and PEREGRINE_OPENSEARCH_CA_FILE") from None
+        status = getattr(error, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and status != 429:  # an answer, not an outage
+            raise ConfigError(f"OpenSearch at {url} answered HTTP {status} to GET / ({type(error).__name__}): "
+                              "is PEREGRINE_OPENSEARCH_URL an OpenSearch?") from None
         if warn is not None:
-            warn(f"OpenSearch at {url} does not answer ({type(error).__name__}); the worker starts, and holds its "
-                 "alerts (offsets uncommitted) until it does")
+            what = f"answers HTTP {status}" if isinstance(status, int) else "does not answer"
+            warn(f"OpenSearch at {url} {what} ({type(error).__name__}); the worker starts, and holds its "
+                 "alerts (offsets uncommitted) until it is back")
     finally:
         await client.close()
 

@@ -45,6 +45,24 @@ async def test_refused_credentials_are_a_misconfiguration(status):
                                 "check PEREGRINE_OPENSEARCH_USERNAME/PASSWORD")
 
 
+async def test_another_http_server_is_a_misconfiguration_and_a_503_an_outage():
+    runner, url = await _server(404)
+    try:
+        with pytest.raises(ConfigError) as error:
+            await check_opensearch(PipelineSettings.from_env(opensearch_url=url, startup_timeout_s=5))
+        assert str(error.value) == (f"OpenSearch at {url} answered HTTP 404 to GET / (NotFoundError): "
+                                    "is PEREGRINE_OPENSEARCH_URL an OpenSearch?")
+    finally:
+        await runner.cleanup()
+    runner, url = await _server(503)
+    warnings: list[str] = []
+    try:
+        await check_opensearch(PipelineSettings.from_env(opensearch_url=url, startup_timeout_s=5), warn=warnings.append)
+    finally:
+        await runner.cleanup()
+    assert len(warnings) == 1 and f"OpenSearch at {url} answers HTTP 503" in warnings[0]
+
+
 async def test_an_opensearch_that_does_not_answer_is_a_warning_not_an_error():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
