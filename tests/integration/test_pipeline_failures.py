@@ -150,3 +150,32 @@ async def test_opensearch_stopped_then_restarted_loses_no_alert(setup, opensearc
     assert len({h["_id"] for h in hits}) == 51
     state = await wait_for_health(s.workers[0], lambda h: h["waiting_on"] is None and h["alerts_stored"] >= 51, timeout=60)
     assert state["status"] == "ok"
+
+
+async def test_kafka_stopped_then_restarted_the_worker_carries_on(setup, opensearch, stack):
+    """The broker itself stopped for a while and started again: the worker neither dies nor
+    hangs; it reconnects, rejoins its group and turns the next events into alerts."""
+    from pipeline.stack import kafka as kafka_server
+    from pipeline.stack.lifecycle import up
+    from pipeline.stack.process import running_pid, stop
+
+    server = kafka_server.server(stack.settings)
+    pid = running_pid(server)
+    if pid is None:
+        pytest.skip("this test stops and restarts the Kafka `peregrine stack up` started; this one is another's")
+    s = await setup(partitions=1)
+    worker = s.start(instance_id="kafka-0")
+    await produce(s.bootstrap, s.topics["syscall"], [(b"ck", orjson.dumps(shell("ck", 1, T0)))])
+    assert len(await search_all(opensearch, s.index_prefix, expect=1)) == 1
+    try:
+        await asyncio.to_thread(stop, server, pid, 60)
+        await asyncio.sleep(15)  # a while: heartbeats, fetches and commits fail meanwhile
+        assert worker.poll() is None, s.log_text()
+    finally:
+        await up(stack.settings, say=lambda message: None)  # Kafka back (OpenSearch is left running)
+    await produce(s.bootstrap, s.topics["syscall"], [(b"ck", ndjson([shell("ck", 10 + i, T0 + 10 + i) for i in range(20)]))])
+    hits = await search_all(opensearch, s.index_prefix, expect=21, timeout=120)
+    assert len(hits) == 21 and len({h["_id"] for h in hits}) == 21, s.log_text()
+    assert worker.poll() is None
+    on_topic = await read_topic(s.bootstrap, s.topics["alerts"], expect=21, setup=s)
+    assert len({orjson.loads(r.value)["uuid"] for r in on_topic}) == 21
