@@ -18,12 +18,17 @@ from typing import Any
 
 import orjson
 
+from pipeline.alerts.bounds import cut
+
 UNDECODABLE = "undecodable"
 OVERSIZED = "oversized"
 SCHEMA = "schema"
 EVALUATION_ERROR = "evaluation_error"
 REASONS = (UNDECODABLE, OVERSIZED, SCHEMA, EVALUATION_ERROR)
-MAX_KEPT_BYTES = 1_048_576  # an oversized message keeps its first MiB
+MAX_KEPT_BYTES = 1_048_576  # an oversized message keeps at most its first MiB...
+MAX_RECORD_BYTES = 900_000  # ...and less when the record would not fit a Kafka record (~1 MB by default)
+MAX_DETAIL_BYTES = 4096  # a detail can quote the value it refuses
+MAX_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,19 +43,30 @@ class DeadLetter:
     index: int | None = None
 
     def to_json(self) -> bytes:
-        kept = self.original[:MAX_KEPT_BYTES]
+        """The record, under :data:`MAX_RECORD_BYTES`: the original bytes kept are halved until
+        it fits (``truncated`` says so; ``size`` is the original's), or the worker could not
+        produce it and would stop on the same message at every restart."""
+        kept = MAX_KEPT_BYTES
+        while True:
+            record = self._json(kept)
+            if len(record) <= MAX_RECORD_BYTES or kept <= 1024:
+                return record
+            kept //= 2
+
+    def _json(self, max_kept: int) -> bytes:
+        kept = self.original[:max_kept]
         try:
             text: str | None = kept.decode("utf-8")
         except UnicodeDecodeError:
             text = None
         record: dict[str, Any] = {
             "reason": self.reason,
-            "detail": self.detail,
+            "detail": cut(self.detail, MAX_DETAIL_BYTES),
             "topic": self.topic,
             "partition": self.partition,
             "offset": self.offset,
             "index": self.index,
-            "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
+            "key": cut(self.key.decode("utf-8", "replace"), MAX_KEY_BYTES) if self.key is not None else None,
             "size": len(self.original),
             "truncated": len(kept) < len(self.original),
             "encoding": "text" if text is not None else "base64",

@@ -21,7 +21,10 @@ read after ``output_fields``, so a chain grouped by ``container.id`` gets its
 ``container_id`` even when the output does not print it.
 
 The Kafka alert topic keeps Falco's JSON exactly; only the stored document
-has ``context``.
+has ``context``. An ``output_fields`` value longer than 8 KiB is cut in the
+stored document (a flat_object value is one indexed term, and Lucene refuses
+a term over 32766 bytes with its whole document); the whole value is kept in
+``long_values``, stored but not indexed (pipeline/alerts/bounds.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Mapping
 import orjson
 
 from pipeline.alerts.alert import Alert
+from pipeline.alerts.bounds import bound_values
 from pipeline.alerts.falco_json import falco_json_dict
 
 CONTEXT_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -74,4 +78,7 @@ def alert_document(alert: Alert) -> bytes:
     context = alert_context(alert.output_fields)
     if context:
         document["context"] = context
+    document["output_fields"], whole = bound_values(alert.output_fields)
+    if whole:
+        document["long_values"] = whole
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

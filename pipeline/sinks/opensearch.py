@@ -18,6 +18,9 @@ is stored.
   new batches meanwhile: that is the backpressure; nothing is dropped.
 - An alert OpenSearch refuses for good (a 4xx other than 409/429) is handed
   back to the caller, which dead-letters it rather than blocking the stream.
+- A bulk request carries at most ``MAX_BULK_BYTES`` of documents (OpenSearch
+  refuses a body over ``http.max_content_length``, 100 MB by default, and
+  alerts with long values can be large): a larger buffer goes in several.
 """
 
 from __future__ import annotations
@@ -46,6 +49,19 @@ class Rejected:
     status: int
     reason: str
     document: bytes
+
+
+MAX_BULK_BYTES = 16 << 20  # a bulk request's documents; OpenSearch refuses a body over http.max_content_length (100 MB)
+
+
+def _first_chunk(items: list[tuple[str, str, bytes]], max_bytes: int) -> int:
+    """How many of ``items`` (at least one) go in the next bulk request."""
+    size = 0
+    for count, (_, _, source) in enumerate(items):
+        size += len(source) + 128  # the action line
+        if size > max_bytes and count:
+            return count
+    return len(items)
 
 
 def daily_index(prefix: str, time_ns: int) -> str:
@@ -86,6 +102,7 @@ class AlertSink:
         self.retries = 0
         self._template = template
         self._template_name = template_name
+        self.max_bulk_bytes = MAX_BULK_BYTES
 
     async def _install_template(self) -> None:
         await self.client.indices.put_index_template(name=self._template_name, body=self._template)
@@ -103,10 +120,11 @@ class AlertSink:
         rejected: list[Rejected] = []
         delay = self.backoff_initial_s
         while pending:
+            chunk = _first_chunk(pending, self.max_bulk_bytes)
             try:
                 if self._template is not None:
                     await self._install_template()
-                pending, refused = await self._bulk(pending)
+                retry, refused = await self._bulk(pending[:chunk])
             except asyncio.CancelledError:
                 self._pending = pending + self._pending
                 raise
@@ -116,8 +134,9 @@ class AlertSink:
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             rejected += refused
-            if pending:
-                self._wait_note(f"OpenSearch refused {len(pending)} alerts for now", delay)
+            pending = retry + pending[chunk:]
+            if retry:
+                self._wait_note(f"OpenSearch refused {len(retry)} alerts for now", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max_s)
         return rejected

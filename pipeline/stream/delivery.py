@@ -41,7 +41,7 @@ import orjson
 
 from pipeline import deadletter as dl
 from pipeline import metrics
-from pipeline.alerts import falco_json
+from pipeline.alerts.bounds import for_kafka
 from pipeline.errors import ConfigError
 from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
@@ -377,7 +377,11 @@ class BatchDelivery:
             self.dead_letter_counts[letter.reason] += 1
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
         for key, alert in result.alerts:
-            document = falco_json(alert)
+            # a value too long for a Kafka record is cut (the same alert in every sink): pipeline/alerts/bounds.py
+            shorter, document = for_kafka(alert)
+            if shorter is not alert:
+                alert = shorter
+                metrics.ALERTS_SHORTENED.inc()
             pending.append(await self.alerts.send(key=key, value=document))
             if self.settings.route_by_priority:
                 pending.append(await self._priority_topic(alert.priority.label.lower()).send(key=key, value=document))

@@ -40,3 +40,34 @@ async def test_first_flush_installs_the_template_then_the_index_is_typed(opensea
         await sink.close()
         await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
         await opensearch.indices.delete_index_template(name=name, ignore=404)
+
+
+async def test_long_values_and_a_buffer_larger_than_one_bulk_request_are_all_stored(opensearch, opensearch_url):
+    """A 48 KB value (over Lucene's 32766-byte term limit) is stored, cut in output_fields and whole
+    in long_values; a buffer over the sink's bulk size goes in several requests, all stored."""
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"sinktest-{tag}-"
+    name = f"sinktest-{tag}"
+    template = copy.deepcopy(load_template(DEFAULTS.alerts_template_path))
+    template["index_patterns"] = [f"{prefix}*"]
+    sink = AlertSink(opensearch_url, prefix, template=template, template_name=name)
+    sink.max_bulk_bytes = 150_000  # three or four documents a request
+    long = "bash -c 'echo " + "QUJD" * 12_000 + " | base64 -d | sh'"
+    alerts = [Alert(uuid=f"sink-{tag}-{n}", time_ns=1_763_798_400 * 10**9 + n, rule="R", priority=Priority.parse("notice"),
+                    source="syscall", output=f"shell (command={long})", message="m",
+                    output_fields={"proc.cmdline": long, "proc.name": "sh"}, tags=("t",), hostname="h") for n in range(10)]
+    try:
+        for alert in alerts:
+            sink.add(alert.uuid, alert.time_ns, alert_document(alert))
+        assert await sink.flush() == [] and sink.stored == 10
+        index = f"{prefix}2025.11.22"
+        await opensearch.indices.refresh(index=index)
+        found = await opensearch.search(index=index, body={"query": {"term": {"output_fields.proc.name": "sh"}}, "size": 20})
+        assert found["hits"]["total"]["value"] == 10
+        source = found["hits"]["hits"][0]["_source"]
+        assert source["long_values"]["proc.cmdline"] == long
+        assert source["output_fields"]["proc.cmdline"].endswith(f"…[+{len(long) - 8192} bytes]")
+    finally:
+        await sink.close()
+        await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+        await opensearch.indices.delete_index_template(name=name, ignore=404)

@@ -130,6 +130,36 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_flow(setup
     assert len(await search_all(opensearch, s.index_prefix, expect=2)) == 2
 
 
+async def test_long_values_neither_stop_the_worker_nor_keep_an_alert_out_of_opensearch(setup, opensearch):
+    """A 600 KB command line (a padded base64 payload) gives an alert of 1.2 MB, over Kafka's
+    record limit: it used to stop the worker at every restart. A 800 KB binary message's dead
+    letter (base64) was over it too. And a value over 32766 bytes kept the alert out of the index."""
+    s = await setup(partitions=1)
+    worker = s.start()
+    t = 1_700_000_000_000_000_000
+    payload = "QUJD" * 150_000
+    padded = dict(shell("clong", 1, t), **{"proc.cmdline": f"bash -c 'echo {payload} | base64 -d | sh'"})
+    await produce(s.bootstrap, s.topics["syscall"], [
+        (b"clong", orjson.dumps(padded)),
+        (b"clong", bytes(range(256)) * 3200),  # 800 KB, not UTF-8
+        (b"clong", orjson.dumps(shell("clong", 2, t + 1))),
+    ])
+    alerts = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["alerts"], expect=2, setup=s)]
+    assert worker.poll() is None, s.log_text()
+    [long_alert] = [a for a in alerts if a["output_fields"]["proc.cmdline"] != "bash -i"]
+    cut = long_alert["output_fields"]["proc.cmdline"]
+    assert cut.startswith(f"bash -c 'echo {payload[:1000]}") and cut.endswith(" bytes]") and len(cut) < 70_000
+    [letter] = [orjson.loads(r.value) for r in await read_topic(s.bootstrap, s.topics["deadletter"], expect=1, setup=s)]
+    assert letter["reason"] == "undecodable" and letter["size"] == 819_200 and letter["truncated"] is True
+    assert letter["encoding"] == "base64" and letter["offset"] == 1
+    hits = {h["_source"]["uuid"]: h["_source"] for h in await search_all(opensearch, s.index_prefix, expect=2)}
+    stored = hits[long_alert["uuid"]]
+    assert len(stored["output_fields"]["proc.cmdline"].encode()) < 8300  # indexed: cut under Lucene's term limit
+    assert stored["long_values"]["proc.cmdline"] == cut  # whole, as on the alert topic
+    found = await opensearch.search(index=f"{s.index_prefix}*", body={"query": {"match": {"output": "echo"}}})
+    assert [h["_source"]["uuid"] for h in found["hits"]["hits"]] == [stored["uuid"]]
+
+
 async def test_events_keyed_by_something_else_are_repartitioned_by_container(setup, opensearch):
     s = await setup(partitions=2)
     s.start()
