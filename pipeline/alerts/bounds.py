@@ -45,30 +45,31 @@ def cut(text: str, max_bytes: int) -> str:
     return f"{kept}…[+{len(data) - len(kept.encode('utf-8', 'surrogatepass'))} bytes]"
 
 
-def _bounded(value: Any, max_bytes: int) -> Any:
+def bounded(value: Any, max_bytes: int) -> Any:
+    """``value`` with every string in it (also inside lists and objects) cut to ``max_bytes``."""
     if isinstance(value, str):
         return cut(value, max_bytes)
     if isinstance(value, list):
-        return [_bounded(item, max_bytes) for item in value]
+        return [bounded(item, max_bytes) for item in value]
     if isinstance(value, dict):
-        return {key: _bounded(item, max_bytes) for key, item in value.items()}
+        return {key: bounded(item, max_bytes) for key, item in value.items()}
     return value
 
 
 def bound_values(fields: Mapping[str, Any], max_bytes: int = MAX_INDEXED_VALUE_BYTES) -> tuple[dict[str, Any], dict[str, Any]]:
     """(``fields`` with every string, also inside lists and objects, cut to ``max_bytes``;
     the original values of the fields that were cut)."""
-    bounded: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
     whole: dict[str, Any] = {}
     for name, value in fields.items():
         if isinstance(value, (str, list, dict)):
-            short = _bounded(value, max_bytes)
+            short = bounded(value, max_bytes)
             if short != value:
                 whole[name] = value
-            bounded[name] = short
+            kept[name] = short
         else:
-            bounded[name] = value
-    return bounded, whole
+            kept[name] = value
+    return kept, whole
 
 
 def shortened(alert: Alert, max_bytes: int) -> Alert:

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.alerts.bounds import bounded, cut
+
 EXEC_TYPES = frozenset({"execve", "execveat"})
 CLONE_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
 EXIT_TYPES = frozenset({"procexit"})
@@ -48,6 +50,18 @@ ANCESTOR_KEYS = tuple((f"proc.aname[{level}]", f"proc.apid[{level}]") for level 
 class TreeLimits:
     max_processes: int = 4096
     exited_ttl_ns: int = 60 * 1_000_000_000
+    # the serialised tree is one changelog record: Kafka refuses records over ~1 MB, and a write
+    # that fails for good stops the worker (ProcessTree.shrink)
+    max_bytes: int = 512 * 1024
+
+
+#: a process's name, exe and command line are kept up to this many bytes (Falco's driver captures
+#: a few KB of arguments; a padded command line must not fill a container's state)
+MAX_STRING_BYTES = 16 * 1024
+
+
+def _kept(value: Any) -> Any:
+    return cut(value, MAX_STRING_BYTES) if value.__class__ is str else value
 
 
 ABSENT = object()  # in enrich_in_place's undo list: the field was not in the event
@@ -228,7 +242,8 @@ class ProcessTree:
                 return False
             if get("proc.name") is None:
                 return False
-            procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
+            procs[pid] = [_kept(get("proc.name")), _kept(get("proc.exepath")), _kept(get("proc.cmdline")), _int(get("proc.ppid")),
+                          now, now, None]
         elif etype in EXEC_TYPES:
             ppid = _int(get("proc.ppid"))
             if ppid is None and entry is not None:
@@ -238,18 +253,19 @@ class ProcessTree:
                     self._exited -= 1
                 procs.move_to_end(pid)  # most recently seen
             procs[pid] = [
-                get("proc.name"), get("proc.exepath") or get("proc.exe"),
-                get("proc.cmdline"), ppid, entry[START] if entry else now, now, None,
+                _kept(get("proc.name")), _kept(get("proc.exepath") or get("proc.exe")),
+                _kept(get("proc.cmdline")), ppid, entry[START] if entry else now, now, None,
             ]
         elif etype in CLONE_TYPES:
             child = _int(get("evt.rawres"))
             if child is not None and child > 0 and child not in procs:
                 # the parent's side of a fork: the child starts as a copy of the parent
-                source = entry or [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), None, now, now, None]
+                source = entry or [_kept(get("proc.name")), _kept(get("proc.exepath")), _kept(get("proc.cmdline")), None, now, now, None]
                 parent, pid = pid, child
                 procs[pid] = [source[NAME], source[EXE], source[CMDLINE], parent, now, now, None]
             elif entry is None:
-                procs[pid] = [get("proc.name"), get("proc.exepath"), get("proc.cmdline"), _int(get("proc.ppid")), now, now, None]
+                procs[pid] = [_kept(get("proc.name")), _kept(get("proc.exepath")), _kept(get("proc.cmdline")), _int(get("proc.ppid")),
+                              now, now, None]
             else:
                 entry[SEEN] = now
                 procs.move_to_end(pid)
@@ -277,6 +293,26 @@ class ProcessTree:
         if self._chained and not self._chained.isdisjoint(gone):
             self.forget_ancestry()
         return len(gone)
+
+    def shrink(self, max_bytes: int) -> bytes:
+        """The tree serialised in at most ``max_bytes``: the least recently seen processes are
+        forgotten, a quarter at a time, until it fits; a lone process still too large has its
+        strings cut."""
+        data = self.to_bytes()
+        procs = self.procs
+        while len(data) > max_bytes and len(procs) > 1:
+            for _ in range(max(1, len(procs) // 4)):
+                _, gone = procs.popitem(last=False)
+                if gone[EXITED] is not None:
+                    self._exited -= 1
+            self.forget_ancestry()
+            data = self.to_bytes()
+        if len(data) > max_bytes:
+            entry = next(iter(procs.values()))
+            for index in (NAME, EXE, CMDLINE):
+                entry[index] = bounded(entry[index], max_bytes // 8)
+            data = self.to_bytes()
+        return data
 
     def _bound(self) -> None:
         """Past ``max_processes``, forget the least recently seen (the front of the dict)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
 
 import orjson
 
@@ -85,6 +85,23 @@ class BatchResult:
     enriched: int = 0
     containers: int = 0
     evicted: int = 0  # containers dropped from the state (idle or over the limit)
+
+
+#: the most a repartition or regroup record holds (Kafka's producer and broker refuse records over ~1 MB,
+#: and a send that fails for good stops the worker): a container's events of one batch go in several
+MAX_RECORD_BYTES = 512 * 1024
+
+
+def ndjson_records(lines: list[bytes], max_bytes: int = MAX_RECORD_BYTES) -> Iterator[bytes]:
+    """``lines`` joined as NDJSON records of at most ``max_bytes`` (a longer line goes alone)."""
+    start, size = 0, 0
+    for end, line in enumerate(lines):
+        if size and size + len(line) + 1 > max_bytes:
+            yield b"\n".join(lines[start:end])
+            start, size = end, 0
+        size += len(line) + 1
+    if start < len(lines):
+        yield b"\n".join(lines[start:])
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
@@ -209,7 +226,12 @@ class BatchProcessor:
                         else:
                             state[3] = message
                 if state is None:
-                    forwards[cid].append(orjson.dumps(event))
+                    line = orjson.dumps(event)
+                    if len(line) > MAX_RECORD_BYTES:  # could not be produced: it would stop the worker
+                        result.dead_letters.append(self._dead(message, dl.OVERSIZED, f"event of {len(line)} bytes, over the "
+                                                              f"{MAX_RECORD_BYTES} a repartitioned record may hold", event, index))
+                    else:
+                        forwards[cid].append(line)
                     continue
                 tree = state[0]
                 # enriched in place (update reads no field enrich adds, but proc.ppid, which enrich takes
@@ -222,13 +244,16 @@ class BatchProcessor:
                     state[2] = True
                 self._evaluate(result, message, index, event, undo, SYSCALL, state[4])
         for cid, lines in forwards.items():
-            result.forwards.append((cid.encode(), b"\n".join(lines)))
+            key = cid.encode()
+            result.forwards.extend((key, record) for record in ndjson_records(lines))
         result.containers = len(open_trees)
         for cid, (tree, stored, changed, last, _) in open_trees.items():
             tree.forget_ancestry()  # a batch's memo: the cached trees stay as small as their processes
             if changed and store is not None:
                 tree.expire()
                 stored = tree.to_bytes()
+                if len(stored) > self.tree_limits.max_bytes:
+                    stored = tree.shrink(self.tree_limits.max_bytes)
                 store.save(cid, last.ref, stored)
             self._remember(cid, stored, tree)
             self.containers.touch(cid, last.partition)
@@ -308,7 +333,9 @@ class BatchProcessor:
         for key, name in routes:
             names.setdefault(key, []).append(name)
         for key, correlations in names.items():
-            result.regrouped.setdefault(key.encode(), []).append(envelope(source, correlations, event))
+            line = envelope(source, correlations, event)
+            if len(line) <= MAX_RECORD_BYTES:  # a longer one could not be produced (its rules ran here already)
+                result.regrouped.setdefault(key.encode(), []).append(line)
 
     def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict]) -> None:
         """A message of the regroup topic: its events, for the correlations they were sent for,

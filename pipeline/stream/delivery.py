@@ -48,7 +48,7 @@ from pipeline.sinks.opensearch import AlertSink
 from pipeline.state.containers import ContainerLimits
 from pipeline.state.process_tree import TreeLimits
 from pipeline.state.table_partition import PartitionEvent
-from pipeline.stream.batch import BatchProcessor, Message
+from pipeline.stream.batch import BatchProcessor, Message, ndjson_records
 from pipeline.stream.credentials import opensearch_options
 from pipeline.stream.regroup import regrouped_correlations
 from pipeline.stream.settings import PipelineSettings
@@ -370,7 +370,8 @@ class BatchDelivery:
         for key, lines in result.regrouped.items():
             if self.regroup is None:  # a processor that regroups needs the topic: a wiring bug, not input
                 raise RuntimeError("events to regroup but no regroup topic")
-            pending.append(await self.regroup.send(key=key, value=b"\n".join(lines)))
+            for record in ndjson_records(lines):
+                pending.append(await self.regroup.send(key=key, value=record))
             metrics.REGROUPED.inc(len(lines))
         for letter in result.dead_letters:
             pending.append(await self.deadletters.send(key=letter.key, value=letter.to_json()))

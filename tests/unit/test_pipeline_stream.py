@@ -11,7 +11,7 @@ from pipeline.deadletter import DeadLetter
 from pipeline.ingest.decode import OVERSIZED, UNDECODABLE, DecodeError, decode_message
 from pipeline.sinks.opensearch import daily_index
 from pipeline.state.process_tree import ProcessTree, TreeLimits
-from pipeline.stream.batch import DictStateStore, Message, kafka_partition
+from pipeline.stream.batch import MAX_RECORD_BYTES, DictStateStore, Message, kafka_partition, ndjson_records
 from pipeline.stream.settings import PipelineSettings
 from pipeline.errors import ConfigError
 
@@ -165,6 +165,26 @@ def test_a_batch_gives_alerts_dead_letters_state_and_forwards(processor):
     # the alert id is over the event as produced, not as enriched
     again = processor.process([Message("peregrine.events.syscall", 0, 9, b"x", orjson.dumps(curl))], DictStateStore())
     assert again.alerts == [] and result.alerts[0][1].uuid
+
+
+def test_forwards_are_split_into_records_kafka_takes_and_an_event_too_large_for_one_is_a_dead_letter(processor):
+    away = next(c for c in (f"c{i}" for i in range(50)) if kafka_partition(c.encode(), 2) == 1)
+    padded = [exe(10 + i, 1, "bash", i, "bash -c " + "A" * 100_000) | {"container.id": away} for i in range(12)]
+    huge = exe(9, 1, "bash", 99, "B" * 600_000) | {"container.id": away}
+    messages = [Message("peregrine.events.syscall", 0, n, b"node", orjson.dumps(e)) for n, e in enumerate(padded + [huge])]
+    result = processor.process(messages, DictStateStore())
+    records = [value for _, value in result.forwards]
+    assert len(records) == 3 and all(len(r) <= MAX_RECORD_BYTES for r in records)  # 1.2 MB of one container
+    assert [orjson.loads(line)["proc.pid"] for r in records for line in r.split(b"\n")] == list(range(10, 22))
+    [letter] = result.dead_letters
+    assert (letter.reason, letter.offset) == ("oversized", 12) and "repartitioned record" in letter.detail
+
+
+def test_ndjson_records_keep_every_line_once_in_order():
+    lines = [b"x" * n for n in (10, 50, 30, 200, 5, 5)]
+    records = list(ndjson_records(lines, 60))
+    assert records == [b"x" * 10, b"x" * 50, b"x" * 30, b"x" * 200, b"x" * 5 + b"\n" + b"x" * 5]
+    assert list(ndjson_records([], 60)) == []
 
 
 def test_retention_picks_daily_indices_older_than_the_cutoff():

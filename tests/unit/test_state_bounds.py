@@ -178,3 +178,39 @@ def test_the_stored_tree_format_keeps_pids_as_text_keys():
     assert tree.get(10) == ["sh", "/bin/sh", "sh -c x", 1, 5, 6, None] and tree.get("10") == tree.get(10) and len(tree) == 1
     assert orjson.loads(tree.to_bytes()) == {"p": {"10": ["sh", "/bin/sh", "sh -c x", 1, 5, 6, None]}, "t": 6}
     assert tree.enrich({"proc.pid": 11, "proc.ppid": 10})["proc.pname"] == "sh"
+
+
+def test_a_padded_command_line_is_kept_cut_and_its_children_see_the_cut():
+    from pipeline.state.process_tree import MAX_STRING_BYTES, ProcessTree
+
+    tree = ProcessTree()
+    tree.update({"evt.type": "execve", "evt.time": 1, "proc.pid": 10, "proc.ppid": 1, "proc.name": "sh",
+                 "proc.cmdline": "sh -c " + "A" * 100_000})
+    child = tree.enrich({"evt.type": "open", "proc.pid": 11, "proc.ppid": 10, "proc.name": "cat"})
+    kept = child["proc.pcmdline"]
+    assert kept.startswith("sh -c AAAA") and kept.endswith(f"…[+{100_006 - MAX_STRING_BYTES} bytes]")
+    assert len(kept.rpartition("…")[0].encode()) == MAX_STRING_BYTES
+
+
+def test_a_tree_written_to_the_changelog_fits_one_kafka_record_and_keeps_the_recent_processes():
+    from pipeline.state.process_tree import ProcessTree, TreeLimits
+    from pipeline.stream.batch import BatchProcessor, DictStateStore, Message
+
+    class NoRules:
+        correlator = None
+
+        def scan_event(self, event, source):
+            return []
+
+    limits = TreeLimits(max_processes=4096)
+    processor = BatchProcessor(NoRules(), {"sys": "syscall"}, syscall_partitions=1, max_message_bytes=10 << 20, tree_limits=limits)
+    events = [{"evt.type": "execve", "evt.time": 1000 + p, "proc.pid": 100 + p, "proc.ppid": 1, "proc.name": f"p{p}",
+               "proc.cmdline": f"p{p} " + "x" * 4000, "container.id": "c1"} for p in range(2000)]  # ~8 MB of tree
+    store = DictStateStore()
+    processor.process([Message("sys", 0, n, b"c1", orjson.dumps(e)) for n, e in enumerate(events)], store)
+    assert len(store["c1"]) <= limits.max_bytes
+    kept = ProcessTree.from_bytes(store["c1"])
+    assert 50 < len(kept) < 2000 and kept.get(100 + 1999) is not None and kept.get(100) is None  # the least recent went
+    lone = ProcessTree()
+    lone.update({"evt.type": "execve", "evt.time": 1, "proc.pid": 5, "proc.name": "n" * 900_000, "proc.cmdline": ["y" * 900_000]})
+    assert len(lone.shrink(100_000)) <= 100_000 and lone.get(5) is not None
