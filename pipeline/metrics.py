@@ -18,6 +18,8 @@ REGROUPED = Counter("peregrine_regrouped_events_total",
 OPENSEARCH_RETRIES = Counter("peregrine_opensearch_retries_total", "Bulk writes retried while OpenSearch was unavailable", registry=REGISTRY)
 ALERTS_SHORTENED = Counter("peregrine_alerts_shortened_total",
                            "Alerts whose long values were cut to fit a Kafka record (pipeline/alerts/bounds.py)", registry=REGISTRY)
+CORRELATION_GROUPS_DROPPED = Counter("peregrine_correlation_groups_oversized_total",
+                                     "Correlation groups dropped: their state outgrew one changelog record", registry=REGISTRY)
 STORED = Counter("peregrine_alerts_stored_total", "Alerts accepted by OpenSearch (409 duplicates included)", registry=REGISTRY)
 BATCH_SECONDS = Histogram(
     "peregrine_batch_seconds", "Time to process, deliver and store one batch",

@@ -35,14 +35,20 @@ restart :meth:`clocked_items` gives each group with its partition.
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
 import orjson
 
+from pipeline import metrics
 from pipeline.state.table_partition import PartitionEvent, faust_current_event, run_as
 
 _MISSING = object()
+log = logging.getLogger("peregrine.correlation.table")
+#: one group's key and state, one changelog record: Kafka refuses records over ~1 MB, and a write
+#: that fails for good stops the worker
+MAX_STATE_BYTES = 512 * 1024
 
 
 class TableCorrelationStore(MutableMapping):
@@ -63,6 +69,7 @@ class TableCorrelationStore(MutableMapping):
         self._ref: Any = None
         self._partition: int | None = None
         self._stand_ins: dict[int, PartitionEvent] = {}
+        self.oversized = 0  # groups dropped because their state would not fit a changelog record
 
     def bind(self, ref: Any) -> None:
         """The Faust event whose partition the next reads and writes belong to (None: unbound)."""
@@ -124,6 +131,15 @@ class TableCorrelationStore(MutableMapping):
 
     def __setitem__(self, key: str, state: dict) -> None:
         data = self._encode(state)
+        if len(data) + len(key) > MAX_STATE_BYTES:
+            # a group whose state outgrew one changelog record (a distinct count of thousands of
+            # long values): dropped, as a group evicted over max_groups is, rather than written
+            self.oversized += 1
+            metrics.CORRELATION_GROUPS_DROPPED.inc()
+            log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one changelog "
+                        "record may hold", key, len(data), MAX_STATE_BYTES)
+            self.pop(key, None)
+            return
 
         def write() -> None:
             self.table[key] = data

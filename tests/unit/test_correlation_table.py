@@ -104,3 +104,17 @@ def test_values_without_a_partition_still_read():
     s = store(table)
     s.bind(Event("t", 0))
     assert s["old"] == {"d": 3} and s.items() == [("old", {"d": 3})]
+
+
+def test_a_group_whose_state_would_not_fit_a_changelog_record_is_dropped_not_written():
+    from pipeline.correlation.table import MAX_STATE_BYTES
+
+    table = ChangelogTable()
+    s = store(table)
+    s.bind(Event("peregrine.events.syscall", 0))
+    key = "distinct\x1f[\"c1\"]"
+    s[key] = {"v": ["a"], "d": 5}
+    s[key] = {"v": [f"/tmp/{n:06d}-" + "x" * 100 for n in range(6000)], "d": 5}  # ~700 KB
+    assert key not in table and s.get(key) is None and s.oversized == 1
+    assert table.changelog[-1] == (key, 0, "app-correlation-state-changelog", True)  # its tombstone
+    assert all(len(v) <= MAX_STATE_BYTES for v in table.values())
