@@ -20,7 +20,7 @@ in the output line. Two limits then bite, and neither may lose the alert:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pipeline.alerts.alert import Alert
 from pipeline.alerts.falco_json import falco_json
@@ -78,16 +78,17 @@ def shortened(alert: Alert, max_bytes: int) -> Alert:
     return replace(alert, output=cut(alert.output, max_bytes), message=cut(alert.message, max_bytes), output_fields=fields)
 
 
-def for_kafka(alert: Alert, document: bytes | None = None) -> tuple[Alert, bytes]:
-    """The alert and its Falco JSON as they go to Kafka: unchanged when the JSON fits in
-    :data:`MAX_ALERT_BYTES`, else with its strings cut to the first cap of
-    :data:`KAFKA_VALUE_CAPS` that makes it fit (the last one whatever the size)."""
-    document = falco_json(alert) if document is None else document
+def for_kafka(alert: Alert, encode: Callable[[Alert], bytes] = falco_json) -> tuple[Alert, bytes]:
+    """The alert and its record (``encode``: Falco's JSON, or the OCSF finding) as they go to
+    Kafka: unchanged when the record fits in :data:`MAX_ALERT_BYTES`, else with the alert's
+    strings cut to the first cap of :data:`KAFKA_VALUE_CAPS` that makes it fit (the last one
+    whatever the size)."""
+    document = encode(alert)
     if len(document) <= MAX_ALERT_BYTES:
         return alert, document
     for cap in KAFKA_VALUE_CAPS:
         short = shortened(alert, cap)
-        document = falco_json(short)
+        document = encode(short)
         if len(document) <= MAX_ALERT_BYTES:
             break
     return short, document

@@ -42,6 +42,7 @@ import orjson
 from pipeline import deadletter as dl
 from pipeline import metrics
 from pipeline.alerts.bounds import for_kafka
+from pipeline.alerts.ocsf import ocsf_json
 from pipeline.errors import ConfigError
 from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import AlertSink
@@ -387,9 +388,8 @@ class BatchDelivery:
             if self.settings.route_by_priority:
                 pending.append(await self._priority_topic(alert.priority.label.lower()).send(key=key, value=document))
             if self.ocsf is not None:
-                from pipeline.alerts.ocsf import ocsf_finding
-
-                pending.append(await self.ocsf.send(key=key, value=orjson.dumps(ocsf_finding(alert))))
+                _, finding = for_kafka(alert, ocsf_json)  # it repeats the command line in its evidences
+                pending.append(await self.ocsf.send(key=key, value=finding))
             self.sink.add(alert.uuid, alert.time_ns, alert_document(alert))
             metrics.ALERTS.labels(alert.priority.label).inc()
         metrics.EVENTS.inc(result.events)

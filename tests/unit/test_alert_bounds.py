@@ -93,3 +93,15 @@ def test_bulk_requests_are_split_by_size_and_take_at_least_one_document() -> Non
     assert _first_chunk(items, 10_000_000) == 10
     assert _first_chunk(items, 3 * 1128) == 3
     assert _first_chunk([("i", "1", b"x" * 50_000)], 1000) == 1
+
+
+def test_the_ocsf_finding_repeating_the_command_line_also_fits_a_kafka_record() -> None:
+    from pipeline.alerts.ocsf import ocsf_json
+
+    payload = "QUJD" * 100_000  # 400 KB: Falco's JSON (twice) fits, the finding (four times) would not
+    alert = _alert({"proc.cmdline": payload, "proc.name": "bash", "proc.pid": 7, "container.id": "c1"},
+                   output=f"Shell (command={payload})")
+    assert for_kafka(alert)[0] is alert
+    _, finding = for_kafka(alert, ocsf_json)
+    assert len(ocsf_json(alert)) > MAX_ALERT_BYTES >= len(finding)
+    assert orjson.loads(finding)["class_uid"] == 2004
