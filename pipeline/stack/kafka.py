@@ -208,8 +208,13 @@ def configure(settings: StackSettings) -> tuple[Path, Path]:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what StorageTool makes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what StorageTool
+    makes). Like Kafka's own Uuid.randomUuid, never one that starts with "-": one in 64 did, and
+    StorageTool's argument parser took it for an option ("--cluster-id: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _java_base(settings: StackSettings, java: JavaHome, log4j: Path) -> list[str]:

@@ -84,3 +84,11 @@ def test_a_refused_scram_update_is_a_stack_error_and_is_tried_again_next_time(se
     with pytest.raises(StackError, match="adding SCRAM credentials for peregrine failed: Error while executing config command"):
         kafka.add_scram_users_if_needed(settings, java, tmp_path / "log4j2.properties", lambda _: None)
     assert not (kafka.data_dir(settings) / kafka.SCRAM_MARKER).exists()
+
+
+def test_a_cluster_id_never_starts_with_a_dash_which_storage_tool_takes_for_an_option(monkeypatch):
+    import uuid
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x10" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    assert kafka.new_cluster_id() == "EBAQEBAQEBAQEBAQEBAQEA"  # the first draw, "-AAAAAAA...", was skipped
