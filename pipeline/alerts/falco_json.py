@@ -54,16 +54,20 @@ def parse_rfc3339_ns(text: str) -> int | None:
     return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
 
 
+#: the latest event time taken as one (ns, year 2262: a signed 64-bit integer); past it, "now"
+_MAX_NS = (1 << 63) - 1
+
+
 def _ns(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value <= _MAX_NS else None
     if isinstance(value, float):
-        return int(value) if value > 0 else None
+        return int(value) if 0 < value <= _MAX_NS else None
     if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
+        if value.isascii() and value.isdigit():
+            return _ns(int(value)) if len(value) <= 19 else None
         return parse_rfc3339_ns(value)
     return None
 

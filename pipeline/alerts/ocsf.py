@@ -72,8 +72,8 @@ def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return value if -(1 << 63) <= value < 1 << 63 else None
+    if isinstance(value, str) and value.lstrip("-").isascii() and value.lstrip("-").isdigit() and len(value) <= 19:
         return int(value)
     return None
 

@@ -32,8 +32,8 @@ def to_int(value: Any) -> Any:
     if cls is str:
         text = value.strip()
         if text[:1] in "-+":
-            return int(text) if text[1:].isdigit() else MISSING
-        if text.isdigit():
+            return int(text) if text[1:].isascii() and text[1:].isdigit() else MISSING
+        if text.isascii() and text.isdigit():  # "²" is a digit that int() refuses
             return int(text)
         if text[:2] in ("0x", "0X"):
             try:

@@ -82,11 +82,17 @@ def as_produced(event: dict, undo: list[tuple[str, Any]] | None) -> dict:
 
 
 def _int(value: Any) -> int | None:
+    """A pid or a time: an int, or the ASCII digits of one, that fits a signed 64-bit integer
+    (what the tree's JSON, one changelog record, can hold)."""
     if type(value) is int:  # the usual case first; a bool is not a pid
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        return value if -_INT64 <= value < _INT64 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+        return number if number < _INT64 else None
     return None
+
+
+_INT64 = 1 << 63
 
 
 class ProcessTree:

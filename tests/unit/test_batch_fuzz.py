@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from pipeline import deadletter as dl
 from pipeline.alerts import falco_json
+from pipeline.alerts.ocsf import ocsf_json
 from pipeline.sinks.document import alert_document
+from pipeline.sinks.opensearch import daily_index
 from pipeline.stream.batch import DictStateStore, Message
 from pipeline.stream.delivery import build_processor
 from pipeline.stream.settings import PipelineSettings
@@ -32,7 +34,10 @@ EVENT_TYPES = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procex
                "accept", "setuid", "unlink", "mount", "ptrace", "x"]
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 63), 2 ** 64 - 1), st.floats(allow_nan=False),
-                    st.text(max_size=12), st.sampled_from(["", "host", "<NA>", "/bin/sh", "sh -c id", "1.2.3.4", "-1", "0x10", "bash"]))
+                    st.text(max_size=12), st.sampled_from(["", "host", "<NA>", "/bin/sh", "sh -c id", "1.2.3.4", "-1", "0x10", "bash",
+                                     # digits int() refuses, or past 64 bits (JSON and changelogs hold no more)
+                                     "²", "٣", "18446744073709551615000", "9" * 30, "-" + "9" * 30]),
+                    st.sampled_from([1e30, -1e30, 1e-30, 2 ** 63, 2 ** 64 - 1, -(2 ** 63)]))
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                       max_leaves=6)
 
@@ -111,5 +116,26 @@ def test_any_batch_is_processed_and_every_refusal_is_a_dead_letter_with_a_reason
         assert letter.detail and letter.topic in processor.source_topics
         orjson.loads(letter.to_json())  # what goes to the dead-letter topic is JSON
     for _, alert in result.alerts:
-        orjson.loads(falco_json(alert))  # and to the alert topic and OpenSearch
+        orjson.loads(falco_json(alert))  # and to the alert topic, the OCSF topic and OpenSearch
+        orjson.loads(ocsf_json(alert))
         alert_document(alert)
+        daily_index("peregrine-alerts-", alert.time_ns)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("evt.time", "18446744073709551615000"), ("evt.time", 1e30), ("evt.time", "²"), ("proc.pid", "9" * 23),
+    ("proc.pid", "²"), ("proc.ppid", "9" * 23), ("evt.rawres", "9" * 23), ("proc.pid", 2 ** 64 - 1),
+])
+def test_numbers_past_64_bits_or_that_int_refuses_neither_stop_the_tree_nor_the_sinks(processor, field, value):
+    """Each of these stopped the worker: the process tree took them as a pid or a time and could
+    not write itself (orjson: "Integer exceeds 64-bit range"), or int() raised on "²"."""
+    event = {"evt.type": "clone" if field == "evt.rawres" else "execve", "evt.time": 5, "proc.pid": 5, "proc.ppid": 1,
+             "proc.name": "bash", "proc.cmdline": "bash -i", "container.id": "c1", field: value}
+    topic = next(t for t, source in processor.source_topics.items() if source == "syscall")
+    store = DictStateStore()
+    result = processor.process([Message(topic, 0, 1, b"c1", orjson.dumps(event))], store)
+    assert not result.dead_letters
+    assert all(orjson.loads(tree) for tree in store.values())  # written (a pid it cannot use is not learnt)
+    for _, alert in result.alerts:
+        assert 0 < alert.time_ns < 1 << 63
+        orjson.loads(falco_json(alert)), orjson.loads(ocsf_json(alert)), alert_document(alert)
