@@ -15,6 +15,7 @@ container's events always reach the same worker and the same table partition.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,8 @@ class BatchResult:
 #: the most a repartition or regroup record holds (Kafka's producer and broker refuse records over ~1 MB,
 #: and a send that fails for good stops the worker): a container's events of one batch go in several
 MAX_RECORD_BYTES = 512 * 1024
+#: the longest Kafka key the worker writes (container ids, namespaces, group keys are far shorter)
+MAX_KEY_BYTES = 1024
 
 
 def ndjson_records(lines: list[bytes], max_bytes: int = MAX_RECORD_BYTES) -> Iterator[bytes]:
@@ -328,14 +331,19 @@ class BatchProcessor:
 
     @staticmethod
     def _route(result: BatchResult, routes: list[tuple[str, str]], event: dict, source: str) -> None:
-        """The event to the regroup topic, once per group key, with the correlations it is for."""
+        """The event to the regroup topic, once per group key, with the correlations it is for.
+        The Kafka key only picks the group's partition: a long group key (long ``by`` values)
+        goes as its digest."""
         names: dict[str, list[str]] = {}
         for key, name in routes:
             names.setdefault(key, []).append(name)
         for key, correlations in names.items():
             line = envelope(source, correlations, event)
             if len(line) <= MAX_RECORD_BYTES:  # a longer one could not be produced (its rules ran here already)
-                result.regrouped.setdefault(key.encode(), []).append(line)
+                kafka_key = key.encode()
+                if len(kafka_key) > MAX_KEY_BYTES:
+                    kafka_key = b"sha256:" + hashlib.sha256(kafka_key).hexdigest().encode()
+                result.regrouped.setdefault(kafka_key, []).append(line)
 
     def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict]) -> None:
         """A message of the regroup topic: its events, for the correlations they were sent for,
@@ -373,13 +381,19 @@ def _expand_records(events: list[dict]) -> list[dict]:
 
 
 def _natural_key(event: dict, source: str) -> bytes | None:
+    """The alert's Kafka key: the namespace (else the audit id), the account id; None when
+    absent or longer than a real one can be (a key is part of a record, which Kafka bounds)."""
     if source == "k8s_audit":
         ref = event.get("objectRef")
         if isinstance(ref, dict) and ref.get("namespace"):
-            return str(ref["namespace"]).encode()
+            namespace = str(ref["namespace"]).encode()
+            if len(namespace) <= MAX_KEY_BYTES:
+                return namespace
         audit_id = event.get("auditID")
-        return str(audit_id).encode() if audit_id else None
-    if source == "aws_cloudtrail":
+        key = str(audit_id).encode() if audit_id else None
+    elif source == "aws_cloudtrail":
         account = event.get("recipientAccountId")
-        return str(account).encode() if account else None
-    return None
+        key = str(account).encode() if account else None
+    else:
+        return None
+    return key if key is not None and len(key) <= MAX_KEY_BYTES else None

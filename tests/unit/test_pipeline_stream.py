@@ -248,3 +248,24 @@ def test_only_stream_partitions_without_a_committed_offset_are_rewound():
 
     committed = {"s0": None, "s1": 0, "s2": 7, "changelog0": None}
     assert uncommitted_stream_partitions(committed, lambda tp: tp.startswith("changelog")) == ["s0", "s1"]
+
+
+def test_keys_of_records_stay_short_whatever_the_event_carries(processor):
+    """A container id, a namespace or a correlation group is a Kafka key, and a key is part of a
+    record Kafka bounds: a container id longer than 1024 is refused by the schema; a namespace
+    too long to be one keys the alert by its audit id; a long group key goes as its digest."""
+    from pipeline.stream.batch import BatchResult, BatchProcessor, _natural_key
+
+    long_id = exe(5, 1, "bash", 1) | {"container.id": "c" * 5000}
+    result = processor.process([Message("peregrine.events.syscall", 0, 1, b"x", orjson.dumps(long_id))], DictStateStore())
+    [letter] = result.dead_letters
+    assert letter.reason == "schema" and "container.id" in letter.detail and result.forwards == []
+    audit = {"objectRef": {"namespace": "n" * 5000}, "auditID": "a-1"}
+    assert _natural_key(audit, "k8s_audit") == b"a-1"
+    assert _natural_key({"objectRef": {"namespace": "shop"}}, "k8s_audit") == b"shop"
+    assert _natural_key({"recipientAccountId": "1" * 5000}, "aws_cloudtrail") is None
+    routed = BatchResult()
+    BatchProcessor._route(routed, [("burst\x1f[\"" + "u" * 5000 + "\"]", "burst"), ("burst\x1f[\"bob\"]", "burst")],
+                          {"ka.user.name": "x"}, "k8s_audit")
+    keys = sorted(routed.regrouped)
+    assert keys[0] == b'burst\x1f["bob"]' and keys[1].startswith(b"sha256:") and len(keys[1]) == 71
