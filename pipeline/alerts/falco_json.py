@@ -19,6 +19,7 @@ import orjson
 
 from pipeline.alerts.alert import Alert
 from pipeline.alerts.output import iso8601_ns
+from pipeline.ingest.numbers import int64
 
 # A fixed namespace for Peregrine's alert ids (never change it: ids would change).
 ALERT_NAMESPACE = uuid.UUID("5b0f6a1e-8c7d-4f3e-9a2b-1d4c6e8f0a37")
@@ -54,22 +55,15 @@ def parse_rfc3339_ns(text: str) -> int | None:
     return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
 
 
-#: the latest event time taken as one (ns, year 2262: a signed 64-bit integer); past it, "now"
-_MAX_NS = (1 << 63) - 1
-
-
 def _ns(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 < value <= _MAX_NS else None
+    """An event time in ns: a positive int, float or digit string that fits a signed 64-bit
+    integer (up to year 2262; past it, as when missing, "now"), or an RFC 3339 time."""
     if isinstance(value, float):
-        return int(value) if 0 < value <= _MAX_NS else None
-    if isinstance(value, str):
-        if value.isascii() and value.isdigit():
-            return _ns(int(value)) if len(value) <= 19 else None
-        return parse_rfc3339_ns(value)
-    return None
+        return int(value) if 0 < value < 2.0 ** 63 else None
+    number = int64(value)
+    if number is not None:
+        return number if number > 0 else None
+    return parse_rfc3339_ns(value) if isinstance(value, str) else None
 
 
 _TIME_KEYS = {

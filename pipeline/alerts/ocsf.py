@@ -31,6 +31,7 @@ import orjson
 
 from pipeline import __version__
 from pipeline.alerts.alert import Alert
+from pipeline.ingest.numbers import int64
 from pipeline.rules.model import Priority
 
 OCSF_VERSION = "1.1.0"
@@ -68,16 +69,6 @@ def _pick(fields: Mapping[str, Any], mapping: tuple[tuple[str, str], ...]) -> di
     return out
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if -(1 << 63) <= value < 1 << 63 else None
-    if isinstance(value, str) and value.lstrip("-").isascii() and value.lstrip("-").isdigit() and len(value) <= 19:
-        return int(value)
-    return None
-
-
 def _user(fields: Mapping[str, Any], name_keys: tuple[str, ...], uid_keys: tuple[str, ...] = ()) -> dict[str, Any] | None:
     user = _pick(fields, tuple(("name", k) for k in name_keys))
     for key in uid_keys:
@@ -89,14 +80,14 @@ def _user(fields: Mapping[str, Any], name_keys: tuple[str, ...], uid_keys: tuple
 
 def _process(fields: Mapping[str, Any]) -> dict[str, Any] | None:
     process = _pick(fields, (("name", "proc.name"), ("cmd_line", "proc.cmdline")))
-    pid = _int(fields.get("proc.pid"))
+    pid = int64(fields.get("proc.pid"))
     if pid is not None:
         process["pid"] = pid
     path = next((fields[k] for k in ("proc.exepath", "proc.exe") if _present(fields.get(k))), None)
     if isinstance(path, str) and path.startswith("/"):
         process["file"] = {"path": path, "name": path.rsplit("/", 1)[-1], "type_id": 1}  # 1: Regular File
     parent = _pick(fields, (("name", "proc.pname"), ("cmd_line", "proc.pcmdline")))
-    ppid = _int(fields.get("proc.ppid"))
+    ppid = int64(fields.get("proc.ppid"))
     if ppid is not None:
         parent["pid"] = ppid
     if parent:

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from pipeline.alerts.bounds import bounded, cut
+from pipeline.ingest.numbers import INT64, int64
 
 EXEC_TYPES = frozenset({"execve", "execveat"})
 CLONE_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
@@ -82,17 +83,11 @@ def as_produced(event: dict, undo: list[tuple[str, Any]] | None) -> dict:
 
 
 def _int(value: Any) -> int | None:
-    """A pid or a time: an int, or the ASCII digits of one, that fits a signed 64-bit integer
-    (what the tree's JSON, one changelog record, can hold)."""
-    if type(value) is int:  # the usual case first; a bool is not a pid
-        return value if -_INT64 <= value < _INT64 else None
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        number = int(value)
-        return number if number < _INT64 else None
-    return None
-
-
-_INT64 = 1 << 63
+    """A pid or a time that fits a signed 64-bit integer (what the tree's JSON, one changelog
+    record, can hold): pipeline.alerts.bounds.int64, the usual int first."""
+    if type(value) is int and -INT64 <= value < INT64:
+        return value
+    return int64(value)
 
 
 class ProcessTree:
