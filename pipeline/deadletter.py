@@ -18,17 +18,15 @@ from typing import Any
 
 import orjson
 
-from pipeline.alerts.bounds import cut
+from pipeline.alerts.bounds import MAX_KEY_BYTES, MAX_RECORD_BYTES, cut
 
 UNDECODABLE = "undecodable"
 OVERSIZED = "oversized"
 SCHEMA = "schema"
 EVALUATION_ERROR = "evaluation_error"
 REASONS = (UNDECODABLE, OVERSIZED, SCHEMA, EVALUATION_ERROR)
-MAX_KEPT_BYTES = 1_048_576  # an oversized message keeps at most its first MiB...
-MAX_RECORD_BYTES = 900_000  # ...and less when the record would not fit a Kafka record (~1 MB by default)
+MAX_KEPT_BYTES = 1_048_576  # an oversized message keeps at most its first MiB, less if the record would not fit
 MAX_DETAIL_BYTES = 4096  # a detail can quote the value it refuses
-MAX_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)

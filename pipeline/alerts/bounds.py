@@ -27,8 +27,15 @@ from pipeline.alerts.falco_json import falco_json
 
 #: a flat_object value longer than this (UTF-8 bytes) is cut in the index (Lucene's term limit is 32766)
 MAX_INDEXED_VALUE_BYTES = 8192
-#: an alert's JSON on Kafka stays under this (the producer's and the broker's default limit is ~1 MB)
-MAX_ALERT_BYTES = 900_000
+# Kafka's producer and broker refuse a record over ~1 MB by default, and a send that fails for good
+# stops the worker on the same batch at every restart; every record the worker writes stays under:
+#: a whole record: an alert, an OCSF finding, a dead letter
+MAX_RECORD_BYTES = 900_000
+#: a record the worker fills from parts it can split or let go: a batch of repartitioned or
+#: regrouped events, a container's process tree, a correlation group's state (changelogs)
+MAX_PART_BYTES = 512 * 1024
+#: a record's key (container ids, namespaces, account ids and group keys are far shorter)
+MAX_KEY_BYTES = 1024
 #: the caps :func:`for_kafka` tries, in turn, on each string of an alert too large for Kafka
 KAFKA_VALUE_CAPS = (65_536, 4096, 256)
 
@@ -80,15 +87,15 @@ def shortened(alert: Alert, max_bytes: int) -> Alert:
 
 def for_kafka(alert: Alert, encode: Callable[[Alert], bytes] = falco_json) -> tuple[Alert, bytes]:
     """The alert and its record (``encode``: Falco's JSON, or the OCSF finding) as they go to
-    Kafka: unchanged when the record fits in :data:`MAX_ALERT_BYTES`, else with the alert's
+    Kafka: unchanged when the record fits in :data:`MAX_RECORD_BYTES`, else with the alert's
     strings cut to the first cap of :data:`KAFKA_VALUE_CAPS` that makes it fit (the last one
     whatever the size)."""
     document = encode(alert)
-    if len(document) <= MAX_ALERT_BYTES:
+    if len(document) <= MAX_RECORD_BYTES:
         return alert, document
     for cap in KAFKA_VALUE_CAPS:
         short = shortened(alert, cap)
         document = encode(short)
-        if len(document) <= MAX_ALERT_BYTES:
+        if len(document) <= MAX_RECORD_BYTES:
             break
     return short, document

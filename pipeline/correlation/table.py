@@ -42,13 +42,11 @@ from typing import Any
 import orjson
 
 from pipeline import metrics
+from pipeline.alerts.bounds import MAX_PART_BYTES
 from pipeline.state.table_partition import PartitionEvent, faust_current_event, run_as
 
 _MISSING = object()
 log = logging.getLogger("peregrine.correlation.table")
-#: one group's key and state, one changelog record: Kafka refuses records over ~1 MB, and a write
-#: that fails for good stops the worker
-MAX_STATE_BYTES = 512 * 1024
 
 
 class TableCorrelationStore(MutableMapping):
@@ -131,13 +129,13 @@ class TableCorrelationStore(MutableMapping):
 
     def __setitem__(self, key: str, state: dict) -> None:
         data = self._encode(state)
-        if len(data) + len(key) > MAX_STATE_BYTES:
+        if len(data) + len(key) > MAX_PART_BYTES:
             # a group whose state outgrew one changelog record (a distinct count of thousands of
             # long values): dropped, as a group evicted over max_groups is, rather than written
             self.oversized += 1
             metrics.CORRELATION_GROUPS_DROPPED.inc()
             log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one changelog "
-                        "record may hold", key, len(data), MAX_STATE_BYTES)
+                        "record may hold", key, len(data), MAX_PART_BYTES)
             self.pop(key, None)
             return
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.alerts.bounds import bounded, cut
+from pipeline.alerts.bounds import MAX_PART_BYTES, bounded, cut
 from pipeline.ingest.numbers import INT64, int64
 
 EXEC_TYPES = frozenset({"execve", "execveat"})
@@ -51,9 +51,7 @@ ANCESTOR_KEYS = tuple((f"proc.aname[{level}]", f"proc.apid[{level}]") for level 
 class TreeLimits:
     max_processes: int = 4096
     exited_ttl_ns: int = 60 * 1_000_000_000
-    # the serialised tree is one changelog record: Kafka refuses records over ~1 MB, and a write
-    # that fails for good stops the worker (ProcessTree.shrink)
-    max_bytes: int = 512 * 1024
+    max_bytes: int = MAX_PART_BYTES  # the serialised tree is one changelog record (ProcessTree.shrink)
 
 
 #: a process's name, exe and command line are kept up to this many bytes (Falco's driver captures

@@ -25,6 +25,7 @@ import orjson
 
 from pipeline import deadletter as dl
 from pipeline.alerts import Alert, alert_uuid
+from pipeline.alerts.bounds import MAX_KEY_BYTES, MAX_PART_BYTES
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
 from pipeline.ingest.decode import DecodeError, decode_message
@@ -88,15 +89,9 @@ class BatchResult:
     evicted: int = 0  # containers dropped from the state (idle or over the limit)
 
 
-#: the most a repartition or regroup record holds (Kafka's producer and broker refuse records over ~1 MB,
-#: and a send that fails for good stops the worker): a container's events of one batch go in several
-MAX_RECORD_BYTES = 512 * 1024
-#: the longest Kafka key the worker writes (container ids, namespaces, group keys are far shorter)
-MAX_KEY_BYTES = 1024
-
-
-def ndjson_records(lines: list[bytes], max_bytes: int = MAX_RECORD_BYTES) -> Iterator[bytes]:
-    """``lines`` joined as NDJSON records of at most ``max_bytes`` (a longer line goes alone)."""
+def ndjson_records(lines: list[bytes], max_bytes: int = MAX_PART_BYTES) -> Iterator[bytes]:
+    """``lines`` joined as NDJSON records of at most ``max_bytes`` (a longer line goes alone): a
+    container's repartitioned events of one batch, or a group's regrouped ones, in several."""
     start, size = 0, 0
     for end, line in enumerate(lines):
         if size and size + len(line) + 1 > max_bytes:
@@ -230,9 +225,9 @@ class BatchProcessor:
                             state[3] = message
                 if state is None:
                     line = orjson.dumps(event)
-                    if len(line) > MAX_RECORD_BYTES:  # could not be produced: it would stop the worker
+                    if len(line) > MAX_PART_BYTES:  # could not be produced: it would stop the worker
                         result.dead_letters.append(self._dead(message, dl.OVERSIZED, f"event of {len(line)} bytes, over the "
-                                                              f"{MAX_RECORD_BYTES} a repartitioned record may hold", event, index))
+                                                              f"{MAX_PART_BYTES} a repartitioned record may hold", event, index))
                     else:
                         forwards[cid].append(line)
                     continue
@@ -339,7 +334,7 @@ class BatchProcessor:
             names.setdefault(key, []).append(name)
         for key, correlations in names.items():
             line = envelope(source, correlations, event)
-            if len(line) <= MAX_RECORD_BYTES:  # a longer one could not be produced (its rules ran here already)
+            if len(line) <= MAX_PART_BYTES:  # a longer one could not be produced (its rules ran here already)
                 kafka_key = key.encode()
                 if len(kafka_key) > MAX_KEY_BYTES:
                     kafka_key = b"sha256:" + hashlib.sha256(kafka_key).hexdigest().encode()

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.alerts.alert import Alert
-from pipeline.alerts.bounds import MAX_ALERT_BYTES, MAX_INDEXED_VALUE_BYTES, bound_values, cut, for_kafka
-from pipeline.deadletter import MAX_RECORD_BYTES, DeadLetter
+from pipeline.alerts.bounds import MAX_INDEXED_VALUE_BYTES, MAX_RECORD_BYTES, bound_values, cut, for_kafka
+from pipeline.deadletter import DeadLetter
 from pipeline.rules.model import Priority
 from pipeline.sinks.document import alert_document
 from pipeline.sinks.opensearch import _first_chunk
@@ -58,14 +58,14 @@ def test_an_alert_too_large_for_kafka_is_cut_to_the_first_cap_that_fits() -> Non
     payload = "QUJD" * 150_000
     alert = _alert({"proc.cmdline": payload, "proc.name": "bash"}, output=f"Shell (command={payload})")
     shorter, document = for_kafka(alert)
-    assert len(document) <= MAX_ALERT_BYTES
+    assert len(document) <= MAX_RECORD_BYTES
     sent = orjson.loads(document)
     assert sent["output_fields"]["proc.cmdline"] == payload[:65_536] + f"…[+{600_000 - 65_536} bytes]"
     assert sent["output"].startswith("Shell (command=QUJD") and sent["output_fields"]["proc.name"] == "bash"
     assert sent["uuid"] == "u-1" and shorter.uuid == alert.uuid
     many = _alert({f"f{i}": "z" * 100_000 for i in range(30)})  # 64 KiB each would still be 2 MB
     _, document = for_kafka(many)
-    assert len(document) <= MAX_ALERT_BYTES and orjson.loads(document)["output_fields"]["f0"].startswith("z" * 4096 + "…")
+    assert len(document) <= MAX_RECORD_BYTES and orjson.loads(document)["output_fields"]["f0"].startswith("z" * 4096 + "…")
 
 
 def test_the_stored_document_cuts_long_values_under_lucenes_term_limit_and_keeps_them_whole() -> None:
@@ -103,5 +103,5 @@ def test_the_ocsf_finding_repeating_the_command_line_also_fits_a_kafka_record() 
                    output=f"Shell (command={payload})")
     assert for_kafka(alert)[0] is alert
     _, finding = for_kafka(alert, ocsf_json)
-    assert len(ocsf_json(alert)) > MAX_ALERT_BYTES >= len(finding)
+    assert len(ocsf_json(alert)) > MAX_RECORD_BYTES >= len(finding)
     assert orjson.loads(finding)["class_uid"] == 2004

@@ -107,7 +107,7 @@ def test_values_without_a_partition_still_read():
 
 
 def test_a_group_whose_state_would_not_fit_a_changelog_record_is_dropped_not_written():
-    from pipeline.correlation.table import MAX_STATE_BYTES
+    from pipeline.alerts.bounds import MAX_PART_BYTES
 
     table = ChangelogTable()
     s = store(table)
@@ -117,4 +117,4 @@ def test_a_group_whose_state_would_not_fit_a_changelog_record_is_dropped_not_wri
     s[key] = {"v": [f"/tmp/{n:06d}-" + "x" * 100 for n in range(6000)], "d": 5}  # ~700 KB
     assert key not in table and s.get(key) is None and s.oversized == 1
     assert table.changelog[-1] == (key, 0, "app-correlation-state-changelog", True)  # its tombstone
-    assert all(len(v) <= MAX_STATE_BYTES for v in table.values())
+    assert all(len(v) <= MAX_PART_BYTES for v in table.values())

@@ -11,7 +11,8 @@ from pipeline.deadletter import DeadLetter
 from pipeline.ingest.decode import OVERSIZED, UNDECODABLE, DecodeError, decode_message
 from pipeline.sinks.opensearch import daily_index
 from pipeline.state.process_tree import ProcessTree, TreeLimits
-from pipeline.stream.batch import MAX_RECORD_BYTES, DictStateStore, Message, kafka_partition, ndjson_records
+from pipeline.alerts.bounds import MAX_PART_BYTES
+from pipeline.stream.batch import DictStateStore, Message, kafka_partition, ndjson_records
 from pipeline.stream.settings import PipelineSettings
 from pipeline.errors import ConfigError
 
@@ -174,7 +175,7 @@ def test_forwards_are_split_into_records_kafka_takes_and_an_event_too_large_for_
     messages = [Message("peregrine.events.syscall", 0, n, b"node", orjson.dumps(e)) for n, e in enumerate(padded + [huge])]
     result = processor.process(messages, DictStateStore())
     records = [value for _, value in result.forwards]
-    assert len(records) == 3 and all(len(r) <= MAX_RECORD_BYTES for r in records)  # 1.2 MB of one container
+    assert len(records) == 3 and all(len(r) <= MAX_PART_BYTES for r in records)  # 1.2 MB of one container
     assert [orjson.loads(line)["proc.pid"] for r in records for line in r.split(b"\n")] == list(range(10, 22))
     [letter] = result.dead_letters
     assert (letter.reason, letter.offset) == ("oversized", 12) and "repartitioned record" in letter.detail
