@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.alerts.bounds import MAX_KEY_BYTES, MAX_RECORD_BYTES, cut
+from pipeline.record_bounds import MAX_KEY_BYTES, MAX_RECORD_BYTES, cut
 
 UNDECODABLE = "undecodable"
 OVERSIZED = "oversized"

@@ -24,43 +24,12 @@ from typing import Any, Callable, Mapping
 
 from pipeline.alerts.alert import Alert
 from pipeline.alerts.falco_json import falco_json
+from pipeline.record_bounds import MAX_RECORD_BYTES, bounded, cut
 
 #: a flat_object value longer than this (UTF-8 bytes) is cut in the index (Lucene's term limit is 32766)
 MAX_INDEXED_VALUE_BYTES = 8192
-# Kafka's producer and broker refuse a record over ~1 MB by default, and a send that fails for good
-# stops the worker on the same batch at every restart; every record the worker writes stays under:
-#: a whole record: an alert, an OCSF finding, a dead letter
-MAX_RECORD_BYTES = 900_000
-#: a record the worker fills from parts it can split or let go: a batch of repartitioned or
-#: regrouped events, a container's process tree, a correlation group's state (changelogs)
-MAX_PART_BYTES = 512 * 1024
-#: a record's key (container ids, namespaces, account ids and group keys are far shorter)
-MAX_KEY_BYTES = 1024
 #: the caps :func:`for_kafka` tries, in turn, on each string of an alert too large for Kafka
 KAFKA_VALUE_CAPS = (65_536, 4096, 256)
-
-
-def cut(text: str, max_bytes: int) -> str:
-    """``text`` if its UTF-8 fits in ``max_bytes``, else its longest prefix that does (never half
-    a character) and a marker ``…[+N bytes]`` naming how many bytes were cut."""
-    if len(text) * 4 <= max_bytes:  # fits whatever its characters
-        return text
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= max_bytes:
-        return text
-    kept = data[:max_bytes].decode("utf-8", "ignore")
-    return f"{kept}…[+{len(data) - len(kept.encode('utf-8', 'surrogatepass'))} bytes]"
-
-
-def bounded(value: Any, max_bytes: int) -> Any:
-    """``value`` with every string in it (also inside lists and objects) cut to ``max_bytes``."""
-    if isinstance(value, str):
-        return cut(value, max_bytes)
-    if isinstance(value, list):
-        return [bounded(item, max_bytes) for item in value]
-    if isinstance(value, dict):
-        return {key: bounded(item, max_bytes) for key, item in value.items()}
-    return value
 
 
 def bound_values(fields: Mapping[str, Any], max_bytes: int = MAX_INDEXED_VALUE_BYTES) -> tuple[dict[str, Any], dict[str, Any]]:

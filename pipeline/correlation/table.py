@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from pipeline import metrics
-from pipeline.alerts.bounds import MAX_PART_BYTES
+from pipeline.record_bounds import MAX_PART_BYTES
 from pipeline.state.table_partition import PartitionEvent, faust_current_event, run_as
 
 _MISSING = object()

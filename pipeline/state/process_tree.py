@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.alerts.bounds import MAX_PART_BYTES, bounded, cut
+from pipeline.record_bounds import MAX_PART_BYTES, bounded, cut
 from pipeline.ingest.numbers import INT64, int64
 
 EXEC_TYPES = frozenset({"execve", "execveat"})
@@ -82,7 +82,7 @@ def as_produced(event: dict, undo: list[tuple[str, Any]] | None) -> dict:
 
 def _int(value: Any) -> int | None:
     """A pid or a time that fits a signed 64-bit integer (what the tree's JSON, one changelog
-    record, can hold): pipeline.alerts.bounds.int64, the usual int first."""
+    record, can hold): pipeline.ingest.numbers.int64, the usual int first."""
     if type(value) is int and -INT64 <= value < INT64:
         return value
     return int64(value)

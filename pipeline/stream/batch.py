@@ -25,7 +25,7 @@ import orjson
 
 from pipeline import deadletter as dl
 from pipeline.alerts import Alert, alert_uuid
-from pipeline.alerts.bounds import MAX_KEY_BYTES, MAX_PART_BYTES
+from pipeline.record_bounds import MAX_KEY_BYTES, MAX_PART_BYTES
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
 from pipeline.ingest.decode import DecodeError, decode_message

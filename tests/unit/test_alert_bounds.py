@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.alerts.alert import Alert
-from pipeline.alerts.bounds import MAX_INDEXED_VALUE_BYTES, MAX_RECORD_BYTES, bound_values, cut, for_kafka
+from pipeline.alerts.bounds import MAX_INDEXED_VALUE_BYTES, bound_values, for_kafka
+from pipeline.record_bounds import MAX_RECORD_BYTES, cut
 from pipeline.deadletter import DeadLetter
 from pipeline.rules.model import Priority
 from pipeline.sinks.document import alert_document

@@ -107,7 +107,7 @@ def test_values_without_a_partition_still_read():
 
 
 def test_a_group_whose_state_would_not_fit_a_changelog_record_is_dropped_not_written():
-    from pipeline.alerts.bounds import MAX_PART_BYTES
+    from pipeline.record_bounds import MAX_PART_BYTES
 
     table = ChangelogTable()
     s = store(table)

@@ -11,7 +11,7 @@ from pipeline.deadletter import DeadLetter
 from pipeline.ingest.decode import OVERSIZED, UNDECODABLE, DecodeError, decode_message
 from pipeline.sinks.opensearch import daily_index
 from pipeline.state.process_tree import ProcessTree, TreeLimits
-from pipeline.alerts.bounds import MAX_PART_BYTES
+from pipeline.record_bounds import MAX_PART_BYTES
 from pipeline.stream.batch import DictStateStore, Message, kafka_partition, ndjson_records
 from pipeline.stream.settings import PipelineSettings
 from pipeline.errors import ConfigError
