@@ -16,6 +16,14 @@ counted. An object whose controlling owner is itself a workload (a ReplicaSet of
 Deployment, the Pods of a ReplicaSet, Job or DaemonSet) is skipped too: its owner
 was audited when it was applied, as Polaris reports only top-level controllers.
 
+An object's failures are reported once: an event that applies the same content
+again (everything but ``metadata`` and ``status``: a controller's annotation,
+a label, a finalizer, an identical re-apply) with the same failures gives no
+alert and counts as ``unchanged``. A changed spec that still fails, a new
+failure, or the object deleted and created again (a new uid) is reported. The
+memory is the worker's own, the ``remember`` objects last seen (LRU): after a
+restart, a rebalance or an eviction an unchanged object is reported once more.
+
 Checks that relate the object to others (PodDisruptionBudget, HPA, NetworkPolicy,
 the pod's ServiceAccount, the Role a binding references, custom
 ``additionalSchemas``) cannot be judged from one event and do not run live.
@@ -26,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
@@ -46,6 +54,8 @@ SOURCE = "k8s_audit"
 VERBS = frozenset({"create", "update", "patch"})
 #: Alert priority of a failed check, by its severity.
 PRIORITIES: Mapping[str, Priority] = {"danger": Priority.ERROR, "warning": Priority.WARNING}
+#: Objects whose reported failures a LiveAudit remembers (about 200 bytes each), least recently seen forgotten first.
+REMEMBER = 100_000
 #: Lookups that read only the object itself, so they hold live.
 LOCAL_LOOKUPS = frozenset({"hpaReplicaRange"})
 
@@ -79,6 +89,7 @@ NO_OBJECT = "no_object"  # neither responseObject nor requestObject is a whole o
 REJECTED = "rejected"  # the API server refused the request: nothing was stored
 OWNED = "owned"  # controlled by a workload that is audited itself
 DRY_RUN = "dry_run"
+UNCHANGED = "unchanged"  # the checks ran and found what was reported already for the same content
 ERROR = "error"  # a check could not be evaluated on this object (logged)
 
 
@@ -123,8 +134,9 @@ class LiveAudit:
     """Polaris checks compiled once; :meth:`alerts` per decoded K8s audit event.
 
     ``counts`` tallies the events that passed the cheap filter by outcome
-    (``audited``, ``no_object``, ``rejected``, ``owned``, ``dry_run``, ``error``);
-    ``observe`` (e.g. a metrics counter) is called with each outcome too."""
+    (``audited``, ``unchanged``, ``no_object``, ``rejected``, ``owned``, ``dry_run``, ``error``);
+    ``observe`` (e.g. a metrics counter) is called with each outcome too. ``remember``: how
+    many objects' reported failures are kept (0: every event's failures are reported)."""
 
     def __init__(
         self,
@@ -133,6 +145,7 @@ class LiveAudit:
         hostname: str = "",
         skip_owned: bool = True,
         observe: Callable[[str], None] | None = None,
+        remember: int = REMEMBER,
     ) -> None:
         config = config or default_config()
         live = tuple(c for c in config.checks if is_live(c))
@@ -146,6 +159,9 @@ class LiveAudit:
         self.skip_owned = skip_owned
         self.observe = observe
         self.counts: Counter[str] = Counter()
+        self.remember = remember
+        # object (kind, namespace, name) -> digest of its uid, content and the failures reported for it
+        self._reported: OrderedDict[bytes, bytes] = OrderedDict()
 
     @classmethod
     def from_config_file(cls, path: str | None, **kwargs: Any) -> "LiveAudit":
@@ -175,11 +191,38 @@ class LiveAudit:
                         target.obj["metadata"].get("namespace", ""), target.obj["metadata"]["name"], target.audit_id, error)
             return self._count(ERROR, [])
         failed = [f for f in findings if not f.success and f.severity in PRIORITIES]
+        if self.remember and not self._first_report(target.obj, failed):
+            return self._count(UNCHANGED, [])
         if not failed:
             return self._count(AUDITED, [])
         digest = hashlib.sha256(canonical_bytes(event)).hexdigest()
         time_ns = event_time_ns(event, SOURCE)
         return self._count(AUDITED, [self._alert(f, target, digest, time_ns) for f in failed])
+
+    def _first_report(self, obj: dict, failed: list[Finding]) -> bool:
+        """Are ``failed`` (on ``obj``, as it is now) news? False when they were reported for this
+        object, with the same uid and the same content; the object is remembered either way
+        (forgotten once it passes)."""
+        metadata = obj["metadata"]
+        if metadata.get("uid") is None and metadata.get("generateName"):
+            return True  # a requestObject named by the server: its name is not the object's
+        name = hashlib.blake2b(f"{obj['kind']}\x00{metadata.get('namespace') or ''}\x00{metadata['name']}".encode(),
+                               digest_size=16).digest()
+        reported = self._reported
+        if not failed:
+            reported.pop(name, None)
+            return True
+        content = {key: value for key, value in obj.items() if key not in ("metadata", "status")}
+        state = hashlib.blake2b(canonical_bytes([metadata.get("uid"), content, sorted(f"{f.check}/{f.container or ''}" for f in failed)]),
+                                digest_size=16).digest()
+        if reported.get(name) == state:
+            reported.move_to_end(name)
+            return False
+        reported[name] = state
+        reported.move_to_end(name)
+        if len(reported) > self.remember:
+            reported.popitem(last=False)
+        return True
 
     def _count(self, outcome: str, alerts: list[Alert]) -> list[Alert]:
         self.counts[outcome] += 1

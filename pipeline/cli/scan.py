@@ -121,9 +121,11 @@ def scan(
         for rule, count in sorted(stats.by_rule.items()):
             print(f"  {count:6d}  {rule}", file=sys.stderr)
         if live_audit is not None and live_audit.counts:
-            outcomes = ", ".join(f"{n} {k}" for k, n in sorted(live_audit.counts.items()) if k != "audited")
-            print(f"live audit: {live_audit.counts['audited']} objects audited" + (f"; skipped: {outcomes}" if outcomes else ""),
-                  file=sys.stderr)
+            counts = live_audit.counts
+            outcomes = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if k not in ("audited", "unchanged"))
+            unchanged = f" ({counts['unchanged']} unchanged since their failures were reported)" if counts["unchanged"] else ""
+            print(f"live audit: {counts['audited'] + counts['unchanged']} objects audited{unchanged}"
+                  + (f"; skipped: {outcomes}" if outcomes else ""), file=sys.stderr)
     if stats.bad_lines:
         raise typer.Exit(1)
 

@@ -1,5 +1,6 @@
 """Live audit on the real stack: a privileged-pod create event on the worker's K8s audit
-topic becomes a Polaris alert on the alert topic and in OpenSearch."""
+topic becomes a Polaris alert on the alert topic and in OpenSearch, once (a later
+metadata-only update of the pod is not reported again)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ async def test_privileged_pod_create_is_a_polaris_alert_on_the_topic_and_in_open
         events.audit_event("create", "pods", name="other", level="Metadata", audit_id="5e0c1f0a-live-0003"),
         events.audit_event("delete", "pods", name="debug", response=privileged, audit_id="5e0c1f0a-live-0004"),
     ]
+    # an operator labels the privileged pod: the same failure on the same content is not reported again
+    labelled = events.privileged_pod("debug", "shop")
+    labelled["metadata"]["labels"]["team"] = "payments"
+    audit.insert(1, events.audit_event("update", "pods", name="debug", request=events.as_request(labelled), response=labelled,
+                                       user="system:serviceaccount:ops:labeller", audit_id="5e0c1f0a-live-0005"))
     # as the webhook receiver produces them: one event per message, keyed by namespace
     await produce(worker.bootstrap, worker.topics["k8s_audit"], [(b"shop", orjson.dumps(e)) for e in audit])
 

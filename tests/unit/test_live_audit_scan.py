@@ -51,6 +51,21 @@ def test_scan_reports_failed_checks_with_the_rules_alerts(capsys, tmp_path):
     assert "live audit: 2 objects audited; skipped: 1 no_object" in err
 
 
+def test_scan_reports_an_objects_failures_once_and_counts_the_repeats(capsys, tmp_path):
+    pod = privileged_pod("debug", "shop")
+    labelled = privileged_pod("debug", "shop")
+    labelled["metadata"]["labels"]["team"] = "payments"  # an operator's metadata-only update
+    events = [audit_event("create", "pods", name="debug", request=as_request(pod), response=pod, audit_id="r-1"),
+              audit_event("update", "pods", name="debug", request=as_request(labelled), response=labelled, audit_id="r-2"),
+              audit_event("patch", "pods", name="debug", response=pod, audit_id="r-3")]
+    path = tmp_path / "repeats.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events))
+    code, alerts, err = scan(capsys, "--min-priority", "error", str(path))
+    assert code == 0
+    assert [(a["rule"], a["output_fields"]["ka.auditid"]) for a in alerts] == [(PRIVILEGED, "r-1")]
+    assert "live audit: 3 objects audited (2 unchanged since their failures were reported)" in err
+
+
 def test_no_config_audit_turns_it_off(capsys, tmp_path):
     code, alerts, err = scan(capsys, "--no-config-audit", str(events_file(tmp_path)))
     assert code == 0
