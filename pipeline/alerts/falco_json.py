@@ -27,7 +27,26 @@ _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\
 
 
 def canonical_bytes(event: Any) -> bytes:
-    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    """``event`` as JSON with sorted keys, whatever it holds: a value JSON has no type for is
+    written as its ``str``, and so is an integer past 64 bits (which orjson refuses; only an
+    object built in Python, or parsed from YAML, has one: orjson parses them as floats)."""
+    try:
+        return orjson.dumps(event, option=_CANONICAL, default=str)
+    except TypeError:
+        return orjson.dumps(_wide_ints_as_text(event), option=_CANONICAL, default=str)
+
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _wide_ints_as_text(value: Any) -> Any:
+    if type(value) is int:
+        return value if -(1 << 63) <= value < (1 << 64) else str(value)
+    if isinstance(value, dict):
+        return {_wide_ints_as_text(key): _wide_ints_as_text(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wide_ints_as_text(item) for item in value]
+    return value
 
 
 def alert_uuid(event: Any, rule: str) -> str:

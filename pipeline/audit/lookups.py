@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from typing import Any, Callable
 
-from pipeline.audit.targets import Workload, namespace_of, same_namespace, selector_matches
+from pipeline.audit.targets import Workload, mapping_at, namespace_of, same_namespace, selector_matches
 
 
 class Inventory:
@@ -44,13 +44,13 @@ def service_account(inventory: Inventory, workload: Workload, _obj: dict) -> lis
 def pod_disruption_budgets(inventory: Inventory, workload: Workload, _obj: dict) -> list[dict]:
     """PodDisruptionBudgets of the workload's namespace whose selector selects its pods."""
     return [pdb for pdb in _in_namespace(inventory.of_kind("PodDisruptionBudget"), workload.namespace)
-            if selector_matches((pdb.get("spec") or {}).get("selector"), workload.pod_labels)]
+            if selector_matches(mapping_at(pdb, "spec").get("selector"), workload.pod_labels)]
 
 
 def _hpas_for(inventory: Inventory, workload: Workload) -> list[dict]:
     found = []
     for hpa in _in_namespace(inventory.of_kind("HorizontalPodAutoscaler"), workload.namespace):
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        ref = mapping_at(hpa, "spec", "scaleTargetRef")
         if ref.get("kind") == workload.kind and ref.get("name") == workload.name:
             found.append(hpa)
     return found
@@ -66,7 +66,7 @@ def _resolve(value: Any, total: int) -> int | None:
     if text.endswith("%"):
         try:
             return math.ceil(float(text[:-1]) * total / 100)
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, NaN, infinite
             return None
     try:
         return int(text)
@@ -80,11 +80,11 @@ def pdb_against_hpa(inventory: Inventory, workload: Workload, _obj: dict) -> lis
     ever be evicted while the HPA sits at its minimum)."""
     pairs = []
     for pdb in pod_disruption_budgets(inventory, workload, _obj):
-        min_available = (pdb.get("spec") or {}).get("minAvailable")
+        min_available = mapping_at(pdb, "spec").get("minAvailable")
         if min_available is None:
             continue
         for hpa in _hpas_for(inventory, workload):
-            min_replicas = (hpa.get("spec") or {}).get("minReplicas", 1)
+            min_replicas = mapping_at(hpa, "spec").get("minReplicas", 1)
             if not isinstance(min_replicas, int) or isinstance(min_replicas, bool):
                 continue
             resolved = _resolve(min_available, min_replicas)
@@ -102,11 +102,11 @@ def network_policies(inventory: Inventory, workload: Workload, _obj: dict) -> li
     (Kubernetes: Ingress always, Egress when egress rules are given)."""
     found = []
     for policy in _in_namespace(inventory.of_kind("NetworkPolicy"), workload.namespace):
-        spec = policy.get("spec") or {}
+        spec = mapping_at(policy, "spec")
         if not selector_matches(spec.get("podSelector", {}), workload.pod_labels):
             continue
         types = spec.get("policyTypes")
-        if not types:
+        if not types or not isinstance(types, list):
             types = ["Ingress"] + (["Egress"] if "egress" in spec else [])
         found.append({"name": policy["metadata"]["name"], "policyTypes": list(types)})
     return found
@@ -114,7 +114,7 @@ def network_policies(inventory: Inventory, workload: Workload, _obj: dict) -> li
 
 def referenced_role(inventory: Inventory, _workload: Workload | None, binding: dict) -> list[dict]:
     """The Role or ClusterRole a (Cluster)RoleBinding's roleRef names, if in the audit."""
-    ref = binding.get("roleRef") or {}
+    ref = mapping_at(binding, "roleRef")
     kind, name = ref.get("kind"), ref.get("name")
     if kind == "ClusterRole":
         return [role for role in inventory.of_kind("ClusterRole") if role["metadata"]["name"] == name]
@@ -127,7 +127,7 @@ def referenced_role(inventory: Inventory, _workload: Workload | None, binding: d
 def hpa_replica_range(_inventory: Inventory, _workload: Workload | None, hpa: dict) -> dict:
     """Not a related object but a derived fact JSON Schema cannot compute: the HPA's
     ``spread`` = maxReplicas − minReplicas, or None when minReplicas is not set."""
-    spec = hpa.get("spec") or {}
+    spec = mapping_at(hpa, "spec")
     low, high = spec.get("minReplicas"), spec.get("maxReplicas")
     numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high))
     return {"spread": high - low if numbers else None}

@@ -47,6 +47,13 @@ def _at(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
+def mapping_at(obj: Any, *path: str) -> dict:
+    """The mapping at ``path`` under ``obj``; {} when a step is missing or is not a mapping (a
+    malformed manifest: a string where the API expects an object)."""
+    found = _at(obj, path)
+    return found if isinstance(found, dict) else {}
+
+
 def _pointer(path: tuple[str, ...]) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
 
@@ -133,13 +140,21 @@ def selector_matches(selector: Any, labels: dict) -> bool:
     An empty selector ({}) selects everything; a missing one (None) nothing."""
     if selector is None or not isinstance(selector, dict):
         return False
-    for key, value in (selector.get("matchLabels") or {}).items():
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(match_labels, dict) or not isinstance(expressions, list):
+        return False  # malformed (the API server refuses it): selects nothing, as a missing one
+    for key, value in match_labels.items():
         if labels.get(key) != value:
             return False
-    for expression in selector.get("matchExpressions") or []:
+    for expression in expressions:
+        if not isinstance(expression, dict):
+            return False
         key = expression.get("key")
         operator = expression.get("operator")
         values = expression.get("values") or []
+        if not isinstance(values, list):
+            return False
         if operator == "In" and labels.get(key) not in values:
             return False
         if operator == "NotIn" and key in labels and labels[key] in values:

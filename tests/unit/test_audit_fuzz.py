@@ -1,0 +1,108 @@
+"""No manifest stops the configuration audit: real manifests with values of the wrong type
+(a string where the API expects an object, a number for a list) are audited, by
+``peregrine audit`` and live from K8s audit events, without raising. Each of the fixed cases
+below stopped ``peregrine audit`` with a traceback, and with it the audit of every other
+object it was given."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from live_audit_events import audit_event
+from pipeline.alerts.falco_json import canonical_bytes
+from pipeline.audit.evaluate import audit_objects
+from pipeline.audit.live import RESOURCES, LiveAudit
+from pipeline.audit.manifests import read_text
+from pipeline.cli.main import main
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "manifests"
+SEEDS = [doc for path in sorted(DATA.glob("*.yaml")) if path.name != "broken.yaml"
+         for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
+KINDS = {kind: resource for resource, (_, kind) in RESOURCES.items()}
+
+odd = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.floats(), st.text(max_size=6),
+                st.sampled_from(["", "inf%", "nan%", "1e400%", "50%", "ALL", "ClusterRole", "In", "Exists", "\x00"]),
+                st.lists(st.sampled_from([None, 1, "x"]), max_size=2), st.builds(dict), st.fixed_dictionaries({"a": st.none()}))
+
+
+def _paths(value, prefix=()):
+    """Every path into ``value`` (dict keys and list positions)."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            yield from _paths(item, prefix + (position,))
+
+
+@st.composite
+def manifests(draw) -> dict:
+    """A real manifest with up to five values anywhere in it replaced by a value of any type, or removed."""
+    obj = copy.deepcopy(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 5))):
+        paths = [p for p in _paths(obj) if len(p) > 1]  # kind, apiVersion and metadata stay objects: read_text checks those
+        if not paths:
+            break
+        shallow = [p for p in paths if len(p) <= 3]  # spec, roleRef, spec.selector: what the lookups read
+        path = draw(st.sampled_from(draw(st.sampled_from([shallow or paths, paths]))))
+        parent = obj
+        for step in path[:-1]:
+            parent = parent[step]
+        if draw(st.integers(0, 4)) == 0:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(odd)
+    return obj
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=manifests())
+def test_any_manifest_is_audited_offline_and_live_without_raising(obj):
+    text = yaml.safe_dump(obj)
+    found, _ = read_text(text, "fuzz.yaml")
+    # with the repo's other manifests, so cross-object lookups (PDBs, HPAs, roles, policies) meet it
+    audit_objects([m.obj for m in found] + copy.deepcopy(SEEDS))
+    resource = KINDS.get(obj.get("kind"))
+    if resource in ("pods", "deployments", "clusterroles", "replicasets", "configmaps", "cronjobs"):
+        live = LiveAudit()
+        live.alerts(audit_event("update", resource, name="fuzz", response=obj))
+        assert live.counts["error"] == 0
+
+
+MALFORMED = [
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "roleRef": "\x00"},
+    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p", "namespace": "shop"}, "spec": "x"},
+    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p2", "namespace": "shop"},
+     "spec": {"minAvailable": "inf%", "selector": {"matchLabels": {}}}},
+    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p3", "namespace": "shop"},
+     "spec": {"selector": {"matchLabels": 3, "matchExpressions": ["x"]}}},
+    {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "shop"}, "spec": 7},
+    {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h2", "namespace": "shop"},
+     "spec": {"minReplicas": 1, "maxReplicas": 3, "scaleTargetRef": "api"}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n", "namespace": "shop"},
+     "spec": {"podSelector": {}, "policyTypes": 5}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n2", "namespace": "shop"}, "spec": []},
+]
+
+
+def test_malformed_related_objects_leave_the_other_objects_audited(tmp_path, capsys):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump_all([*MALFORMED, *SEEDS]))
+    code = main(["audit", "--format", "json", str(path)])
+    captured = capsys.readouterr()
+    assert code in (0, 1), captured.err
+    assert "Traceback" not in captured.err
+    assert '"runAsPrivileged"' in captured.out  # the privileged pod among the seeds is still judged
+
+
+def test_wide_integers_have_a_canonical_form():
+    """Only a Python-built object (or YAML) has one; an alert id must still be computable."""
+    assert canonical_bytes({"b": 2 ** 70, "a": [-(2 ** 64)]}) == b'{"a":["-18446744073709551616"],"b":"1180591620717411303424"}'
+    assert canonical_bytes({"b": 1, "a": 2 ** 64 - 1}) == b'{"a":18446744073709551615,"b":1}'
