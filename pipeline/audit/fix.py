@@ -33,8 +33,10 @@ def _tokens(pointer: str) -> list[str]:
 
 def _child(container: Any, token: str, create: bool) -> Any:
     if isinstance(container, list):
+        if not token.isdigit():  # a list where the check expects a mapping: a malformed manifest
+            return None
         index = int(token)
-        return container[index] if 0 <= index < len(container) else None
+        return container[index] if index < len(container) else None
     if isinstance(container, dict):
         if token not in container or container[token] is None:
             if not create:
@@ -44,8 +46,10 @@ def _child(container: Any, token: str, create: bool) -> Any:
     return None
 
 
-def apply_patch(document: dict, operation: dict, prefix: str = "") -> None:
-    """Apply one JSON-patch operation in place, at ``prefix`` + its path."""
+def apply_patch(document: dict, operation: dict, prefix: str = "") -> bool:
+    """Apply one JSON-patch operation in place, at ``prefix`` + its path. False when the
+    document has no place for it (a scalar or a list where the path needs a mapping: a
+    malformed manifest), which is then left as it is."""
     tokens = _tokens(prefix) + _tokens(operation["path"])
     if not tokens:
         raise AuditError("a mutation cannot replace the whole object")
@@ -54,28 +58,34 @@ def apply_patch(document: dict, operation: dict, prefix: str = "") -> None:
     for token in tokens[:-1]:
         parent = _child(parent, token, create=op != "remove")
         if parent is None:
-            return
+            return op == "remove"  # nothing there to remove
     last = tokens[-1]
     if op == "remove":
         if isinstance(parent, dict):
             parent.pop(last, None)
         elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
             del parent[int(last)]
-        return
+        return True
     value = copy.deepcopy(operation.get("value"))
     if isinstance(parent, dict):
         parent[last] = value
-    elif isinstance(parent, list):
+        return True
+    if isinstance(parent, list):
         if last == "-":
             parent.append(value)
-        elif op == "add":
+            return True
+        if last.isdigit() and op == "add":
             parent.insert(int(last), value)
-        else:
+            return True
+        if last.isdigit() and int(last) < len(parent):
             parent[int(last)] = value
+            return True
+    return False
 
 
 def fix_objects(objects: list[dict], findings: Iterable[Finding], checks: Iterable[Check]) -> tuple[list[dict], list[Finding]]:
-    """Copies of ``objects`` with every failed finding's mutations applied, and the findings fixed.
+    """Copies of ``objects`` with every failed finding's mutations applied, and the findings fixed
+    (those whose every mutation found its place).
 
     Each (check, object, target) is fixed once, in the order the findings come."""
     by_id = {c.id: c for c in checks}
@@ -90,9 +100,9 @@ def fix_objects(objects: list[dict], findings: Iterable[Finding], checks: Iterab
         if key in seen:
             continue
         seen.add(key)
-        for operation in check.mutations:
-            apply_patch(fixed[finding.object_index], operation, finding.pointer)
-        applied.append(finding)
+        done = [apply_patch(fixed[finding.object_index], operation, finding.pointer) for operation in check.mutations]
+        if all(done):
+            applied.append(finding)
     return fixed, applied
 
 

@@ -16,14 +16,18 @@ from hypothesis import strategies as st
 
 from live_audit_events import audit_event
 from pipeline.alerts.falco_json import canonical_bytes
+from pipeline.audit.config import default_config
 from pipeline.audit.evaluate import audit_objects
+from pipeline.audit.fix import fix_objects
 from pipeline.audit.live import RESOURCES, LiveAudit
 from pipeline.audit.manifests import read_text
+from pipeline.audit.report import findings_json
 from pipeline.cli.main import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "manifests"
 SEEDS = [doc for path in sorted(DATA.glob("*.yaml")) if path.name != "broken.yaml"
          for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
+CONFIG = default_config()
 KINDS = {kind: resource for resource, (_, kind) in RESOURCES.items()}
 
 odd = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.floats(), st.text(max_size=6),
@@ -68,7 +72,11 @@ def test_any_manifest_is_audited_offline_and_live_without_raising(obj):
     text = yaml.safe_dump(obj)
     found, _ = read_text(text, "fuzz.yaml")
     # with the repo's other manifests, so cross-object lookups (PDBs, HPAs, roles, policies) meet it
-    audit_objects([m.obj for m in found] + copy.deepcopy(SEEDS))
+    objects = [m.obj for m in found] + copy.deepcopy(SEEDS)
+    findings = audit_objects(objects, CONFIG)
+    findings_json(findings)  # peregrine audit --format json
+    fixed, _ = fix_objects(objects, findings, CONFIG.checks)  # --fix
+    yaml.safe_dump_all(fixed)
     resource = KINDS.get(obj.get("kind"))
     if resource in ("pods", "deployments", "clusterroles", "replicasets", "configmaps", "cronjobs"):
         live = LiveAudit()
@@ -106,3 +114,23 @@ def test_wide_integers_have_a_canonical_form():
     """Only a Python-built object (or YAML) has one; an alert id must still be computable."""
     assert canonical_bytes({"b": 2 ** 70, "a": [-(2 ** 64)]}) == b'{"a":["-18446744073709551616"],"b":"1180591620717411303424"}'
     assert canonical_bytes({"b": 1, "a": 2 ** 64 - 1}) == b'{"a":18446744073709551615,"b":1}'
+
+
+def test_fix_leaves_a_malformed_object_as_it_is_and_counts_only_what_it_fixed(tmp_path, capsys):
+    """A pod template that is a list (or a pod spec that is one) has no place for the mutations:
+    ``--fix`` raised ValueError on it; now the object is written back unchanged, uncounted."""
+    broken = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "log-shipper", "namespace": "logging"},
+              "spec": {"selector": {"matchLabels": {"app": "log-shipper"}}, "template": []}}
+    privileged = next(doc for doc in SEEDS if doc["kind"] == "Pod")
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump_all([broken, privileged]))
+    code = main(["audit", "--fix", str(path)])
+    captured = capsys.readouterr()
+    assert code in (0, 1, 3) and "Traceback" not in captured.err
+    documents = list(yaml.safe_load_all(captured.out))
+    assert documents[0] == broken  # unchanged
+    assert documents[1] != privileged  # the pod was fixed
+    fixed = int(captured.err.split("fixed ")[1].split(" ")[0])
+    findings = audit_objects([copy.deepcopy(privileged)], CONFIG)
+    fixable = {c.id for c in CONFIG.checks if c.mutations}
+    assert fixed == len({(f.check, f.pointer) for f in findings if not f.success and f.check in fixable})
