@@ -105,7 +105,10 @@ def config_from_mapping(document: Any, source: str) -> AuditConfig:
         severities = {c.id: c.severity for c in checks}
         unknown = ()
     exemptions = []
-    for position, entry in enumerate(document.get("exemptions") or []):
+    entries = document.get("exemptions") or []
+    if not isinstance(entries, list):
+        raise AuditError(f"{source}: exemptions must be a list of exemptions")
+    for position, entry in enumerate(entries):
         where = f"{source}: exemptions[{position}]"
         if not isinstance(entry, dict):
             raise AuditError(f"{where}: must be a mapping")

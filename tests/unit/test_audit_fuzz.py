@@ -2,7 +2,8 @@
 (a string where the API expects an object, a number for a list) are audited, by
 ``peregrine audit`` and live from K8s audit events, without raising. Each of the fixed cases
 below stopped ``peregrine audit`` with a traceback, and with it the audit of every other
-object it was given."""
+object it was given. A Polaris config of any shape is either refused with an AuditError
+naming the problem or used."""
 
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ from hypothesis import strategies as st
 
 from live_audit_events import audit_event
 from pipeline.alerts.falco_json import canonical_bytes
-from pipeline.audit.config import default_config
+from pipeline.audit.config import config_from_mapping, default_config
 from pipeline.audit.evaluate import audit_objects
 from pipeline.audit.fix import fix_objects
 from pipeline.audit.live import RESOURCES, LiveAudit
 from pipeline.audit.manifests import read_text
 from pipeline.audit.report import findings_json
 from pipeline.cli.main import main
+from pipeline.errors import AuditError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "manifests"
+POLARIS_CONFIG = yaml.safe_load((DATA.parent / "polaris" / "config.yaml").read_text())
 SEEDS = [doc for path in sorted(DATA.glob("*.yaml")) if path.name != "broken.yaml"
          for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
 CONFIG = default_config()
@@ -46,15 +49,15 @@ def _paths(value, prefix=()):
             yield from _paths(item, prefix + (position,))
 
 
-@st.composite
-def manifests(draw) -> dict:
-    """A real manifest with up to five values anywhere in it replaced by a value of any type, or removed."""
-    obj = copy.deepcopy(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 5))):
-        paths = [p for p in _paths(obj) if len(p) > 1]  # kind, apiVersion and metadata stay objects: read_text checks those
+def _mutate(draw, obj, changes: int, min_depth: int) -> None:
+    """Up to ``changes`` values anywhere in ``obj`` (at least ``min_depth`` keys deep) replaced by
+    a value of any type, or removed; shallow paths (spec, roleRef, spec.selector: what the
+    lookups read) as often as all of them."""
+    for _ in range(changes):
+        paths = [p for p in _paths(obj) if len(p) >= min_depth]
         if not paths:
             break
-        shallow = [p for p in paths if len(p) <= 3]  # spec, roleRef, spec.selector: what the lookups read
+        shallow = [p for p in paths if len(p) <= 3]
         path = draw(st.sampled_from(draw(st.sampled_from([shallow or paths, paths]))))
         parent = obj
         for step in path[:-1]:
@@ -63,7 +66,23 @@ def manifests(draw) -> dict:
             del parent[path[-1]]
         else:
             parent[path[-1]] = draw(odd)
+
+
+@st.composite
+def manifests(draw) -> dict:
+    """A real manifest with up to five values changed (kind, apiVersion and metadata stay
+    objects: read_text checks those)."""
+    obj = copy.deepcopy(draw(st.sampled_from(SEEDS)))
+    _mutate(draw, obj, draw(st.integers(1, 5)), min_depth=2)
     return obj
+
+
+@st.composite
+def polaris_configs(draw) -> dict:
+    """The repo's Polaris config (severities, exemptions, custom checks) with up to four values changed."""
+    config = copy.deepcopy(POLARIS_CONFIG)
+    _mutate(draw, config, draw(st.integers(1, 4)), min_depth=1)
+    return config
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,6 +101,23 @@ def test_any_manifest_is_audited_offline_and_live_without_raising(obj):
         live = LiveAudit()
         live.alerts(audit_event("update", resource, name="fuzz", response=obj))
         assert live.counts["error"] == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=polaris_configs())
+def test_any_polaris_config_is_refused_with_a_reason_or_used(config):
+    try:
+        loaded = config_from_mapping(config, "polaris.yaml")
+    except AuditError as error:
+        assert str(error).startswith("polaris.yaml")
+        return
+    audit_objects(copy.deepcopy(SEEDS), loaded)
+
+
+def test_exemptions_that_are_not_a_list_are_refused():
+    """``exemptions: 1`` raised TypeError from the config loader."""
+    with pytest.raises(AuditError, match="polaris.yaml: exemptions must be a list"):
+        config_from_mapping({"exemptions": 1}, "polaris.yaml")
 
 
 MALFORMED = [
