@@ -9,6 +9,7 @@ give each worker its own topics, app id and index prefix.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
@@ -20,6 +21,9 @@ STORES = ("rocksdb", "memory")
 REGROUP = "regroup"  # the "source" of the regroup topic: envelopes, not events (pipeline/stream/regroup.py)
 # Kafka's record-batch codecs (aiokafka decodes them all through cramjam)
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule for topic (and so group) names
+_INDEX_NAME_REFUSED = re.compile(r'[\\/*?"<>| ,#:A-Z]')  # what OpenSearch refuses in an index name (and upper case)
+MAX_SECONDS = 315_360_000  # a duration setting's bound: ten years (an event-time ttl is kept in int64 nanoseconds)
 # Peregrine's producers' codec (PEREGRINE_KAFKA_COMPRESSION), also for a producer made without settings.
 # zstd: aiokafka encodes lz4 at level 9 (~200 MB/s here), zstd at its default (~1.5 GB/s)
 DEFAULT_KAFKA_COMPRESSION = "zstd"
@@ -152,11 +156,46 @@ class PipelineSettings:
             raise ConfigError(f"PEREGRINE_KAFKA_COMPRESSION must be one of {', '.join(COMPRESSIONS)}, got {self.kafka_compression!r}")
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise ConfigError(f"PEREGRINE_FETCH_MAX_WAIT_MS must be between 1 and 60000, got {self.fetch_max_wait_ms}")
-        for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds, got {getattr(self, name)}")
+        for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s", "opensearch_retry_max_s", "startup_timeout_s"):
+            if not 0 < getattr(self, name) <= MAX_SECONDS:  # also refuses nan and inf
+                raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds up to {MAX_SECONDS:,} "
+                                  f"(ten years), got {getattr(self, name)}")
 
+        self._check_names()
         self._check_credentials()
+
+    def _check_names(self) -> None:
+        """Topic names Kafka takes, one topic for each input and output, an index prefix OpenSearch
+        takes. Two inputs on one topic made every event of one of them a schema dead letter."""
+        if not _KAFKA_NAME.fullmatch(self.app_id) or self.app_id in (".", ".."):
+            raise ConfigError(f"PEREGRINE_APP_ID={self.app_id!r}: use letters, digits, '.', '_' and '-' "
+                              "(it names the consumer group, the worker's own topics and its state directory)")
+        named = {"PEREGRINE_SYSCALL_TOPIC": self.syscall_topic, "PEREGRINE_K8S_AUDIT_TOPIC": self.k8s_audit_topic,
+                 "PEREGRINE_CLOUDTRAIL_TOPIC": self.cloudtrail_topic, "PEREGRINE_ALERTS_TOPIC": self.alerts_topic,
+                 "PEREGRINE_DEADLETTER_TOPIC": self.deadletter_topic}
+        if self.ocsf_topic:
+            named["PEREGRINE_OCSF_TOPIC"] = self.ocsf_topic
+        seen: dict[str, str] = {}
+        for env_name, topic in named.items():
+            if not _KAFKA_NAME.fullmatch(topic) or topic in (".", ".."):
+                raise ConfigError(f"{env_name}={topic!r} is not a Kafka topic name (letters, digits, '.', '_' and '-', "
+                                  "at most 249 of them)")
+            if topic in seen:
+                raise ConfigError(f"{seen[topic]} and {env_name} both name topic {topic!r}: each input and output needs its own")
+            seen[topic] = env_name
+        derived = [self.repartition_topic, self.regroup_topic]
+        if self.route_by_priority:
+            derived += self.priority_topics().values()
+        for topic in derived:
+            if len(topic) > 249:
+                raise ConfigError(f"the worker's topic {topic[:60]}... would be longer than Kafka's 249 characters: "
+                                  "shorten PEREGRINE_SYSCALL_TOPIC, PEREGRINE_ALERTS_TOPIC or PEREGRINE_APP_ID")
+            if topic in seen:
+                raise ConfigError(f"{seen[topic]}={topic!r} is a topic the worker writes itself; choose another name")
+        prefix = self.index_prefix
+        if not prefix or _INDEX_NAME_REFUSED.search(prefix) or prefix[0] in "_-+." or len(prefix.encode()) > 200:
+            raise ConfigError(f"PEREGRINE_INDEX_PREFIX={prefix!r} cannot start an OpenSearch index name: use lower-case "
+                              "letters, digits, '.', '_' and '-', not first '_', '-', '+' or '.', at most 200 bytes")
 
     def _check_credentials(self) -> None:
         from pipeline.stream.credentials import PROTOCOLS, SASL_MECHANISMS
