@@ -44,7 +44,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 
 def _seeds() -> dict[str, list[dict]]:
     """Real events to mutate: bench/engine.py's syscall mix (every rule family it exercises),
-    the repo's K8s audit and CloudTrail test events."""
+    the steps of Peregrine's syscall correlations, the repo's K8s audit and CloudTrail test events."""
     import sys
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -52,6 +52,9 @@ def _seeds() -> dict[str, list[dict]]:
 
     stream = NodeStream(7)
     seeds = {"syscall": [stream.next_event() for _ in range(400)], "k8s_audit": [], "aws_cloudtrail": []}
+    for path in sorted((ROOT / "tests" / "data" / "correlation").glob("*.jsonl")):  # steps of Peregrine's correlations
+        if path.name != "forbidden_exec.jsonl":  # that one is K8s audit fields, not raw events
+            seeds["syscall"] += [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     for path in sorted((ROOT / "tests" / "data" / "events").glob("*.jsonl")):
         source = "k8s_audit" if path.name.startswith("k8s_audit") else "aws_cloudtrail" if path.name.startswith("cloudtrail") else None
         if source is not None:
@@ -97,7 +100,7 @@ batches = st.lists(st.sampled_from(["syscall", "k8s_audit", "aws_cloudtrail"]).f
 
 @pytest.fixture(scope="module")
 def processor(upstream_rules_dir):
-    rules = [upstream_rules_dir / "falco_rules.yaml", *sorted((ROOT / "rules").glob("*_rules.yaml"))]
+    rules = [upstream_rules_dir / "falco_rules.yaml", *sorted((ROOT / "rules").glob("*_rules.yaml")), ROOT / "rules" / "peregrine_correlations.yaml"]
     os.environ["PEREGRINE_RULES"] = os.pathsep.join(map(str, rules))
     try:
         return build_processor(PipelineSettings.from_env(partitions=1, max_message_bytes=64_000))
