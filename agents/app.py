@@ -14,6 +14,7 @@ from pipeline.stream import kafka_crc, rewind
 from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
+from pipeline.stream.log_level import restore_root_level
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
 from pipeline.stream.settings import PipelineSettings
 
@@ -37,6 +38,12 @@ class PeregrineApp(BoundedStop, faust.App):
         events (Faust's own drops a record fetched while recovery seeks the stream
         partitions: pipeline/stream/flow_control.py)."""
         return ResumeOnlyClearsAfterSuspend(loop=self.loop)
+
+    async def on_started(self) -> None:
+        await super().on_started()
+        # at -l warn and above, Faust's start-up spinner left the root logger at DEBUG: every
+        # debug call of aiokafka and Faust built a record for nothing (pipeline/stream/log_level.py)
+        restore_root_level()
 
 
 app = PeregrineApp(

@@ -4,8 +4,10 @@
 
 Needs the local stack (`peregrine stack up`) and ../shared/upstream/falco-rules.
 Uses its own topics, app id and index prefix, deleted at the end. Rules: Falco's
-falco_rules.yaml plus Peregrine's rules/*_rules.yaml, bound to the real field
-registries (pipeline.fields), exactly as a deployed worker runs them.
+falco_rules.yaml plus Peregrine's rules/*_rules.yaml and its correlations
+(rules/peregrine_correlations.yaml), bound to the real field registries
+(pipeline.fields), exactly as a deployed worker runs them; the engine-alone
+baseline runs the same rules, not the correlations (bench/engine.py's loop).
 
 The events are bench/engine.py's realistic syscall mix (same generator, same
 seed), encoded once; the worker, the raw-consume baseline and the engine-alone
@@ -76,7 +78,8 @@ def rule_files() -> list[str]:
     falco = RULES_DIR / "falco_rules.yaml"
     if not falco.is_file():
         raise SystemExit(f"{falco} is missing: the bench runs Falco's own rules")
-    return [str(falco)] + sorted(str(p) for p in (ROOT / "rules").glob("*_rules.yaml"))
+    # Peregrine's rules and its correlations, as a worker without PEREGRINE_RULES loads them
+    return [str(falco)] + sorted(str(p) for p in (ROOT / "rules").glob("*_rules.yaml")) + [str(ROOT / "rules" / "peregrine_correlations.yaml")]
 
 
 def encoded_events(n: int, seed: int = SEED) -> list[tuple[str, bytes]]:

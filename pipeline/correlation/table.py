@@ -26,6 +26,16 @@ partition the table has. Each value starts with its partition
   partitions this worker does not own (``owned``): a memory table also holds
   standby partitions, whose groups are another worker's to expire.
 
+Writes are held until :meth:`flush` (the batch processor calls it at the end of
+each batch): a group changed by many events of a batch (a distinct count over a
+busy container's connections) is encoded and logged to the changelog once,
+not once per event. Every Faust table write is a changelog record; written per
+event, the fan-out correlation's groups alone cost the worker about half its
+throughput on bench/pipeline.py's events. Reads see the held writes. The
+changelog is then as far along as the batches processed, as the process-tree
+table already was: a batch's offsets are committed only after its delivery,
+which comes after its flush.
+
 The bound partition is also the evaluator's event-time *clock* (:attr:`clock`):
 a group lives in one partition, so its watermark is that partition's, as
 Kafka Streams and Flink keep event time per input partition; after a
@@ -46,6 +56,7 @@ from pipeline.record_bounds import MAX_PART_BYTES
 from pipeline.state.table_partition import PartitionEvent, faust_current_event, run_as
 
 _MISSING = object()
+_DELETED = object()  # a held delete (its tombstone goes to the partition that holds the group)
 log = logging.getLogger("peregrine.correlation.table")
 
 
@@ -67,6 +78,8 @@ class TableCorrelationStore(MutableMapping):
         self._ref: Any = None
         self._partition: int | None = None
         self._stand_ins: dict[int, PartitionEvent] = {}
+        # key -> (binding, partition, state or _DELETED): the writes flush() makes
+        self._held: dict[str, tuple[Any, int | None, Any]] = {}
         self.oversized = 0  # groups dropped because their state would not fit a changelog record
 
     def bind(self, ref: Any) -> None:
@@ -91,20 +104,27 @@ class TableCorrelationStore(MutableMapping):
 
     # -- encoding: b"<partition>|<json>", or the JSON alone when the partition is unknown
 
-    def _encode(self, state: dict) -> bytes:
+    @staticmethod
+    def _encode(state: dict, partition: int | None) -> bytes:
         data = orjson.dumps(state)
-        return data if self._partition is None else b"%d|" % self._partition + data
+        return data if partition is None else b"%d|" % partition + data
 
     @staticmethod
-    def _decode(value: Any) -> tuple[int | None, dict]:
+    def _split(value: Any) -> tuple[int | None, bytes]:
+        """A stored value's partition (None when it names none) and JSON."""
         if isinstance(value, (bytearray, memoryview)):
             value = bytes(value)
         elif isinstance(value, str):
             value = value.encode()
         if value[:1] == b"{":
-            return None, orjson.loads(value)
+            return None, value
         head, _, body = value.partition(b"|")
-        return int(head), orjson.loads(body)
+        return int(head), body
+
+    @classmethod
+    def _decode(cls, value: Any) -> tuple[int | None, dict]:
+        partition, body = cls._split(value)
+        return partition, orjson.loads(body)
 
     # -- reads and writes in the bound partition
 
@@ -118,45 +138,73 @@ class TableCorrelationStore(MutableMapping):
         return run_as(self._var, None, lambda: self.table.get(key))
 
     def __getitem__(self, key: str) -> dict:
-        value = self._with(lambda: self.table.get(key))
-        if value is None:
+        state = self.get(key, _MISSING)
+        if state is _MISSING:
             raise KeyError(key)
-        return self._decode(value)[1]
+        return state
 
     def get(self, key: str, default: Any = None) -> Any:
+        held = self._held.get(key)
+        if held is not None:
+            return default if held[2] is _DELETED else held[2]
         value = self._with(lambda: self.table.get(key))
         return default if value is None else self._decode(value)[1]
 
     def __setitem__(self, key: str, state: dict) -> None:
-        data = self._encode(state)
-        if len(data) + len(key) > MAX_PART_BYTES:
-            # a group whose state outgrew one changelog record (a distinct count of thousands of
-            # long values): dropped, as a group evicted over max_groups is, rather than written
-            self.oversized += 1
-            metrics.CORRELATION_GROUPS_DROPPED.inc()
-            log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one changelog "
-                        "record may hold", key, len(data), MAX_PART_BYTES)
-            self.pop(key, None)
-            return
-
-        def write() -> None:
-            self.table[key] = data
-
-        self._with(write)
+        self._held[key] = (self._ref, self._partition, state)
 
     def pop(self, key: str, default: Any = _MISSING) -> Any:  # type: ignore[override]
-        """Delete ``key`` in the partition that holds it (its tombstone goes there)."""
-        value = self._unbound_get(key)
+        """Delete ``key``; its tombstone goes to the partition that holds it, at :meth:`flush`."""
+        held = self._held.get(key)
+        if held is not None and held[2] is not _DELETED:
+            self._held[key] = (held[0], held[1], _DELETED)
+            return held[2]
+        value = self._unbound_get(key) if held is None else None
         if value is None:
             if default is _MISSING:
                 raise KeyError(key)
             return default
-        partition, state = self._decode(value)
-        if partition is not None and self.partitions:
-            run_as(self._var, self._stand_in(partition), lambda: self.table.pop(key, None))
+        self._held[key] = (self._ref, self._partition, _DELETED)
+        return self._decode(value)[1]
+
+    def flush(self) -> None:
+        """Write the held changes to the table: each changed group once, in the partition its
+        last write was bound to; each deleted one as a tombstone where the table holds it."""
+        held, self._held = self._held, {}
+        for key, (ref, partition, state) in held.items():
+            if state is not _DELETED:
+                data = self._encode(state, partition)
+                if len(data) + len(key) <= MAX_PART_BYTES:
+                    self._write(ref, key, data)
+                    continue
+                # a group whose state outgrew one changelog record (a distinct count of thousands of
+                # long values): dropped, as a group evicted over max_groups is, rather than written
+                self.oversized += 1
+                metrics.CORRELATION_GROUPS_DROPPED.inc()
+                log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one changelog "
+                            "record may hold", key, len(data), MAX_PART_BYTES)
+            self._delete(key, ref)
+
+    def _write(self, ref: Any, key: str, data: bytes) -> None:
+        def write() -> None:
+            self.table[key] = data
+
+        if ref is None:
+            write()
         else:
-            self._with(lambda: self.table.pop(key, None))
-        return state
+            run_as(self._var, ref, write)
+
+    def _delete(self, key: str, ref: Any) -> None:
+        value = self._unbound_get(key)
+        if value is None:
+            return  # never written (created and deleted within the batch)
+        partition = self._split(value)[0]
+        if partition is not None and self.partitions:
+            ref = self._stand_in(partition)
+        if ref is None:
+            self.table.pop(key, None)
+        else:
+            run_as(self._var, ref, lambda: self.table.pop(key, None))
 
     def __delitem__(self, key: str) -> None:
         self.pop(key)
@@ -170,6 +218,7 @@ class TableCorrelationStore(MutableMapping):
     def clocked_items(self) -> list[tuple[str, dict, int | None]]:
         """Every group this worker owns, with its partition, the :attr:`clock` it was written
         under (for ``reindex``)."""
+        self.flush()
         owned = set(self.owned()) if self.owned is not None else None
         out: list[tuple[str, dict, int | None]] = []
         for key in list(self.table.keys()):
@@ -186,6 +235,7 @@ class TableCorrelationStore(MutableMapping):
         return iter([key for key, _ in self.items()])
 
     def __len__(self) -> int:
+        self.flush()
         return len(self.table)
 
 

@@ -241,6 +241,8 @@ class BatchProcessor:
                 if tree.update(event):
                     state[2] = True
                 self._evaluate(result, message, index, event, undo, SYSCALL, state[4])
+        if self.correlation_store is not None:
+            self.correlation_store.flush()  # each group this batch changed, logged once
         for cid, lines in forwards.items():
             key = cid.encode()
             result.forwards.extend((key, record) for record in ndjson_records(lines))

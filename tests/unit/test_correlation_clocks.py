@@ -57,9 +57,12 @@ def shifted(stream: list[dict], by_ns: int, container: str | None = None) -> lis
 
 
 def on(store: TableCorrelationStore, partition: int, ev, stream, source: str = "syscall"):
-    """``stream`` as the worker feeds it from ``partition``: the store bound to each message."""
+    """``stream`` as the worker feeds it from ``partition``, as one batch: the store bound to
+    each message, its changes flushed at the batch's end."""
     store.bind(Message(partition))
-    return run(ev, stream, source)
+    alerts = run(ev, stream, source)
+    store.flush()
+    return alerts
 
 
 def test_a_partition_processed_after_a_later_one_still_completes_its_matches():
@@ -135,6 +138,7 @@ def test_reindex_keeps_a_running_clock_and_drops_groups_of_correlations_no_longe
     store.bind(Message(0))
     store['Removed rule\x1f["x"]'] = {"p": [], "a": None, "s": 0, "d": 10 * HOUR}
     ev.reindex()
+    store.flush()  # the next batch's end
     assert ev.clocks[(0, "syscall")] == stream[-1]["evt.time"]  # not rewound to the partial's time
     assert ev.open_groups == 1 and 'Removed rule\x1f["x"]' not in store.table
 
@@ -174,4 +178,5 @@ def test_random_streams_over_two_partitions_never_grow_state_beyond_the_limits(s
             assert len(state.get("p", ())) <= max_partials
             json.dumps(state)
     ev.expire(max(now) + 10 * HOUR)
+    store.flush()
     assert not store.table and ev.open_groups == 0
