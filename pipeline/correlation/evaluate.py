@@ -143,7 +143,7 @@ class _SourceFields:
     __slots__ = ("time", "id", "summary")
 
     def __init__(self, source: str, registry: Any) -> None:
-        self.time = _first_bound(registry, TIME_FIELDS)
+        self.time = _native_first(registry, TIME_FIELDS)  # read for every event: the int under evt.time inline
         if self.time is None:
             raise ConfigError(f"source '{source}' has no event time field ({', '.join(TIME_FIELDS)}); correlations need one")
         self.id = _first_bound(registry, ID_FIELDS)
@@ -157,6 +157,26 @@ def _bound(registry: Any, name: str) -> Callable[[Any], Any] | None:
         return registry.bind(name).extract
     except UnknownField:
         return None
+
+
+def _native_first(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | None:
+    """:func:`_first_bound`, reading a value of the field's native class (an int time) inline,
+    as the compiled rules do (BoundField's promise); other shapes go to the extractor."""
+    for name in names:
+        try:
+            bound = registry.bind(name)
+        except UnknownField:
+            continue
+        key, native, slow = bound.native_key, bound.native_class, bound.extract
+        if key is None or native is None or bound.native_except is not None:
+            return slow
+
+        def extract(event: Any, _key: str = key, _native: type = native, _slow: Callable = slow) -> Any:
+            value = event.get(_key)
+            return value if value.__class__ is _native else _slow(event)
+
+        return extract
+    return None
 
 
 def _first_bound(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | None:
@@ -555,6 +575,8 @@ class CorrelationEvaluator:
         state = self._store.get(key) or new_state()
         window = correlation.window_ns
         record = current.record(correlation.step)
+        # the newest entry always stays in the window (and within ``count``): the group lives
+        # until ``newest + window`` unless it completes
         if distinct_value is None:
             entries = state.get("t", [])
             if _replayed(record, entries):
@@ -563,29 +585,31 @@ class CorrelationEvaluator:
             newest = max(entry["t"] for entry in entries)
             entries = sorted((e for e in entries if e["t"] > newest - window), key=lambda e: e["t"])[-correlation.count :]
             state["t"] = entries
-            counted, distinct = entries, len(entries)
+            distinct = len(entries)
         else:
             seen: dict[str, Any] = state.get("v", {})
             previous = seen.get(distinct_value)
             if previous is None or previous["t"] <= time:
                 seen[distinct_value] = record
-            newest = max(entry["t"] for entry in seen.values())
-            seen = {k: e for k, e in seen.items() if e["t"] > newest - window}
+            times = [entry["t"] for entry in seen.values()]
+            newest = max(times)
+            if min(times) <= newest - window:  # rebuilt only when something left the window
+                seen = {k: e for k, e in seen.items() if e["t"] > newest - window}
             if len(seen) > correlation.count:  # only after a late event: keep the newest
                 seen = dict(sorted(seen.items(), key=lambda item: item[1]["t"])[-correlation.count :])
             state["v"] = seen
-            counted = sorted(seen.values(), key=lambda e: e["t"])
             distinct = len(seen)
+        live = True
         if distinct >= correlation.count:
             if not self._throttled(correlation, state, time):
+                counted = state["t"] if distinct_value is None else sorted(state["v"].values(), key=lambda e: e["t"])
                 alerts.append(self._alert(correlation, values, key, current, counted, state, len(counted), distinct))
             state.pop("t", None)
             state.pop("v", None)
-            counted = []
-        live = state.get("t") or list(state.get("v", {}).values())
+            live = False
         throttle_until = self._throttle_deadline(correlation, state)
-        deadline = max(max((e["t"] + window for e in live), default=0), throttle_until)
-        self._save(key, state, deadline, bool(live) or throttle_until >= watermark, clock)
+        deadline = max(newest + window, throttle_until) if live else throttle_until
+        self._save(key, state, deadline, live or throttle_until >= watermark, clock)
 
     # -- alerts
 
