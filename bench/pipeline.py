@@ -561,7 +561,7 @@ async def main() -> None:
         print(f"  of which orjson.loads alone:                {decoded:>10,.0f} events/s; raw consume + the engine without "
               f"its loads, the ceiling of any one-process consumer: {ceiling:,.0f} events/s ({ceiling / alone:.2f}x)")
         batch_alone = processor_alone(batched, args.events, args.partitions)
-        print(f"batch processor alone (+schema, tree):        {batch_alone:>10,.0f} events/s")
+        print(f"batch processor alone (+schema, tree, corr.):  {batch_alone:>10,.0f} events/s")
         profile = Path(f"/tmp/peregrine-bench-{tag}.pyspy") if args.profile_worker else None
         piped, peak = await run_worker(dict(base_env, PEREGRINE_APP_ID=f"bench-b-{tag}"), args.events, log, profile)
         print(f"worker end to end, batched messages:          {piped:>10,.0f} events/s  (peak RSS {peak / 2**20:.0f} MiB)")
