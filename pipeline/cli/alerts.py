@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import typer
 
@@ -17,13 +17,23 @@ app = typer.Typer(help="Alerts stored in OpenSearch: search them, report on them
 
 
 def expired_indices(names: list[str], prefix: str, days: int, today: datetime) -> list[str]:
-    """Daily indices ``<prefix>YYYY.MM.DD`` whose day is more than ``days`` before ``today``."""
-    cutoff = (today - timedelta(days=days)).date()
+    """Daily indices ``<prefix>YYYY.MM.DD`` whose day is more than ``days`` before ``today``
+    (a name whose digits are no date, such as ``2024.13.45``, is not a daily index)."""
+    try:
+        cutoff = (today - timedelta(days=days)).date()
+    except OverflowError:  # more days than the calendar has before today: nothing is that old
+        return []
     pattern = re.compile(re.escape(prefix) + r"(\d{4})\.(\d{2})\.(\d{2})$")
     old = []
     for name in names:
         match = pattern.match(name)
-        if match and datetime(*map(int, match.groups())).date() < cutoff:
+        if not match:
+            continue
+        try:
+            day = date(*map(int, match.groups()))
+        except ValueError:
+            continue
+        if day < cutoff:
             old.append(name)
     return sorted(old)
 

@@ -198,6 +198,9 @@ def test_retention_picks_daily_indices_older_than_the_cutoff():
     today = datetime(2026, 11, 22, tzinfo=timezone.utc)
     assert expired_indices(names, "peregrine-alerts-", 7, today) == ["peregrine-alerts-2026.11.01"]
     assert expired_indices(names, "peregrine-alerts-", 0, today) == ["peregrine-alerts-2026.11.01", "peregrine-alerts-2026.11.15"]
+    # more days than the calendar has before today, and digits that are no date: neither raises
+    assert expired_indices(names, "peregrine-alerts-", 99_999_999, today) == []
+    assert expired_indices(["peregrine-alerts-2024.13.45", *names], "peregrine-alerts-", 7, today) == ["peregrine-alerts-2026.11.01"]
 
 
 def test_the_workers_default_rules_include_the_correlations_and_a_batch_completes_one():
