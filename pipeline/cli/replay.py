@@ -159,6 +159,8 @@ def replay(
 
     if batch < 1:
         raise ConfigError("--batch must be at least 1")
+    if not 0 <= rate < float("inf"):  # also nan
+        raise ConfigError(f"--rate must be a number of events per second, 0 for as fast as possible; got {rate}")
     settings = PipelineSettings.from_env()
     events = load_events(files)
     topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
