@@ -87,7 +87,7 @@ class WebhookSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> "WebhookSettings":
         """Settings from ``PEREGRINE_*`` variables; ``flags`` that are not None win."""
-        from pipeline.stream.settings import PipelineSettings
+        from pipeline.stream.settings import MAX_SECONDS, PipelineSettings
 
         env = os.environ if env is None else env
         pipeline = PipelineSettings.from_env(env)
@@ -113,8 +113,8 @@ class WebhookSettings:
                 value = float(raw)
             except ValueError:
                 raise ConfigError(f"PEREGRINE_WEBHOOK_{name}={raw!r} is not a number") from None
-            if value <= 0:
-                raise ConfigError(f"PEREGRINE_WEBHOOK_{name} must be above 0, got {raw}")
+            if not 0 < value <= MAX_SECONDS:  # also refuses nan and inf
+                raise ConfigError(f"PEREGRINE_WEBHOOK_{name} must be above 0 and at most {MAX_SECONDS:,} seconds, got {raw}")
             return value
 
         listen = flags.get("listen") or get("LISTEN") or DEFAULT_LISTEN

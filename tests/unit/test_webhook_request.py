@@ -167,6 +167,9 @@ def test_settings_errors(tmp_path):
         WebhookSettings.from_env({"PEREGRINE_WEBHOOK_TOKEN": "t"}, token_file=cert)
     with pytest.raises(ConfigError, match="not a whole number"):
         WebhookSettings.from_env({"PEREGRINE_WEBHOOK_MAX_BODY_BYTES": "lots"})
+    for value in ("0", "nan", "inf"):  # nan and inf passed the old "above 0" check
+        with pytest.raises(ConfigError, match="PEREGRINE_WEBHOOK_PRODUCE_TIMEOUT_S must be above 0 and at most"):
+            WebhookSettings.from_env({"PEREGRINE_WEBHOOK_PRODUCE_TIMEOUT_S": value})
 
 
 def test_client_ca_settings_and_their_errors(tmp_path):
