@@ -200,6 +200,10 @@ _ENV: dict[str, tuple[str, str]] = {
 }
 
 
+#: the bound of every duration setting: ten years (an event-time ttl is kept in int64 nanoseconds)
+MAX_SECONDS = 315_360_000
+
+
 def _convert(name: str, raw: str, kind: str) -> object:
     if kind == "path":
         return Path(raw).expanduser().resolve()
@@ -217,8 +221,8 @@ def _convert(name: str, raw: str, kind: str) -> object:
             seconds = float(raw)
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-        if seconds <= 0:
-            raise ConfigError(f"{name}={raw} must be positive")
+        if not 0 < seconds <= MAX_SECONDS:  # also refuses nan (a deadline never reached) and inf
+            raise ConfigError(f"{name}={raw} must be a positive number of seconds up to {MAX_SECONDS:,} (ten years)")
         return seconds
     if kind == "heap":
         if not (raw[:-1].isdigit() and raw[-1].lower() in "mg"):

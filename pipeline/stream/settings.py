@@ -23,7 +23,7 @@ REGROUP = "regroup"  # the "source" of the regroup topic: envelopes, not events 
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule for topic (and so group) names
 _INDEX_NAME_REFUSED = re.compile(r'[\\/*?"<>| ,#:A-Z]')  # what OpenSearch refuses in an index name (and upper case)
-MAX_SECONDS = 315_360_000  # a duration setting's bound: ten years (an event-time ttl is kept in int64 nanoseconds)
+MAX_SECONDS = stack.MAX_SECONDS  # a duration setting's bound: ten years
 # Peregrine's producers' codec (PEREGRINE_KAFKA_COMPRESSION), also for a producer made without settings.
 # zstd: aiokafka encodes lz4 at level 9 (~200 MB/s here), zstd at its default (~1.5 GB/s)
 DEFAULT_KAFKA_COMPRESSION = "zstd"

@@ -61,7 +61,9 @@ def test_empty_variables_mean_default():
         ("PEREGRINE_OPENSEARCH_PORT", "70000", "out of range"),
         ("PEREGRINE_KAFKA_HEAP", "lots", "heap size"),
         ("PEREGRINE_OPENSEARCH_VERSION", "latest", "version like"),
-        ("PEREGRINE_STACK_TIMEOUT", "-1", "must be positive"),
+        ("PEREGRINE_STACK_TIMEOUT", "-1", "must be a positive number of seconds"),
+        ("PEREGRINE_STACK_TIMEOUT", "nan", "must be a positive number of seconds"),  # `stack up` waited forever
+        ("PEREGRINE_STACK_TIMEOUT", "inf", "must be a positive number of seconds"),
     ],
 )
 def test_bad_values_are_config_errors_naming_the_variable(name, value, message):
