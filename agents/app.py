@@ -14,8 +14,8 @@ from pipeline.stream import kafka_crc, rewind
 from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
-from pipeline.stream.log_level import restore_root_level
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
+from pipeline.stream.log_level import restore_root_level
 from pipeline.stream.settings import PipelineSettings
 
 settings = PipelineSettings.from_env()

@@ -204,6 +204,14 @@ _ENV: dict[str, tuple[str, str]] = {
 MAX_SECONDS = 315_360_000
 
 
+def checked_seconds(label: str, value: float) -> float:
+    """``value``, a duration setting named ``label``, when it is positive and at most ten years;
+    else a ConfigError (``nan`` too: a deadline it sets is never reached)."""
+    if not 0 < value <= MAX_SECONDS:
+        raise ConfigError(f"{label} must be a positive number of seconds up to {MAX_SECONDS:,} (ten years), got {value}")
+    return value
+
+
 def _convert(name: str, raw: str, kind: str) -> object:
     if kind == "path":
         return Path(raw).expanduser().resolve()
@@ -221,9 +229,7 @@ def _convert(name: str, raw: str, kind: str) -> object:
             seconds = float(raw)
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-        if not 0 < seconds <= MAX_SECONDS:  # also refuses nan (a deadline never reached) and inf
-            raise ConfigError(f"{name}={raw} must be a positive number of seconds up to {MAX_SECONDS:,} (ten years)")
-        return seconds
+        return checked_seconds(name, seconds)
     if kind == "heap":
         if not (raw[:-1].isdigit() and raw[-1].lower() in "mg"):
             raise ConfigError(f"{name}={raw!r} is not a heap size like 512m or 1g")

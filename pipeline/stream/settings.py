@@ -23,7 +23,6 @@ REGROUP = "regroup"  # the "source" of the regroup topic: envelopes, not events 
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule for topic (and so group) names
 _INDEX_NAME_REFUSED = re.compile(r'[\\/*?"<>| ,#:A-Z]')  # what OpenSearch refuses in an index name (and upper case)
-MAX_SECONDS = stack.MAX_SECONDS  # a duration setting's bound: ten years
 # Peregrine's producers' codec (PEREGRINE_KAFKA_COMPRESSION), also for a producer made without settings.
 # zstd: aiokafka encodes lz4 at level 9 (~200 MB/s here), zstd at its default (~1.5 GB/s)
 DEFAULT_KAFKA_COMPRESSION = "zstd"
@@ -157,9 +156,7 @@ class PipelineSettings:
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise ConfigError(f"PEREGRINE_FETCH_MAX_WAIT_MS must be between 1 and 60000, got {self.fetch_max_wait_ms}")
         for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s", "opensearch_retry_max_s", "startup_timeout_s"):
-            if not 0 < getattr(self, name) <= MAX_SECONDS:  # also refuses nan and inf
-                raise ConfigError(f"PEREGRINE_{name.upper()} must be a positive number of seconds up to {MAX_SECONDS:,} "
-                                  f"(ten years), got {getattr(self, name)}")
+            stack.checked_seconds(f"PEREGRINE_{name.upper()}", getattr(self, name))
 
         self._check_names()
         self._check_credentials()

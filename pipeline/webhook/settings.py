@@ -87,7 +87,8 @@ class WebhookSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> "WebhookSettings":
         """Settings from ``PEREGRINE_*`` variables; ``flags`` that are not None win."""
-        from pipeline.stream.settings import MAX_SECONDS, PipelineSettings
+        from pipeline.stack.settings import checked_seconds
+        from pipeline.stream.settings import PipelineSettings
 
         env = os.environ if env is None else env
         pipeline = PipelineSettings.from_env(env)
@@ -113,9 +114,7 @@ class WebhookSettings:
                 value = float(raw)
             except ValueError:
                 raise ConfigError(f"PEREGRINE_WEBHOOK_{name}={raw!r} is not a number") from None
-            if not 0 < value <= MAX_SECONDS:  # also refuses nan and inf
-                raise ConfigError(f"PEREGRINE_WEBHOOK_{name} must be above 0 and at most {MAX_SECONDS:,} seconds, got {raw}")
-            return value
+            return checked_seconds(f"PEREGRINE_WEBHOOK_{name}", value)
 
         listen = flags.get("listen") or get("LISTEN") or DEFAULT_LISTEN
         token_file = flags.get("token_file") or get("TOKEN_FILE")

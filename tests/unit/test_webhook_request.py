@@ -168,7 +168,7 @@ def test_settings_errors(tmp_path):
     with pytest.raises(ConfigError, match="not a whole number"):
         WebhookSettings.from_env({"PEREGRINE_WEBHOOK_MAX_BODY_BYTES": "lots"})
     for value in ("0", "nan", "inf"):  # nan and inf passed the old "above 0" check
-        with pytest.raises(ConfigError, match="PEREGRINE_WEBHOOK_PRODUCE_TIMEOUT_S must be above 0 and at most"):
+        with pytest.raises(ConfigError, match="PEREGRINE_WEBHOOK_PRODUCE_TIMEOUT_S must be a positive number of seconds"):
             WebhookSettings.from_env({"PEREGRINE_WEBHOOK_PRODUCE_TIMEOUT_S": value})
 
 
