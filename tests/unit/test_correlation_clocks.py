@@ -180,3 +180,20 @@ def test_random_streams_over_two_partitions_never_grow_state_beyond_the_limits(s
     ev.expire(max(now) + 10 * HOUR)
     store.flush()
     assert not store.table and ev.open_groups == 0
+
+
+def test_a_batch_replayed_over_its_flushed_state_completes_each_match_once_with_the_same_events():
+    """A crash after a batch's flush but before its offsets were committed: the restarted worker
+    gets the flushed groups back from the changelog and processes the batch's events again.
+    Each match still completes once, from the same contributing events (so the same alert id)."""
+    for name, stream, cut in ((DROP, events("drop_execute.jsonl"), 6), (FANOUT, events("fanout.jsonl"), 40)):
+        alone = table_store()
+        clean = [[e.id for e in a.events] for a in on(alone, 0, evaluator(CORRELATIONS, store=alone, only=name), stream)]
+        table = Table()
+        store = table_store(table)
+        first = on(store, 0, evaluator(CORRELATIONS, store=store, only=name), stream[:cut])  # flushed, never committed
+        restarted_store = table_store(Table(table))
+        restarted = evaluator(CORRELATIONS, store=restarted_store, only=name)
+        replayed = on(restarted_store, 0, restarted, stream[cut // 2:])  # from the last committed offset
+        assert [[e.id for e in a.events] for a in first + replayed] == clean, name
+        assert len(clean) == 1
