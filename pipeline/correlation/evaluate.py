@@ -148,43 +148,40 @@ class _SourceFields:
             raise ConfigError(f"source '{source}' has no event time field ({', '.join(TIME_FIELDS)}); correlations need one")
         self.id = _first_bound(registry, ID_FIELDS)
         self.summary = tuple(
-            (name, extract) for name in SUMMARY_FIELDS.get(source, ()) if (extract := _bound(registry, name)) is not None
+            (name, extract) for name in SUMMARY_FIELDS.get(source, ()) if (extract := _first_bound(registry, (name,))) is not None
         )
 
 
-def _bound(registry: Any, name: str) -> Callable[[Any], Any] | None:
-    try:
-        return registry.bind(name).extract
-    except UnknownField:
-        return None
+def _first_field(registry: Any, names: Iterable[str]) -> Any:
+    """The first of ``names`` the registry knows, bound (a BoundField), or None."""
+    for name in names:
+        try:
+            return registry.bind(name)
+        except UnknownField:
+            continue
+    return None
+
+
+def _first_bound(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | None:
+    bound = _first_field(registry, names)
+    return bound.extract if bound is not None else None
 
 
 def _native_first(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | None:
     """:func:`_first_bound`, reading a value of the field's native class (an int time) inline,
     as the compiled rules do (BoundField's promise); other shapes go to the extractor."""
-    for name in names:
-        try:
-            bound = registry.bind(name)
-        except UnknownField:
-            continue
-        key, native, slow = bound.native_key, bound.native_class, bound.extract
-        if key is None or native is None or bound.native_except is not None:
-            return slow
+    bound = _first_field(registry, names)
+    if bound is None:
+        return None
+    key, native, slow = bound.native_key, bound.native_class, bound.extract
+    if key is None or native is None or bound.native_except is not None:
+        return slow
 
-        def extract(event: Any, _key: str = key, _native: type = native, _slow: Callable = slow) -> Any:
-            value = event.get(_key)
-            return value if value.__class__ is _native else _slow(event)
+    def extract(event: Any, _key: str = key, _native: type = native, _slow: Callable = slow) -> Any:
+        value = event.get(_key)
+        return value if value.__class__ is _native else _slow(event)
 
-        return extract
-    return None
-
-
-def _first_bound(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] | None:
-    for name in names:
-        extract = _bound(registry, name)
-        if extract is not None:
-            return extract
-    return None
+    return extract
 
 
 def _replayed(record: dict[str, Any], entries: list[dict[str, Any]]) -> bool:
