@@ -254,6 +254,21 @@ def test_only_stream_partitions_without_a_committed_offset_are_rewound():
     assert uncommitted_stream_partitions(committed, lambda tp: tp.startswith("changelog")) == ["s0", "s1"]
 
 
+def test_changelog_partitions_resume_after_the_last_offset_recovery_applied():
+    """A changelog record dropped with a fetch is fetched again: the seek goes to the offset after
+    the last one recovery applied, -1 (nothing yet) meaning the first; a partition recovery has
+    no offset for yet is left to recovery's own seek."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from pipeline.stream.rewind import changelog_resume_offsets
+
+    recovery = SimpleNamespace(active_tps={"a0", "a1", "a2"}, active_offsets=Counter({"a0": 41, "a1": -1, "a2": None, "s0": 3}),
+                               standby_tps={"s0", "s1"}, standby_offsets=Counter({"s0": 7, "a0": 99}))
+    # a0's stale standby offset and s0's stale active one are not read: each partition's own role counts
+    assert changelog_resume_offsets(recovery) == {"a0": 42, "a1": 0, "s0": 8}
+
+
 def test_keys_of_records_stay_short_whatever_the_event_carries(processor):
     """A container id, a namespace or a correlation group is a Kafka key, and a key is part of a
     record Kafka bounds: a container id longer than 1024 is refused by the schema; a namespace
