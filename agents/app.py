@@ -24,8 +24,8 @@ settings = PipelineSettings.from_env()
 kafka_crc.install()
 # the broker holds a fetch at most this long, not Faust's fixed 1.5 s: pipeline/stream/fetch_wait.py
 use_fetch_max_wait(settings.fetch_max_wait_ms)
-# after a rebalance, never-committed stream partitions rewind too, so records fetched during it are
-# not skipped: pipeline/stream/rewind.py
+# after a rebalance, never-committed stream partitions rewind too, and changelog partitions go back
+# to where recovery is, so records fetched and dropped during it are not skipped: pipeline/stream/rewind.py
 rewind.install()
 
 

@@ -1,5 +1,7 @@
 """After a rebalance, stream partitions that never had an offset committed go back
-to their beginning, so no record fetched during the rebalance is skipped.
+to their beginning, and changelog partitions to the offset after the last one
+recovery applied, so no record fetched and dropped during the rebalance is
+skipped.
 
 Faust's recovery ends with ``perform_seek``: every assigned partition is moved
 back to its committed offset, because records fetched while the rebalance ran
