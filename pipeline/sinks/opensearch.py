@@ -129,25 +129,26 @@ class AlertSink:
                 self._pending = pending + self._pending
                 raise
             except Exception as error:  # noqa: BLE001 - any transport failure is retried
-                self._wait_note(f"OpenSearch at {self.url} unavailable ({type(error).__name__}: {error})", delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._retry_delay(f"OpenSearch at {self.url} unavailable ({type(error).__name__}: {error})", delay))
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             rejected += refused
             pending = retry + pending[chunk:]
             if retry:
-                self._wait_note(f"OpenSearch refused {len(retry)} alerts for now", delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._retry_delay(f"OpenSearch refused {len(retry)} alerts for now", delay))
                 delay = min(delay * 2, self.backoff_max_s)
         return rejected
 
-    def _wait_note(self, what: str, delay: float) -> None:
+    def _retry_delay(self, what: str, delay: float) -> float:
+        """Say why and when the sink retries; returns ``delay`` plus up to a tenth of it, so that
+        the workers held by one outage do not all come back to OpenSearch at the same instant."""
         self.retries += 1
+        delay += random.uniform(0, delay / 10)
         message = f"{what}; retrying in {delay:.1f}s (alerts are held, offsets not committed)"
         log.warning(message)
         if self.on_retry is not None:
             self.on_retry(message)
-        delay += random.uniform(0, delay / 10)
+        return delay
 
     async def _bulk(self, items: list[tuple[str, str, bytes]]) -> tuple[list[tuple[str, str, bytes]], list[Rejected]]:
         lines: list[bytes] = []
