@@ -15,7 +15,7 @@ from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
 from pipeline.stream.flow_control import ResumeOnlyClearsAfterSuspend
-from pipeline.stream.log_level import restore_root_level
+from pipeline.stream.log_level import quiet_opensearch_client, restore_root_level
 from pipeline.stream.settings import PipelineSettings
 
 settings = PipelineSettings.from_env()
@@ -44,6 +44,9 @@ class PeregrineApp(BoundedStop, faust.App):
         # at -l warn and above, Faust's start-up spinner left the root logger at DEBUG: every
         # debug call of aiokafka and Faust built a record for nothing (pipeline/stream/log_level.py)
         restore_root_level()
+        # and opensearch-py's traceback for each failed request while OpenSearch is away goes
+        # (the sink logs each retry: why, and when)
+        quiet_opensearch_client()
 
 
 app = PeregrineApp(

@@ -8,6 +8,11 @@ LogRecord, looked up its caller and went through the handlers, only for the
 console handler to drop it. :func:`restore_root_level`, called once the app
 has started (the spinner is done), removes the spinner's handler and sets the
 root logger back to the level its remaining handlers were given.
+
+While OpenSearch is away, opensearch-py logs every failed request at WARNING
+with its full traceback, beside the sink's own line that says why it waits
+and for how long. :func:`quiet_opensearch_client` leaves that client's
+logger to errors, except in a worker started at ``-l debug``.
 """
 
 from __future__ import annotations
@@ -27,4 +32,13 @@ def restore_root_level(root: logging.Logger | None = None) -> bool:
         root.removeHandler(handler)
     levels = [h.level for h in root.handlers if h.level > logging.NOTSET]
     root.setLevel(min(levels) if levels else logging.WARNING)
+    return True
+
+
+def quiet_opensearch_client(root: logging.Logger | None = None, client: logging.Logger | None = None) -> bool:
+    """opensearch-py's logger at ERROR unless the worker logs at DEBUG; True when set."""
+    root = root or logging.getLogger()
+    if root.getEffectiveLevel() <= logging.DEBUG:
+        return False
+    (client or logging.getLogger("opensearch")).setLevel(logging.ERROR)
     return True

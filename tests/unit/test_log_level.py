@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from faust.utils.terminal.spinners import Spinner, SpinnerHandler
 
@@ -31,3 +32,17 @@ def test_a_worker_at_info_or_debug_has_no_spinner_and_is_left_alone():
     logger.addHandler(logging.StreamHandler())
     logger.setLevel(logging.INFO)
     assert restore_root_level(logger) is False and logger.level == logging.INFO
+
+
+def test_opensearch_py_keeps_its_failed_request_tracebacks_to_a_worker_at_debug():
+    """While OpenSearch is away opensearch-py logs each failed request at WARNING with its
+    traceback; the sink says why and when it retries. Only a worker at -l debug keeps both."""
+    from pipeline.stream.log_level import quiet_opensearch_client
+
+    for level, quieted in ((logging.INFO, True), (logging.WARNING, True), (logging.DEBUG, False)):
+        root = logging.getLogger(f"peregrine-test-root-standin-{uuid.uuid4()}")
+        root.setLevel(level)
+        client = logging.getLogger(f"peregrine-test-opensearch-standin-{uuid.uuid4()}")
+        assert quiet_opensearch_client(root, client) is quieted
+        assert client.isEnabledFor(logging.WARNING) is not quieted
+        assert client.isEnabledFor(logging.ERROR)
