@@ -15,7 +15,10 @@ once; an alert keeps its id, so OpenSearch stores it once).
 
 Only the stop is bounded. A rebalance keeps Faust's own wait, which its
 flight recorder reports on: a revoked partition's batch is delivered and
-committed by the worker that processed it.
+committed by the worker that processed it. While OpenSearch is away that
+worker stays in its revoke until Kafka drops it from the group (the
+rebalance timeout); the others then take its partitions and process its
+unacked batch again (tests/integration/test_pipeline_failures.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The worker under failure: kill -9 mid-stream, OpenSearch away, two workers sharing partitions."""
+"""The worker under failure: kill -9 mid-stream, OpenSearch away (also while a worker joins), two
+workers sharing partitions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import urlparse
 import orjson
 import pytest
 
+from pipeline.stream.batch import kafka_partition
 from pipeline_harness import TcpProxy, health, ndjson, produce, read_topic, search_all, wait_for_health
 from test_pipeline_e2e import setup, shell  # noqa: F401 - the fixture
 
@@ -81,6 +83,53 @@ async def test_opensearch_away_then_back_loses_no_alert(setup, opensearch, stack
         hits = await search_all(opensearch, s.index_prefix, expect=51, timeout=120)
         assert len(hits) == 51, s.log_text()
         assert len({h["_id"] for h in hits}) == 51
+    finally:
+        await proxy.stop()
+
+
+def syscall_partitions(state: dict | None, topic: str) -> list[str]:
+    return [tp for tp in (state or {}).get("assignment", ()) if tp.startswith(topic + ":")]
+
+
+async def test_a_worker_joining_while_opensearch_is_away_neither_stalls_the_group_nor_loses_an_alert(setup, opensearch, stack):
+    """A rebalance waits for the batches in flight, and a batch waits for OpenSearch: the worker
+    holding one stays in its revoke. The group goes on without it once the rebalance times out
+    (Kafka drops the member), the new worker takes every partition and holds the same events
+    (not acked); OpenSearch back, each alert is stored once and the first worker rejoins."""
+    url = urlparse(stack.opensearch_url)
+    proxy = TcpProxy(url.hostname, url.port)
+    await proxy.start()
+    s = await setup(partitions=2, PEREGRINE_OPENSEARCH_URL=f"http://127.0.0.1:{proxy.port}")
+    topic = s.topics["syscall"]
+    first = s.start()
+    try:
+        await wait_for_health(first, lambda h: len(syscall_partitions(h, topic)) == 2)
+        cids = [f"c{n}" for n in range(8)]
+        assert {kafka_partition(c.encode(), 2) for c in cids} == {0, 1}
+        await produce(s.bootstrap, topic, [(c.encode(), orjson.dumps(shell(c, 1, T0))) for c in cids])
+        assert len(await search_all(opensearch, s.index_prefix, expect=8)) == 8
+        await proxy.stop()
+        await produce(s.bootstrap, topic, [(c.encode(), ndjson([shell(c, 10 + i, T0 + 10 + i) for i in range(5)])) for c in cids])
+        await wait_for_health(first, lambda h: h["waiting_on"] == "opensearch", timeout=60)
+        second = s.start()
+        # the first worker is stuck in its revoke; after the rebalance timeout (60 s) the group is the second alone
+        await wait_for_health(second, lambda h: len(syscall_partitions(h, topic)) == 2, timeout=180)
+        await wait_for_health(second, lambda h: h["waiting_on"] == "opensearch", timeout=60)
+        assert first.poll() is None and health(first)["waiting_on"] == "opensearch", s.log_text()
+        await proxy.start()
+        hits = await search_all(opensearch, s.index_prefix, expect=48, timeout=120)
+        assert len(hits) == 48 and len({h["_id"] for h in hits}) == 48, s.log_text()
+        # both workers carry on in one group: the first rejoins, new events are processed
+        await wait_for_health(first, lambda h: len(syscall_partitions(h, topic)) == 1, timeout=120)
+        await produce(s.bootstrap, topic, [(c.encode(), orjson.dumps(shell(c, 99, T0 + 99))) for c in cids])
+        hits = await search_all(opensearch, s.index_prefix, expect=56, timeout=120)
+        assert len(hits) == 56 and len({h["_id"] for h in hits}) == 56, s.log_text()
+        owned = [syscall_partitions(health(w), topic) for w in (first, second)]
+        assert sorted(sum(owned, [])) == [f"{topic}:0", f"{topic}:1"], owned
+        # the outage is told once a retry, by the sink, not with opensearch-py's traceback each time
+        text = "".join(log.read_text(errors="replace") for log in s.logs)
+        assert "unavailable (ConnectionError" in text and "retrying in" in text
+        assert "Traceback (most recent call last)" not in text, s.log_text()
     finally:
         await proxy.stop()
 
