@@ -27,6 +27,9 @@ use_fetch_max_wait(settings.fetch_max_wait_ms)
 # after a rebalance, never-committed stream partitions rewind too, and changelog partitions go back
 # to where recovery is, so records fetched and dropped during it are not skipped: pipeline/stream/rewind.py
 rewind.install()
+# opensearch-py's warning and traceback for each failed request while OpenSearch is away stay out
+# unless at -l debug (the sink logs each retry: why, and when): pipeline/stream/log_level.py
+quiet_opensearch_client()
 
 
 class PeregrineApp(BoundedStop, faust.App):
@@ -44,9 +47,6 @@ class PeregrineApp(BoundedStop, faust.App):
         # at -l warn and above, Faust's start-up spinner left the root logger at DEBUG: every
         # debug call of aiokafka and Faust built a record for nothing (pipeline/stream/log_level.py)
         restore_root_level()
-        # and opensearch-py's traceback for each failed request while OpenSearch is away goes
-        # (the sink logs each retry: why, and when)
-        quiet_opensearch_client()
 
 
 app = PeregrineApp(

@@ -11,8 +11,10 @@ root logger back to the level its remaining handlers were given.
 
 While OpenSearch is away, opensearch-py logs every failed request at WARNING
 with its full traceback, beside the sink's own line that says why it waits
-and for how long. :func:`quiet_opensearch_client` leaves that client's
-logger to errors, except in a worker started at ``-l debug``.
+and for how long. :func:`quiet_opensearch_client` (installed when the app is
+made, before any request) keeps that client's warnings out unless the root
+logger is at DEBUG when they are logged (``-l debug``); its errors always
+pass.
 """
 
 from __future__ import annotations
@@ -35,10 +37,16 @@ def restore_root_level(root: logging.Logger | None = None) -> bool:
     return True
 
 
-def quiet_opensearch_client(root: logging.Logger | None = None, client: logging.Logger | None = None) -> bool:
-    """opensearch-py's logger at ERROR unless the worker logs at DEBUG; True when set."""
-    root = root or logging.getLogger()
-    if root.getEffectiveLevel() <= logging.DEBUG:
-        return False
-    (client or logging.getLogger("opensearch")).setLevel(logging.ERROR)
-    return True
+
+class UnlessDebug(logging.Filter):
+    """Passes errors, and anything else only while the root logger is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def quiet_opensearch_client(client: logging.Logger | None = None) -> None:
+    """opensearch-py's warnings (one with a traceback per failed request) only at -l debug."""
+    client = client or logging.getLogger("opensearch")
+    if not any(isinstance(f, UnlessDebug) for f in client.filters):
+        client.addFilter(UnlessDebug())

@@ -115,7 +115,7 @@ async def test_a_worker_joining_while_opensearch_is_away_neither_stalls_the_grou
         # the first worker is stuck in its revoke; after the rebalance timeout (60 s) the group is the second alone
         await wait_for_health(second, lambda h: len(syscall_partitions(h, topic)) == 2, timeout=180)
         await wait_for_health(second, lambda h: h["waiting_on"] == "opensearch", timeout=60)
-        assert first.poll() is None and health(first)["waiting_on"] == "opensearch", s.log_text()
+        await wait_for_health(first, lambda h: h["waiting_on"] == "opensearch", timeout=30)  # alive, still holding its batch
         await proxy.start()
         hits = await search_all(opensearch, s.index_prefix, expect=48, timeout=120)
         assert len(hits) == 48 and len({h["_id"] for h in hits}) == 48, s.log_text()
@@ -124,8 +124,8 @@ async def test_a_worker_joining_while_opensearch_is_away_neither_stalls_the_grou
         await produce(s.bootstrap, topic, [(c.encode(), orjson.dumps(shell(c, 99, T0 + 99))) for c in cids])
         hits = await search_all(opensearch, s.index_prefix, expect=56, timeout=120)
         assert len(hits) == 56 and len({h["_id"] for h in hits}) == 56, s.log_text()
-        owned = [syscall_partitions(health(w), topic) for w in (first, second)]
-        assert sorted(sum(owned, [])) == [f"{topic}:0", f"{topic}:1"], owned
+        states = [await wait_for_health(w, lambda h: len(syscall_partitions(h, topic)) == 1) for w in (first, second)]
+        assert sorted(sum((syscall_partitions(h, topic) for h in states), [])) == [f"{topic}:0", f"{topic}:1"], states
         # the outage is told once a retry, by the sink, not with opensearch-py's traceback each time
         text = "".join(log.read_text(errors="replace") for log in s.logs)
         assert "unavailable (ConnectionError" in text and "retrying in" in text

@@ -34,15 +34,34 @@ def test_a_worker_at_info_or_debug_has_no_spinner_and_is_left_alone():
     assert restore_root_level(logger) is False and logger.level == logging.INFO
 
 
+
 def test_opensearch_py_keeps_its_failed_request_tracebacks_to_a_worker_at_debug():
     """While OpenSearch is away opensearch-py logs each failed request at WARNING with its
-    traceback; the sink says why and when it retries. Only a worker at -l debug keeps both."""
+    traceback; the sink says why and when it retries. Only a worker at -l debug keeps both,
+    whatever the level was when the filter went in (the app is made before logging is set)."""
     from pipeline.stream.log_level import quiet_opensearch_client
 
-    for level, quieted in ((logging.INFO, True), (logging.WARNING, True), (logging.DEBUG, False)):
-        root = logging.getLogger(f"peregrine-test-root-standin-{uuid.uuid4()}")
-        root.setLevel(level)
-        client = logging.getLogger(f"peregrine-test-opensearch-standin-{uuid.uuid4()}")
-        assert quiet_opensearch_client(root, client) is quieted
-        assert client.isEnabledFor(logging.WARNING) is not quieted
-        assert client.isEnabledFor(logging.ERROR)
+    client = logging.getLogger(f"peregrine-test-opensearch-standin-{uuid.uuid4()}")
+    client.propagate = False
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    client.addHandler(Collect())
+    client.setLevel(logging.DEBUG)
+    quiet_opensearch_client(client)
+    quiet_opensearch_client(client)  # once
+    assert len(client.filters) == 1
+    root = logging.getLogger()
+    before = root.level
+    try:
+        for level, logged in ((logging.INFO, ["error"]), (logging.WARNING, ["error"]), (logging.DEBUG, ["warning", "error"])):
+            root.setLevel(level)
+            seen.clear()
+            client.warning("warning")
+            client.error("error")
+            assert seen == logged, (logging.getLevelName(level), seen)
+    finally:
+        root.setLevel(before)
