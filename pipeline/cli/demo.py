@@ -17,10 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from pipeline.errors import StackError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "deploy" / "atelier" / "demo"
 
@@ -152,7 +156,7 @@ def demo(
         raise typer.Exit(1)
 
 
-def alerts_table(found: list[dict], index_prefix: str) -> "Table":
+def alerts_table(found: list[dict], index_prefix: str) -> Table:
     """The demo's alerts, one a row. Every column keeps a width of its own: with the long Polaris
     rule names unwrapped, a console of 160 columns had none left for the priority or the output;
     the narrowest widths add up to 80 columns."""

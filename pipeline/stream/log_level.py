@@ -37,7 +37,6 @@ def restore_root_level(root: logging.Logger | None = None) -> bool:
     return True
 
 
-
 class UnlessDebug(logging.Filter):
     """Passes errors, and anything else only while the root logger is at DEBUG."""
 
