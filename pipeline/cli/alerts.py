@@ -38,6 +38,24 @@ def expired_indices(names: list[str], prefix: str, days: int, today: datetime) -
     return sorted(old)
 
 
+MAX_NAMES_CHARS = 3000  # a DELETE's index list: OpenSearch refuses a request line over 4096 bytes
+
+
+def name_batches(names: list[str], max_chars: int = MAX_NAMES_CHARS) -> list[list[str]]:
+    """``names`` in runs whose comma-joined length stays within ``max_chars`` (a name longer
+    than that goes alone): a year of daily indices does not fit one request line."""
+    batches: list[list[str]] = []
+    size = 0
+    for name in names:
+        if batches and size + 1 + len(name) <= max_chars:
+            batches[-1].append(name)
+            size += 1 + len(name)
+        else:
+            batches.append([name])
+            size = len(name)
+    return batches
+
+
 async def _client_call(url: str, fn, settings=None):
     """``settings``: PipelineSettings whose OpenSearch user/password/CA the client uses."""
     from opensearchpy import AsyncOpenSearch
@@ -68,8 +86,15 @@ def retention(
     async def run(client):
         found = await client.indices.get(index=f"{settings.index_prefix}*", ignore_unavailable=True, allow_no_indices=True)
         old = expired_indices(list(found), settings.index_prefix, days, datetime.now(timezone.utc))
-        if old and not dry_run:
-            await client.indices.delete(index=",".join(old))
+        if dry_run:
+            return old
+        deleted = 0
+        for batch in name_batches(old):
+            try:
+                await client.indices.delete(index=",".join(batch))
+            except Exception as error:  # noqa: BLE001 - say how far it got
+                raise RuntimeError(f"{error} (after deleting {deleted} of the {len(old)} old indices)") from None
+            deleted += len(batch)
         return old
 
     old = asyncio.run(_client_call(settings.opensearch_url, run, settings))

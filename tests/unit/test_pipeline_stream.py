@@ -203,6 +203,22 @@ def test_retention_picks_daily_indices_older_than_the_cutoff():
     assert expired_indices(["peregrine-alerts-2024.13.45", *names], "peregrine-alerts-", 7, today) == ["peregrine-alerts-2026.11.01"]
 
 
+def test_retention_deletes_in_requests_whose_index_list_fits_a_request_line():
+    """A year of daily indices joined by commas is longer than the 4096 bytes OpenSearch takes
+    in a request line (it answered too_long_http_line_exception): they go in several requests."""
+    from datetime import date, timedelta
+
+    from pipeline.cli.alerts import MAX_NAMES_CHARS, name_batches
+
+    names = [f"peregrine-alerts-{date(2025, 1, 1) + timedelta(days=n):%Y.%m.%d}" for n in range(365)]
+    batches = name_batches(names)
+    assert [n for batch in batches for n in batch] == names
+    assert all(len(",".join(batch)) <= MAX_NAMES_CHARS for batch in batches) and len(batches) > 1
+    assert len(",".join(batches[0])) > MAX_NAMES_CHARS - 28  # each as full as it can be
+    assert name_batches(["a" * 5000, "b", "c"], 10) == [["a" * 5000], ["b", "c"]]  # one too long goes alone
+    assert name_batches([]) == []
+
+
 def test_the_workers_default_rules_include_the_correlations_and_a_batch_completes_one():
     import contextvars
 
