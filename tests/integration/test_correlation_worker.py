@@ -121,15 +121,18 @@ async def test_a_sequence_from_a_node_keyed_batch_completes_in_its_containers_pa
     assert forwarded == [len(stream)]  # every event went through the repartition topic
 
 
-async def test_the_worker_taking_over_a_partition_finishes_its_sequences(make_setup, opensearch):
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+async def test_the_worker_taking_over_a_partition_finishes_its_sequences(make_setup, opensearch, tmp_path, store):
     """Two workers; the one owning the container's partition is killed mid-sequence; the other
     takes the partition over (after the session timeout), reindexes the groups recovered from
-    the changelog, and the last step fires once."""
+    the changelog, and the last step fires once. With either store: the other worker was the
+    partition's standby, and a memory table restores it from offset 0, RocksDB from the offset
+    it had persisted."""
     s = await make_setup(2)
     stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
     cid = stream[0]["container.id"]
     home = f"{s.topics['syscall']}:{kafka_partition(cid.encode(), 2)}"
-    workers = [s.start(), s.start()]
+    workers = [s.start(PEREGRINE_STORE=store, PEREGRINE_DATA_DIR=str(tmp_path / name)) for name in ("a", "b")]
     states = [await wait_for_health(w, lambda h: any(tp.startswith(s.topics["syscall"] + ":") for tp in h["assignment"]))
               for w in workers]
     deadline = asyncio.get_running_loop().time() + 120
