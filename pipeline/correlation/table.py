@@ -128,10 +128,12 @@ class TableCorrelationStore(MutableMapping):
 
     # -- reads and writes in the bound partition
 
-    def _with(self, fn: Callable[[], Any]) -> Any:
-        if self._ref is None:
+    def _with(self, fn: Callable[[], Any], ref: Any = _MISSING) -> Any:
+        """``fn()`` as the event ``ref`` (by default the bound one; None: as whatever is current)."""
+        ref = self._ref if ref is _MISSING else ref
+        if ref is None:
             return fn()
-        return run_as(self._var, self._ref, fn)
+        return run_as(self._var, ref, fn)
 
     def _unbound_get(self, key: str) -> Any:
         """The key's value in whichever partition holds it."""
@@ -189,10 +191,7 @@ class TableCorrelationStore(MutableMapping):
         def write() -> None:
             self.table[key] = data
 
-        if ref is None:
-            write()
-        else:
-            run_as(self._var, ref, write)
+        self._with(write, ref)
 
     def _delete(self, key: str, ref: Any) -> None:
         value = self._unbound_get(key)
@@ -201,10 +200,7 @@ class TableCorrelationStore(MutableMapping):
         partition = self._split(value)[0]
         if partition is not None and self.partitions:
             ref = self._stand_in(partition)
-        if ref is None:
-            self.table.pop(key, None)
-        else:
-            run_as(self._var, ref, lambda: self.table.pop(key, None))
+        self._with(lambda: self.table.pop(key, None), ref)
 
     def __delitem__(self, key: str) -> None:
         self.pop(key)
