@@ -59,6 +59,9 @@ MIX = [
 OPEN_TYPES = frozenset({"open", "openat"})
 FD_FILE_TYPES = frozenset({"open", "openat", "read", "close", "mmap"})
 NET_TYPES = frozenset({"connect", "accept", "sendto"})
+# programs of the mix that Falco's "System procs network activity" flags on the network: their
+# sockets belong to the nearest ancestor that is none of them (cat -> bash -> sshd)
+OFF_NETWORK = frozenset({"bash", "sh", "cat", "env", "ls", "nice"})
 LIFECYCLE = frozenset({"clone", "execve", "procexit"})
 TIME_STEP_NS = 50_000
 FORK_FLAGS = "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID"
@@ -306,6 +309,8 @@ class NodeStream:
         else:
             live, weights = pod.live()
             proc = rng.choices(live, cum_weights=weights)[0]
+            while evttype in NET_TYPES and proc.program[0] in OFF_NETWORK and proc.parent is not None:
+                proc = proc.parent  # a shell or coreutil on the network is Falco's "System procs network activity"
         return self._event(seq, evttype, pod, proc, extra)
 
     def _attack(self, seq: int, evttype: str, pod: Pod) -> dict[str, Any]:

@@ -7,7 +7,9 @@ collector's event may need: ``proc.aname[1]`` is ``proc.pname`` when only
 that is sent, ``proc.aname`` (no index) is every ancestor we have (an
 any-of value: a comparison holds when it holds for one ancestor),
 ``evt.arg[mode]`` reads ``evt.arg.mode``, ``proc.env[HOME]`` is looked up in
-``proc.env``. Numbers and booleans Falco prints as text are coerced; a typed
+``proc.env``; the network fields libsinsp computes and never prints
+(``fd.ip``, ``fd.net``, ``fd.lport``...) come from the connection's ends
+(pipeline/fields/syscall_net.py). Numbers and booleans Falco prints as text are coerced; a typed
 field holding ``<NA>`` or a wrong shape is MISSING. Plain string fields keep
 their value as is (``<NA>`` included) so the compiler can inline the lookup.
 """
@@ -22,6 +24,7 @@ from typing import Any
 from pipeline.fields.coerce import NA, coercer, ns_to_iso8601, to_int, to_str, to_time_ns
 from pipeline.fields.declare import SourceRegistry, parse_table
 from pipeline.fields.registry import MISSING, BoundField, FieldDef, FieldType
+from pipeline.fields.syscall_net import NETWORK_FIELDS, bind_network_field
 from pipeline.fields.syscall_table import TABLE
 
 SOURCE = "syscall"
@@ -255,6 +258,7 @@ _SPECIAL = {
     "evt.rawtime": _evt_time,
     "evt.time.iso8601": _evt_time_iso,
     **{name: _container_mount for name in ("container.mount", *_MOUNT_PARTS)},
+    **{name: bind_network_field for name in NETWORK_FIELDS},
 }
 
 

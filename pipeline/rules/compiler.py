@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pipeline.errors import RuleLoadError, SourceLocation
-from pipeline.fields.registry import MISSING, BoundField, FieldRegistry, FieldType, UnknownField
+from pipeline.fields.registry import MISSING, ArgKind, BoundField, FieldRegistry, FieldType, UnknownField
 from pipeline.rules import operators as ops
 from pipeline.rules.ast import (
     LIST_OPERATORS,
@@ -218,7 +218,8 @@ def as_extracted(expr: FieldRef | Transform, binder: FieldBinder, macro: str | N
     """The field as ``val()`` reads it: an any-of ancestor field (``proc.aname``) is extracted
     with no ancestor step, i.e. the process itself (``proc.aname[0]``), as libsinsp does."""
     if isinstance(expr, FieldRef):
-        return replace(expr, arg="0") if binder.bind(expr, macro).any_of else expr
+        bound = binder.bind(expr, macro)
+        return replace(expr, arg="0") if bound.any_of and bound.definition.arg is ArgKind.OPTIONAL_INDEX else expr
     return replace(expr, operand=as_extracted(expr.operand, binder, macro))
 
 
