@@ -35,7 +35,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 
-from pipeline.stack.settings import ALERTS_TEMPLATE_NAME
+from pipeline.stack.settings import ALERTS_INDEX_PREFIX, ALERTS_TEMPLATE_NAME
 
 log = logging.getLogger("peregrine.sink.opensearch")
 
@@ -67,6 +67,31 @@ def _first_chunk(items: list[tuple[str, str, bytes]], max_bytes: int) -> int:
 def daily_index(prefix: str, time_ns: int) -> str:
     day = datetime.fromtimestamp(time_ns // 1_000_000_000, tz=timezone.utc)
     return f"{prefix}{day:%Y.%m.%d}"
+
+
+def template_for_prefix(template: dict[str, Any], prefix: str) -> tuple[str, dict[str, Any]]:
+    """The alert index template (deploy/opensearch/alerts-template.json, for
+    ``peregrine-alerts-*``) as (name, body) for the indices of ``prefix``.
+
+    The default prefix keeps the file's name and pattern (what ``peregrine stack up``
+    installs). Another prefix gets a template of its own, named after it, whose
+    pattern is ``<prefix>*``: without it, a worker with ``PEREGRINE_INDEX_PREFIX=soc-``
+    wrote daily indices that no template matched, with dynamic mappings (rule and
+    priority as text, so ``peregrine alerts report`` could not aggregate them). Its
+    priority grows with the prefix's length, so that where two prefixes nest
+    (``peregrine-alerts-`` and ``peregrine-alerts-eu-``) the longer one's template
+    applies, and OpenSearch never sees two overlapping templates of equal priority."""
+    if prefix == ALERTS_INDEX_PREFIX:
+        return ALERTS_TEMPLATE_NAME, template
+    body = dict(template, index_patterns=[f"{prefix}*"], priority=int(template.get("priority", 100)) + len(prefix))
+    return template_name_for_prefix(prefix), body
+
+
+def template_name_for_prefix(prefix: str) -> str:
+    """The name of the alert template of ``prefix``'s indices (see :func:`template_for_prefix`)."""
+    if prefix == ALERTS_INDEX_PREFIX:
+        return ALERTS_TEMPLATE_NAME
+    return f"{ALERTS_TEMPLATE_NAME}--{prefix.rstrip('-_.') or prefix}"
 
 
 class AlertSink:

@@ -45,7 +45,7 @@ from pipeline.alerts.bounds import for_kafka
 from pipeline.alerts.ocsf import ocsf_json
 from pipeline.errors import ConfigError
 from pipeline.sinks.document import alert_document
-from pipeline.sinks.opensearch import AlertSink
+from pipeline.sinks.opensearch import AlertSink, template_for_prefix
 from pipeline.state.containers import ContainerLimits
 from pipeline.state.process_tree import TreeLimits
 from pipeline.state.table_partition import PartitionEvent
@@ -237,10 +237,12 @@ class BatchDelivery:
         self.store = TableStore(table) if table is not None else None
         self.topic_factory = topic_factory
         self._priority_topics: dict[str, Any] = {}
+        template_name, template = template_for_prefix(_alert_template(), settings.index_prefix)
         self.sink = AlertSink(
             settings.opensearch_url, settings.index_prefix, backoff_max_s=settings.opensearch_retry_max_s,
             on_retry=lambda message: metrics.OPENSEARCH_RETRIES.inc(),
-            template=_alert_template(),
+            template=template,
+            template_name=template_name,
             auth=opensearch_options(settings),
         )
         self.batches = 0

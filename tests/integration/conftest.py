@@ -111,7 +111,7 @@ async def worker_setup(stack: RunningStack, topic_factory: TopicFactory, opensea
     ``extra_topics``), its own alert index prefix ``peregrine-alerts-<index_label>-<id>-``
     and worker settings ``extra``. After the test their workers are stopped and their
     indices deleted."""
-    from pipeline_harness import WorkerSetup
+    from pipeline_harness import WorkerSetup, delete_alert_indices
 
     made: list[WorkerSetup] = []
 
@@ -128,4 +128,5 @@ async def worker_setup(stack: RunningStack, topic_factory: TopicFactory, opensea
     yield make
     for setup in made:
         setup.stop_all()
-        await opensearch.indices.delete(index=f"{setup.index_prefix}*", ignore_unavailable=True)
+        await delete_alert_indices(opensearch, setup.index_prefix)
+

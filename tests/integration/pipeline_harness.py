@@ -241,3 +241,11 @@ class TcpProxy:
             self.writers.clear()
             await self.server.wait_closed()
             self.server = None
+
+
+async def delete_alert_indices(opensearch, prefix: str) -> None:
+    """A test's alert indices, and the template its worker installed for their prefix."""
+    from pipeline.sinks.opensearch import template_name_for_prefix
+
+    await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+    await opensearch.indices.delete_index_template(name=template_name_for_prefix(prefix), ignore=404)

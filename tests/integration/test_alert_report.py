@@ -8,13 +8,16 @@ import sys
 import uuid
 
 import orjson
+import pytest
+from pipeline_harness import delete_alert_indices
 
 from pipeline.alerts.alert import Alert
 from pipeline.rules.model import Priority
 from pipeline.sinks.document import alert_document
-from pipeline.sinks.opensearch import AlertSink
+from pipeline.sinks.opensearch import AlertSink, template_for_prefix
 from pipeline.sinks.report import alert_report
-from pipeline.stack.settings import ALERTS_INDEX_PREFIX
+from pipeline.stack.provision import load_template
+from pipeline.stack.settings import ALERTS_INDEX_PREFIX, DEFAULTS
 
 HOUR_NS = 3600 * 10**9
 T0 = 1_763_798_400 * 10**9  # 2025-11-22T08:00:00Z
@@ -36,9 +39,13 @@ def _alerts() -> list[Alert]:
     return alerts
 
 
-async def test_report_counts_what_the_sink_stored(opensearch, opensearch_url):
-    prefix = f"{ALERTS_INDEX_PREFIX}test-report-{uuid.uuid4().hex[:8]}-"
-    sink = AlertSink(opensearch_url, prefix)
+@pytest.mark.parametrize("family", [ALERTS_INDEX_PREFIX, "soc-"], ids=["default-prefix", "own-prefix"])
+async def test_report_counts_what_the_sink_stored(opensearch, opensearch_url, family):
+    """Stored as the worker stores them: under the default prefix's family, and under a prefix
+    of its own (PEREGRINE_INDEX_PREFIX=soc-...), whose indices get the alert template too."""
+    prefix = f"{family}test-report-{uuid.uuid4().hex[:8]}-"
+    template_name, template = template_for_prefix(load_template(DEFAULTS.alerts_template_path), prefix)
+    sink = AlertSink(opensearch_url, prefix, template=template, template_name=template_name)
     try:
         for alert in _alerts():
             sink.add(alert.uuid, alert.time_ns, alert_document(alert))
@@ -64,7 +71,10 @@ async def test_report_counts_what_the_sink_stored(opensearch, opensearch_url):
         assert cli.returncode == 0, cli.stderr
         printed = orjson.loads(cli.stdout)
         assert printed["total"] == 6 and printed["top"]["rules"] == {"Shell": 3, "Java shell": 2, "Privileged pod": 1}
+        index = f"{prefix}2025.11.22"
+        settings = (await opensearch.indices.get_settings(index=index))[index]["settings"]["index"]
+        assert settings["number_of_replicas"] == "0"  # the template's, not the cluster default (1: yellow)
     finally:
         await sink.close()
-        await opensearch.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+        await delete_alert_indices(opensearch, prefix)
 

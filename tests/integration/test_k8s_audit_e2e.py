@@ -11,7 +11,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from pipeline_harness import WorkerSetup, read_topic, search_all
+from pipeline_harness import WorkerSetup, delete_alert_indices, read_topic, search_all
 from webhook_process import DATA, ROOT, WebhookProcess, eventlist
 
 OWN_K8S_RULES = ROOT / "rules" / "peregrine_k8s_audit_rules.yaml"
@@ -36,7 +36,7 @@ async def pipeline(stack, topic_factory, opensearch, tmp_path, upstream_rules_di
     finally:
         webhook.stop()
         worker.stop_all()
-        await opensearch.indices.delete(index=f"{worker.index_prefix}*", ignore_unavailable=True)
+        await delete_alert_indices(opensearch, worker.index_prefix)
 
 
 async def _count(opensearch, prefix: str, rule: str) -> int:
