@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.json_bytes import json_bytes
 from pipeline.record_bounds import MAX_KEY_BYTES, MAX_RECORD_BYTES, cut
 
 UNDECODABLE = "undecodable"
@@ -75,7 +76,7 @@ class DeadLetter:
 
 
 def event_bytes(event: Any) -> bytes:
-    return orjson.dumps(event, default=str)
+    return json_bytes(event)  # an event nested past what orjson writes, or with a 70-bit int, too
 
 
 class DeadLetterCounts(Counter):

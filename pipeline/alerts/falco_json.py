@@ -20,6 +20,7 @@ import orjson
 from pipeline.alerts.alert import Alert
 from pipeline.alerts.output import iso8601_ns
 from pipeline.ingest.numbers import int64
+from pipeline.json_bytes import json_bytes
 
 # A fixed namespace for Peregrine's alert ids (never change it: ids would change).
 ALERT_NAMESPACE = uuid.UUID("5b0f6a1e-8c7d-4f3e-9a2b-1d4c6e8f0a37")
@@ -29,24 +30,12 @@ _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\
 def canonical_bytes(event: Any) -> bytes:
     """``event`` as JSON with sorted keys, whatever it holds: a value JSON has no type for is
     written as its ``str``, and so is an integer past 64 bits (which orjson refuses; only an
-    object built in Python, or parsed from YAML, has one: orjson parses them as floats)."""
-    try:
-        return orjson.dumps(event, option=_CANONICAL, default=str)
-    except TypeError:
-        return orjson.dumps(_wide_ints_as_text(event), option=_CANONICAL, default=str)
+    object built in Python, or parsed from YAML, has one: orjson parses them as floats);
+    nesting past what orjson writes is cut (pipeline/json_bytes.py)."""
+    return json_bytes(event, _CANONICAL)
 
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-
-
-def _wide_ints_as_text(value: Any) -> Any:
-    if type(value) is int:
-        return value if -(1 << 63) <= value < (1 << 64) else str(value)
-    if isinstance(value, dict):
-        return {_wide_ints_as_text(key): _wide_ints_as_text(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_wide_ints_as_text(item) for item in value]
-    return value
 
 
 def alert_uuid(event: Any, rule: str) -> str:
@@ -120,4 +109,4 @@ def falco_json_dict(alert: Alert) -> dict[str, Any]:
 
 def falco_json(alert: Alert) -> bytes:
     """One alert as Falco's JSON line (keys sorted, no trailing newline)."""
-    return orjson.dumps(falco_json_dict(alert), option=orjson.OPT_SORT_KEYS)
+    return json_bytes(falco_json_dict(alert), orjson.OPT_SORT_KEYS)

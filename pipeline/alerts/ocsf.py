@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import orjson
 
 from pipeline import __version__
 from pipeline.alerts.alert import Alert
 from pipeline.ingest.numbers import int64
+from pipeline.json_bytes import json_bytes
 from pipeline.rules.model import Priority
 
 OCSF_VERSION = "1.1.0"
@@ -188,4 +188,4 @@ def ocsf_finding(alert: Alert) -> dict[str, Any]:
 
 
 def ocsf_json(alert: Alert) -> bytes:
-    return orjson.dumps(ocsf_finding(alert))
+    return json_bytes(ocsf_finding(alert))

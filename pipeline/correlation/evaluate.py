@@ -54,6 +54,7 @@ import json
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass
+from time import time_ns
 from typing import Any
 
 from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
@@ -130,6 +131,7 @@ class CorrelationStats:
     events: int = 0
     late: int = 0  # older than the watermark: ignored
     untimed: int = 0  # no usable evt.time: ignored
+    future: int = 0  # time more than max_future ahead of the wall clock: ignored
     alerts: int = 0
     suppressed: int = 0  # completed matches not alerted because of throttling
     evicted_groups: int = 0  # dropped to stay under max_groups
@@ -245,10 +247,12 @@ class CorrelationEvaluator:
         limits: CorrelationLimits | None = None,
         store: Store | None = None,
         regroup: Iterable[str] = (),
+        wall_clock_ns: Callable[[], int] = time_ns,
     ) -> None:
         """``regroup``: the names of correlations whose groups are not co-partitioned with their
         source's topic (see the module docstring): :meth:`process` only routes their events
-        (:attr:`routes`), and evaluates them when called with ``regrouped``."""
+        (:attr:`routes`), and evaluates them when called with ``regrouped``. ``wall_clock_ns``
+        is read only to refuse events from the future (``max_future``)."""
         if registry_for is None:
             from pipeline.fields import registry_for as default  # type: ignore[attr-defined]
 
@@ -294,6 +298,8 @@ class CorrelationEvaluator:
                              if correlation.source == "syscall" and "container.id" in correlation.by}
         self.stats = CorrelationStats()
         self.clocks: dict[Hashable, int] = {}  # clock -> the newest event time it has seen
+        self._wall_clock_ns = wall_clock_ns
+        self._horizon = -1  # the latest event time accepted, as of the last look at the wall clock
         self.index = GroupIndex()
         self.store = store if store is not None else {}
         self._ordinal = 0
@@ -316,6 +322,12 @@ class CorrelationEvaluator:
         """The clock of an event of ``source`` (``source + REGROUPED`` for regrouped correlations)
         under the store's current binding."""
         return (self._store.clock, source) if self._clocked else None  # type: ignore[attr-defined]
+
+    def _refresh_horizon(self) -> int:
+        """The latest event time a clock may move to: the wall clock plus ``max_future``. Read
+        again only when an event is past the last value (which only grows)."""
+        self._horizon = self._wall_clock_ns() + self.limits.max_future_ns
+        return self._horizon
 
     def watermark(self, clock: Hashable = None) -> int:
         """The watermark of ``clock``: its newest event time minus the allowed lateness."""
@@ -368,6 +380,9 @@ class CorrelationEvaluator:
             clock = self._clock(source)
         newest = self.clocks.get(clock, 0)
         if time > newest:
+            if time > self._horizon and time > self._refresh_horizon():
+                self.stats.future += 1
+                return []
             self.clocks[clock] = newest = time
         watermark = newest - self.limits.allowed_lateness_ns
         if time < watermark:
@@ -417,7 +432,7 @@ class CorrelationEvaluator:
             groups.append((key, state, clock))
             if isinstance(state, dict):
                 time = newest_time(state)
-                if time > self.clocks.get(clock, 0):
+                if time > self.clocks.get(clock, 0) and (time <= self._horizon or time <= self._refresh_horizon()):
                     self.clocks[clock] = time
         self.index = GroupIndex.rebuild(groups)
         for key in orphans:

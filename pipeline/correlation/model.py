@@ -46,6 +46,12 @@ class CorrelationLimits:
     watermark (newest time minus lateness) has passed its end.
     ``throttle_ns``: default de-duplication period per rule and group key
     (0: every completed match alerts).
+    ``max_future_ns``: how far ahead of the wall clock an event's time may be
+    and still move its clock. One event stamped in the year 2100 (a broken
+    node clock, a hostile producer) would otherwise set its partition's
+    watermark there, and every later event of that partition would be late:
+    its correlations silenced for good. Such an event takes no part in
+    correlations (counted as ``future``); its rules still run.
     """
 
     max_window_ns: int = 3600 * NS_PER_SECOND
@@ -54,6 +60,7 @@ class CorrelationLimits:
     max_count: int = 10_000
     allowed_lateness_ns: int = 5 * NS_PER_SECOND
     throttle_ns: int = 0
+    max_future_ns: int = 3600 * NS_PER_SECOND
 
     @classmethod
     def from_settings(cls, settings: "dict[str, Any] | None") -> "CorrelationLimits":
@@ -63,7 +70,8 @@ class CorrelationLimits:
         from pipeline.correlation.parse import parse_duration
 
         values: dict[str, int] = {}
-        durations = {"max_window": "max_window_ns", "allowed_lateness": "allowed_lateness_ns", "throttle": "throttle_ns"}
+        durations = {"max_window": "max_window_ns", "allowed_lateness": "allowed_lateness_ns", "throttle": "throttle_ns",
+                     "max_future": "max_future_ns"}
         counts = ("max_groups", "max_partials_per_group", "max_count")
         for key, value in (settings or {}).items():
             if key in durations:
@@ -84,8 +92,8 @@ class CorrelationLimits:
         for name in ("max_window_ns", "max_groups", "max_partials_per_group", "max_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"correlation limit {name} must be at least 1, got {getattr(self, name)}")
-        if self.allowed_lateness_ns < 0 or self.throttle_ns < 0:
-            raise ConfigError("correlation allowed_lateness and throttle must not be negative")
+        if self.allowed_lateness_ns < 0 or self.throttle_ns < 0 or self.max_future_ns < 0:
+            raise ConfigError("correlation allowed_lateness, throttle and max_future must not be negative")
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from typing import Any
 import orjson
 
 from pipeline import metrics
+from pipeline.json_bytes import json_bytes
 from pipeline.record_bounds import MAX_PART_BYTES
 from pipeline.state.table_partition import PartitionEvent, faust_current_event, run_as
 
@@ -106,7 +107,7 @@ class TableCorrelationStore(MutableMapping):
 
     @staticmethod
     def _encode(state: dict, partition: int | None) -> bytes:
-        data = orjson.dumps(state)
+        data = json_bytes(state)
         return data if partition is None else b"%d|" % partition + data
 
     @staticmethod

@@ -11,12 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable
 
-import orjson
 
 from pipeline.fields.coerce import iso8601_to_ns, ns_to_iso8601, to_bool, to_int, to_str
 from pipeline.fields.declare import SourceRegistry, parse_table
 from pipeline.fields.document import dig, json_pointer_extractor, never_raising
 from pipeline.fields.registry import MISSING, BoundField, FieldDef
+from pipeline.json_bytes import json_bytes
 
 SOURCE = "aws_cloudtrail"
 _M = MISSING
@@ -26,7 +26,7 @@ def _text(value: Any) -> Any:
     if value is _M:
         return _M
     if value.__class__ in (dict, list):
-        return orjson.dumps(value).decode()
+        return json_bytes(value).decode()
     return to_str(value)
 
 
@@ -126,7 +126,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "s3.bytes.in": ("INT", _path("additionalEventData", "bytesTransferredIn", coerce=to_int)),
     "s3.bytes.out": ("INT", _path("additionalEventData", "bytesTransferredOut", coerce=to_int)),
     "ec2.imageid": ("STRING", _path("requestParameters", "imageId")),
-    "json.obj": ("STRING", lambda e: orjson.dumps(e).decode()),
+    "json.obj": ("STRING", lambda e: json_bytes(e).decode()),
     "json.rawtime": ("ABSTIME", _time_ns),
     "evt.time": ("ABSTIME", _time_ns),
     "evt.time.iso8601": ("STRING", lambda e: _M if (ns := _time_ns(e)) is _M else ns_to_iso8601(ns)),

@@ -26,24 +26,35 @@ def to_str(value: Any) -> Any:
 
 
 def to_int(value: Any) -> Any:
+    """An int of a number field (Falco's are 64-bit): from an int, a decimal or 0x text, or
+    a float with no fraction. Anything else, or a number past 64 bits, is MISSING."""
     cls = value.__class__
     if cls is int:
         return value
     if cls is str:
         text = value.strip()
+        if len(text) > _MAX_DIGITS:
+            return MISSING
         if text[:1] in "-+":
-            return int(text) if text[1:].isascii() and text[1:].isdigit() else MISSING
-        if text.isascii() and text.isdigit():  # "²" is a digit that int() refuses
-            return int(text)
-        if text[:2] in ("0x", "0X"):
+            number = int(text) if text[1:].isascii() and text[1:].isdigit() else MISSING
+        elif text.isascii() and text.isdigit():  # "²" is a digit that int() refuses
+            number = int(text)
+        elif text[:2] in ("0x", "0X"):
             try:
-                return int(text, 16)
+                number = int(text, 16)
             except ValueError:
                 return MISSING
+        else:
+            return MISSING
+    elif cls is float and value.is_integer():
+        number = int(value)
+    else:
         return MISSING
-    if cls is float and value.is_integer():
-        return int(value)
-    return MISSING
+    return number if number is MISSING or _INT_MIN <= number < _INT_END else MISSING
+
+
+_INT_MIN, _INT_END = -(1 << 63), 1 << 64  # int64 and uint64, as libsinsp's number fields
+_MAX_DIGITS = 24  # "-9223372036854775808", "0xffffffffffffffff", with room for a sign and spaces
 
 
 def to_bool(value: Any) -> Any:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import orjson
 
 from pipeline.fields.coerce import to_str
 from pipeline.fields.registry import MISSING
+from pipeline.json_bytes import json_bytes
 
 _M = MISSING
 
@@ -46,7 +46,7 @@ def json_pointer_extractor(pointer: str) -> Callable[[Any], Any]:
         if obj is None or obj is _M:
             return _M
         if obj.__class__ in (dict, list):
-            return orjson.dumps(obj).decode()
+            return json_bytes(obj).decode()
         return to_str(obj)
 
     return extract

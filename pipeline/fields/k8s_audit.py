@@ -14,19 +14,19 @@ from functools import lru_cache
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
 
 from pipeline.fields.coerce import iso8601_to_ns, ns_to_iso8601, to_bool, to_int, to_str
 from pipeline.fields.declare import SourceRegistry, parse_table
 from pipeline.fields.document import dig, json_pointer_extractor, never_raising
 from pipeline.fields.registry import MISSING, BoundField, FieldDef
+from pipeline.json_bytes import json_bytes
 
 SOURCE = "k8s_audit"
 _M = MISSING
 
 
 def _json(value: Any) -> Any:
-    return _M if value is _M else orjson.dumps(value).decode()
+    return _M if value is _M else json_bytes(value).decode()
 
 
 def _listed(values: list) -> Any:
@@ -217,20 +217,20 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ka.req.pod.volumes.hostpath": ("STRING list", _hostpaths),
     "ka.req.pod.volumes.flexvolume_drivers": ("STRING list", _flex_drivers),
     "ka.req.pod.volumes.volume_type": ("STRING list", _volume_types),
-    "ka.req.role.rules": ("STRING list", lambda e: _listed([orjson.dumps(r).decode() for r in _rules(e)])),
+    "ka.req.role.rules": ("STRING list", lambda e: _listed([json_bytes(r).decode() for r in _rules(e)])),
     "ka.req.role.rules.apiGroups": ("STRING list", _rules_part("apiGroups")),
     "ka.req.role.rules.nonResourceURLs": ("STRING list", _rules_part("nonResourceURLs")),
     "ka.req.role.rules.verbs": ("STRING list", _rules_part("verbs")),
     "ka.req.role.rules.resources": ("STRING list", _rules_part("resources")),
     "ka.req.service.type": ("STRING", lambda e: to_str(dig(_spec(e), "type")) if _spec(e) is not _M else _M),
-    "ka.req.service.ports": ("STRING list", lambda e: _listed([orjson.dumps(p).decode() for p in (dig(_spec(e), "ports") if _spec(e) is not _M else None) or () if p.__class__ is dict]) if dig(_spec(e), "ports").__class__ is list else _M),
+    "ka.req.service.ports": ("STRING list", lambda e: _listed([json_bytes(p).decode() for p in (dig(_spec(e), "ports") if _spec(e) is not _M else None) or () if p.__class__ is dict]) if dig(_spec(e), "ports").__class__ is list else _M),
     "ka.resp.name": ("STRING", _path("responseObject", "metadata", "name")),
     "ka.response.code": ("STRING", _path("responseStatus", "code")),
     "ka.response.reason": ("STRING", _path("responseStatus", "reason")),
     "ka.useragent": ("STRING", _path("userAgent")),
     "ka.sourceips": ("STRING list", _list_path("sourceIPs")),
     "ka.cluster.name": ("STRING", _path("annotations", "cluster.name")),
-    "jevt.obj": ("STRING", lambda e: orjson.dumps(e).decode() if e.__class__ is dict else _M),
+    "jevt.obj": ("STRING", lambda e: json_bytes(e).decode() if e.__class__ is dict else _M),
     "jevt.rawtime": ("ABSTIME", _rawtime),
     "jevt.time": ("STRING", lambda e: t if (t := dig(e, "stageTimestamp")).__class__ is str else _M),
     "jevt.time.iso8601": ("STRING", lambda e: _M if (ns := _rawtime(e)) is _M else ns_to_iso8601(ns)),

@@ -3,8 +3,12 @@
 A message carries one event (a JSON object), a batch as a JSON array, or a
 batch as NDJSON (one object per line). Collectors batch so that Kafka's and
 Faust's per-message cost is paid once per batch. A message larger than the
-limit is refused before parsing; anything that is not JSON objects is
-refused whole (the dead-letter record keeps its bytes).
+limit is refused before parsing, and so is one that holds no JSON object at
+all (the dead-letter record keeps its bytes). Inside a batch, an item that is
+not an object (a line that is not JSON, a number in the array) is refused
+alone: it stays in its place in the list as a :class:`Refused`, so the events
+around it are still processed and every item keeps its index. A leading UTF-8
+byte order mark is skipped.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from dataclasses import dataclass
 
 import orjson
 
+from pipeline.json_bytes import json_bytes
+
 OVERSIZED = "oversized"
 UNDECODABLE = "undecodable"
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +33,25 @@ class DecodeError(Exception):
         return f"{self.reason}: {self.detail}"
 
 
-def decode_message(value: bytes | None, max_bytes: int) -> list[dict]:
-    """Events of one message. Raises DecodeError."""
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An item of a batch that is not an event: why, and its bytes (the NDJSON line; for an
+    array item, the item written again)."""
+
+    detail: str
+    original: bytes
+
+
+def decode_message(value: bytes | None, max_bytes: int) -> list:
+    """Events of one message (dicts), with a :class:`Refused` in the place of each item that
+    is not one. Raises DecodeError when the message as a whole is none of the three forms."""
     if value is None:
         raise DecodeError(UNDECODABLE, "empty message (no value)")
     size = len(value)
     if size > max_bytes:
         raise DecodeError(OVERSIZED, f"{size} bytes > limit {max_bytes}")
+    if value[:3] == _BOM:
+        value = value[3:]
     if b"\n" in value:
         # most likely NDJSON (a collector's batch): one parse per line, not a failed parse of
         # the whole message first; a pretty-printed document's first line is not JSON alone
@@ -46,11 +65,23 @@ def decode_message(value: bytes | None, max_bytes: int) -> list[dict]:
     if isinstance(whole, dict):
         return [whole]
     if isinstance(whole, list):
+        refused = False
         for index, item in enumerate(whole):
             if not isinstance(item, dict):
-                raise DecodeError(UNDECODABLE, f"array item {index} is a {type(item).__name__}, not an object")
+                whole[index] = Refused(f"array item {index} is a {_kind(item)}, not an object", _item_bytes(item))
+                refused = True
+        if refused and all(item.__class__ is Refused for item in whole):
+            raise DecodeError(UNDECODABLE, f"no item of the array is an event: {whole[0].detail}")
         return whole
-    raise DecodeError(UNDECODABLE, f"a JSON {type(whole).__name__}, not an object or an array of objects")
+    raise DecodeError(UNDECODABLE, f"a JSON {_kind(whole)}, not an object or an array of objects")
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _item_bytes(item: object) -> bytes:
+    return json_bytes(item)  # a list nested deeper than orjson writes is written cut
 
 
 def _ndjson_lines(value: bytes) -> list[dict] | None:
@@ -71,18 +102,26 @@ def _ndjson_lines(value: bytes) -> list[dict] | None:
     return events or None
 
 
-def _ndjson(value: bytes, first: orjson.JSONDecodeError) -> list[dict]:
+def _ndjson(value: bytes, first: orjson.JSONDecodeError) -> list:
+    """A message that is not one JSON document, read as NDJSON: each line that is not a JSON
+    object is refused alone; when none is, the message is refused whole."""
     if b"\n" not in value.strip():
         raise DecodeError(UNDECODABLE, f"not JSON: {first}")
-    events: list[dict] = []
+    events: list = []
+    good = 0
     for number, line in enumerate(value.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
             item = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            raise DecodeError(UNDECODABLE, f"NDJSON line {number}: {error}") from None
+            events.append(Refused(f"NDJSON line {number}: {error}", line))
+            continue
         if not isinstance(item, dict):
-            raise DecodeError(UNDECODABLE, f"NDJSON line {number} is a {type(item).__name__}, not an object")
-        events.append(item)
+            events.append(Refused(f"NDJSON line {number} is a {_kind(item)}, not an object", line))
+        else:
+            events.append(item)
+            good += 1
+    if not good:
+        raise DecodeError(UNDECODABLE, events[0].detail if events else "no JSON in the message")
     return events

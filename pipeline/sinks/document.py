@@ -37,6 +37,7 @@ import orjson
 from pipeline.alerts.alert import Alert
 from pipeline.alerts.bounds import bound_values
 from pipeline.alerts.falco_json import falco_json_dict
+from pipeline.json_bytes import json_bytes
 
 CONTEXT_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("container_id", ("container.id",)),
@@ -81,4 +82,4 @@ def alert_document(alert: Alert) -> bytes:
     document["output_fields"], whole = bound_values(alert.output_fields)
     if whole:
         document["long_values"] = whole
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return json_bytes(document, orjson.OPT_SORT_KEYS)

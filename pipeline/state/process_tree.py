@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.json_bytes import json_bytes
 from pipeline.record_bounds import MAX_PART_BYTES, bounded, cut
 from pipeline.ingest.numbers import INT64, int64
 
@@ -118,7 +119,7 @@ class ProcessTree:
     # -- serialisation ------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"p": self.procs, "t": self.last_ns}, option=orjson.OPT_NON_STR_KEYS)
+        return json_bytes({"p": self.procs, "t": self.last_ns}, orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_bytes(cls, data: bytes | None, limits: TreeLimits | None = None) -> "ProcessTree":

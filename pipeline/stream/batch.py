@@ -28,7 +28,8 @@ from pipeline.alerts import Alert, alert_uuid
 from pipeline.record_bounds import MAX_KEY_BYTES, MAX_PART_BYTES
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
-from pipeline.ingest.decode import DecodeError, decode_message
+from pipeline.json_bytes import json_bytes
+from pipeline.ingest.decode import DecodeError, Refused, decode_message
 from pipeline.ingest.keys import HOST, host_key
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
@@ -200,6 +201,11 @@ class BatchProcessor:
             current_cid: str | None = None
             state: list | None = None
             for index, event in enumerate(events):
+                if event.__class__ is Refused:  # an item of the batch that is not an event
+                    result.events -= 1
+                    result.dead_letters.append(dl.DeadLetter(dl.UNDECODABLE, event.detail, message.topic, message.partition,
+                                                             message.offset, message.key, event.original, index))
+                    continue
                 if validate is not None:
                     try:
                         validate(event, source)
@@ -224,7 +230,12 @@ class BatchProcessor:
                         else:
                             state[3] = message
                 if state is None:
-                    line = orjson.dumps(event)
+                    try:
+                        line = orjson.dumps(event)
+                    except TypeError as error:  # nested deeper than orjson writes: pipeline/json_bytes.py
+                        result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"cannot be forwarded to its container's "
+                                                              f"partition: {error}", event, index))
+                        continue
                     if len(line) > MAX_PART_BYTES:  # could not be produced: it would stop the worker
                         result.dead_letters.append(self._dead(message, dl.OVERSIZED, f"event of {len(line)} bytes, over the "
                                                               f"{MAX_PART_BYTES} a repartitioned record may hold", event, index))
@@ -315,7 +326,11 @@ class BatchProcessor:
             return
         regrouping = self._regrouping
         if regrouping is not None and regrouping.routes:
-            self._route(result, regrouping.routes, event, source)
+            try:
+                self._route(result, regrouping.routes, event, source)
+            except TypeError as error:  # nested deeper than orjson writes: its rules ran, its correlations cannot
+                result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"cannot be sent to its correlation group's "
+                                                      f"partition: {error}", as_produced(event, undo), index))
         if not alerts:
             return
         original = as_produced(event, undo)
@@ -346,6 +361,10 @@ class BatchProcessor:
         """A message of the regroup topic: its events, for the correlations they were sent for,
         in this (the group's) partition. Their rules ran when they first arrived."""
         for index, item in enumerate(envelopes):
+            if item.__class__ is Refused:
+                result.dead_letters.append(dl.DeadLetter(dl.UNDECODABLE, item.detail, message.topic, message.partition,
+                                                         message.offset, message.key, item.original, index))
+                continue
             try:
                 source, names, event = open_envelope(item)
                 alerts = self.scanner.scan_regrouped(event, source, names)
@@ -363,15 +382,18 @@ class BatchProcessor:
         return dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key, original, index)
 
 
-def _expand_records(events: list[dict]) -> list[dict]:
-    """CloudTrail's ``{"Records": [...]}`` delivery format -> its records."""
-    if not any("Records" in e and "eventName" not in e for e in events):
+def _expand_records(events: list) -> list:
+    """CloudTrail's ``{"Records": [...]}`` delivery format -> its records; a record that is
+    not an object is a :class:`Refused` in its place."""
+    if not any(e.__class__ is dict and "Records" in e and "eventName" not in e for e in events):
         return events
-    out: list[dict] = []
+    out: list = []
     for event in events:
-        records = event.get("Records")
+        records = event.get("Records") if event.__class__ is dict else None
         if isinstance(records, list) and "eventName" not in event:
-            out.extend(r for r in records if isinstance(r, dict))
+            out.extend(r if isinstance(r, dict) else
+                       Refused(f"Records[{n}] is a {'null' if r is None else type(r).__name__}, not an object",
+                               json_bytes(r)) for n, r in enumerate(records))
         else:
             out.append(event)
     return out

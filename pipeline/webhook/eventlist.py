@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import orjson
 
 from pipeline.errors import EventError
+from pipeline.json_bytes import json_bytes
 
 CLUSTER_KEY = b"_cluster"
 TRIMMED_ANNOTATION = "peregrine.dev/trimmed"
@@ -93,7 +94,7 @@ def to_batch(events: list[dict], max_event_bytes: int) -> Batch:
     dropped: list[DroppedEvent] = []
     for event in events:
         audit_id = str(event.get("auditID", ""))
-        value = orjson.dumps(event)
+        value = json_bytes(event)
         trimmed = False
         if len(value) > max_event_bytes:
             original_size = len(value)
@@ -116,7 +117,7 @@ def _trimmed(event: dict, max_event_bytes: int) -> bytes | None:
         removed.append(name)
         annotations = smaller.get("annotations")
         smaller["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), TRIMMED_ANNOTATION: ",".join(removed)}
-        value = orjson.dumps(smaller)
+        value = json_bytes(smaller)
         if len(value) <= max_event_bytes:
             return value
     return None
