@@ -172,10 +172,14 @@ class LiveAudit:
 
     def applies(self, event: Any) -> bool:
         """The cheap filter: a completed create/update/patch of an audited resource."""
-        if not isinstance(event, dict) or event.get("verb") not in VERBS or event.get("stage") != "ResponseComplete":
+        if not isinstance(event, dict) or event.get("stage") != "ResponseComplete":
             return False
+        verb = event.get("verb")
         ref = event.get("objectRef")
-        return isinstance(ref, dict) and ref.get("resource") in self.resources and not ref.get("subresource")
+        if verb.__class__ is not str or verb not in VERBS or not isinstance(ref, dict):
+            return False
+        resource = ref.get("resource")  # a list here is not a resource (and is unhashable)
+        return resource.__class__ is str and resource in self.resources and not ref.get("subresource")
 
     def alerts(self, event: Any) -> list[Alert]:
         """One alert per failed check on the object the event applied ([] when it does not apply)."""

@@ -104,7 +104,7 @@ def read_text(text: str, path: str) -> tuple[list[Manifest], list[Problem]]:
     problems: list[Problem] = []
     try:
         documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, RecursionError) as error:
         # Keep the documents before the broken one: split on separators and parse each.
         return _read_split(text, path, error)
     for index, document in enumerate(documents):
@@ -124,6 +124,10 @@ def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest],
             document = yaml.safe_load(chunk)
         except yaml.YAMLError as chunk_error:
             problems.append(Problem(path, index, f"not YAML: {str(chunk_error).splitlines()[0]}"))
+            index += 1
+            continue
+        except RecursionError:  # PyYAML's parser recurses once per level
+            problems.append(Problem(path, index, "not YAML Peregrine can read: nested too deep"))
             index += 1
             continue
         if document is None and not chunk.strip():

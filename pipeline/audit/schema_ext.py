@@ -30,7 +30,18 @@ _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkM
 
 
 def parse_quantity(value: Any) -> Decimal:
-    """The value of a Kubernetes resource quantity; ValueError when it is not one."""
+    """The value of a Kubernetes resource quantity; ValueError when it is not one (also a
+    NaN, an infinity, or a number past what a Decimal holds: ``1e9999999``)."""
+    try:
+        quantity = _parse_quantity(value)
+    except ArithmeticError:  # decimal.Overflow, InvalidOperation
+        raise ValueError(f"not a quantity (out of range): {str(value)[:64]!r}") from None
+    if not quantity.is_finite():
+        raise ValueError(f"not a quantity: {value!r}")
+    return quantity
+
+
+def _parse_quantity(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"not a quantity: {value!r}")
     if isinstance(value, (int, float)):

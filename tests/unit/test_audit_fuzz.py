@@ -170,3 +170,33 @@ def test_fix_leaves_a_malformed_object_as_it_is_and_counts_only_what_it_fixed(tm
     findings = audit_objects([copy.deepcopy(privileged)], CONFIG)
     fixable = {c.id for c in CONFIG.checks if c.mutations}
     assert fixed == len({(f.check, f.pointer) for f in findings if not f.success and f.check in fixable})
+
+
+@pytest.mark.parametrize("quantity", ["1e9999999", float("nan"), float("inf")])
+def test_a_quantity_out_of_range_is_judged_not_a_failure_of_the_checks(quantity):
+    """A limit of '1e9999999' (decimal.Overflow) or .nan stopped every check of the pod: live,
+    only a log line (the pod was not audited at all); offline, `peregrine audit` exited 2."""
+    pod = copy.deepcopy(next(obj for obj in SEEDS if obj.get("kind") == "Pod"))
+    pod["spec"]["containers"][0].setdefault("resources", {})["limits"] = {"cpu": quantity, "memory": "64Mi"}
+    findings = audit_objects([pod], CONFIG)
+    assert {finding.check for finding in findings}  # judged
+    live = LiveAudit()
+    live.alerts(audit_event("create", "pods", name=pod["metadata"]["name"], response=pod))
+    assert live.counts["error"] == 0
+
+
+def test_an_audit_event_whose_resource_is_not_text_does_not_apply():
+    """objectRef.resource = ["pods"] made the live audit raise (unhashable), and the event's
+    rules' alerts were lost with it as an evaluation error."""
+    event = audit_event("create", "pods", name="p", response=next(obj for obj in SEEDS if obj.get("kind") == "Pod"))
+    event["objectRef"]["resource"] = ["pods"]
+    assert LiveAudit().alerts(event) == []
+    event["objectRef"]["resource"], event["verb"] = "pods", ["create"]
+    assert LiveAudit().alerts(event) == []
+
+
+def test_yaml_nested_too_deep_for_the_parser_is_an_unreadable_document():
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n" + "[" * 5000 + "]" * 5000 + "\n"
+    found, problems = read_text(text, "deep.yaml")
+    assert [m.obj["metadata"]["name"] for m in found] == ["a"]
+    assert [p.message for p in problems] == ["not YAML Peregrine can read: nested too deep"]
