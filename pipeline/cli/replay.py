@@ -5,7 +5,11 @@ EventLists, CloudTrail Records). Each event goes to its source's topic
 unless --topic is given; syscall events are keyed by ``container.id`` (host
 events by ``host:`` + their ``evt.hostname``, pipeline/ingest/keys.py), so one
 container's events stay in order on one partition. ``--batch N`` packs up
-to N events of the same key into one NDJSON message, as collectors do.
+to N events of the same key into one NDJSON message, as collectors do, and
+never more bytes than the worker takes in one message
+(``PEREGRINE_MAX_MESSAGE_BYTES``). An event that cannot be sent as it is
+(larger than that alone, or nested deeper than JSON is written here) is
+skipped and reported, and the command exits 1.
 """
 
 from __future__ import annotations
@@ -77,10 +81,14 @@ async def produce(
     batch: int = 1,
     progress=None,
     settings=None,
+    max_message_bytes: int | None = None,
+    skipped: list[str] | None = None,
 ) -> int:
     """Send events; returns messages sent. ``rate``: events per second (0: as fast as possible).
 
     ``settings``: PipelineSettings whose Kafka security options the producer uses (None: PLAINTEXT).
+    ``max_message_bytes``: a message's most bytes (default: the settings', else 1 MiB); why
+    each event not sent was not is appended to ``skipped``.
     """
     from aiokafka import AIOKafkaProducer
 
@@ -103,11 +111,14 @@ async def produce(
                 explained = await explain_kafka_failure(settings, bootstrap, 15, error)
             raise ConfigError(explained) from None
         raise ConfigError(f"cannot reach Kafka at {bootstrap}: {type(error).__name__} {error}") from None
+    if max_message_bytes is None:
+        max_message_bytes = settings.max_message_bytes if settings is not None else 1 << 20
     sent = 0
     started = time.monotonic()
     pending = []
     try:
         groups: dict[tuple[str, bytes | None], list[bytes]] = defaultdict(list)
+        sizes: dict[tuple[str, bytes | None], int] = defaultdict(int)  # a group's NDJSON bytes
         done = 0
 
         async def flush_group(target: str, key: bytes | None, lines: list[bytes]) -> None:
@@ -116,18 +127,35 @@ async def produce(
             pending.append(await producer.send(target, value=value, key=key))
             sent += 1
 
-        for event, hint in events:
-            source = _source(event, hint)
-            target = topic or topics[source]
-            key = key_of(event, source)
-            group = groups[(target, key)]
-            group.append(orjson.dumps(event))
-            if len(group) >= batch:
-                await flush_group(target, key, group)
-                groups[(target, key)] = []
+        for number, (event, hint) in enumerate(events, start=1):
             done += 1
             if progress is not None:
                 progress(1)
+            source = _source(event, hint)
+            target = topic or topics[source]
+            key = key_of(event, source)
+            try:
+                line = orjson.dumps(event)
+            except TypeError as error:  # nested deeper than orjson writes (it reads deeper)
+                if skipped is not None:
+                    skipped.append(f"event {number}: {error}")
+                continue
+            if len(line) > max_message_bytes:
+                if skipped is not None:
+                    skipped.append(f"event {number}: {len(line)} bytes, over the {max_message_bytes} of a message")
+                continue
+            slot = (target, key)
+            group = groups[slot]
+            if group and sizes[slot] + 1 + len(line) > max_message_bytes:
+                await flush_group(target, key, group)
+                group = groups[slot] = []
+                sizes[slot] = 0
+            group.append(line)
+            sizes[slot] += len(line) + (1 if len(group) > 1 else 0)
+            if len(group) >= batch:
+                await flush_group(target, key, group)
+                groups[slot] = []
+                sizes[slot] = 0
             if rate > 0:
                 ahead = done / rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -135,6 +163,7 @@ async def produce(
                         if lines:
                             await flush_group(t, k, lines)
                             groups[(t, k)] = []
+                            sizes[(t, k)] = 0
                     await asyncio.sleep(ahead)
         for (t, k), lines in groups.items():
             if lines:
@@ -164,11 +193,17 @@ def replay(
     settings = PipelineSettings.from_env()
     events = load_events(files)
     topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
+    skipped: list[str] = []
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("events", total=len(events))
         sent = asyncio.run(produce(settings.broker, events, topics, topic=topic, rate=rate, batch=batch,
-                                   progress=lambda n: bar.advance(task, n), settings=settings))
-    typer.echo(f"replayed {len(events)} events in {sent} messages")
+                                   progress=lambda n: bar.advance(task, n), settings=settings, skipped=skipped))
+    for reason in skipped:
+        typer.echo(f"not sent: {reason}", err=True)
+    typer.echo(f"replayed {len(events) - len(skipped)} events in {sent} messages"
+               + (f"; {len(skipped)} not sent" if skipped else ""))
+    if skipped:
+        raise typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:

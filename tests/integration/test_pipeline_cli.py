@@ -69,3 +69,25 @@ async def test_retention_deletes_old_daily_indices(stack, opensearch):
         assert sorted(left) == [prefix + "2099.01.01"]
     finally:
         await opensearch.indices.delete(index=prefix + "*", ignore_unavailable=True)
+
+
+async def test_replay_batches_never_exceed_the_workers_message_limit_and_reports_what_it_cannot_send(stack, topic_factory, tmp_path):
+    """`--batch 1000` of 2 KB events made one 2.2 MB message, which the worker refuses whole
+    (oversized); an event nested deeper than JSON is written here stopped the replay midway."""
+    import orjson
+
+    from pipeline_harness import read_topic
+
+    topic = await topic_factory(1)
+    events = [{"evt.type": "openat", "container.id": "c1", "evt.num": n, "fd.name": "/tmp/" + "x" * 2000} for n in range(60)]
+    lines = [orjson.dumps(e) for e in events]
+    deep = b'{"evt.type":"openat","container.id":"c1","x":' + b'{"a":' * 300 + b"1" + b"}" * 300 + b"}"
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines[:30] + [deep] + lines[30:]) + b"\n")
+    code, out, _ = run({"PEREGRINE_KAFKA_BOOTSTRAP": stack.bootstrap_servers, "PEREGRINE_MAX_MESSAGE_BYTES": "20000"},
+                       "replay", str(path), "--topic", topic, "--batch", "1000")
+    assert code == 1, out
+    assert "not sent: event 31: Recursion limit reached" in out and "replayed 60 events in 7 messages; 1 not sent" in out
+    records = await read_topic(stack.bootstrap_servers, topic, expect=7)
+    assert len(records) == 7 and all(len(r.value) <= 20_000 for r in records)
+    assert [orjson.loads(line)["evt.num"] for r in records for line in r.value.split(b"\n")] == list(range(60))
