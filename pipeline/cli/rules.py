@@ -33,7 +33,8 @@ def validate(
     paths: list[str] = typer.Argument(..., help="Rules files, or directories of *.yaml files, loaded in this order"),
     warnings: bool = typer.Option(True, "--warnings/--no-warnings", help="Show load warnings (unused macros, no evt.type...)"),
     skip_unknown_sources: bool = typer.Option(
-        False, "--skip-unknown-sources", help="Skip rules of an unknown source with a warning, as Falco does"
+        True, "--skip-unknown-sources/--fail-on-unknown-sources",
+        help="A rule of a source Peregrine does not read (a plugin's): skipped with a warning, as Falco does, or an error"
     ),
 ) -> None:
     """Load rules files as Falco would, stacked in order, and report every problem.

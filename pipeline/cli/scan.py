@@ -83,6 +83,10 @@ def scan(
             print(error, file=sys.stderr)
         print(f"{len(failed.errors)} rules error(s); nothing scanned", file=sys.stderr)
         raise typer.Exit(2) from None
+    if not quiet:
+        for warning in ruleset.warnings:
+            if warning.skips_a_rule:  # a plugin's rule in a shared rules directory: skipped, as Falco does
+                print(warning, file=sys.stderr)
     correlations = _correlations(files, ruleset)
     live_audit = None
     if not no_config_audit and source in (AUTO, "k8s_audit"):

@@ -67,8 +67,9 @@ class RulesLoader:
     error is raised where it is found). ``registry_for(source)`` gives a
     source's field registry (default: :func:`pipeline.fields.registry_for`);
     pass ``None`` to skip field checks. ``skip_unknown_sources``: Falco's
-    behaviour for a rule whose source has no registry (skip it with a
-    warning); by default it is an error, since Peregrine's sources are fixed.
+    behaviour for a rule whose source has no registry (a plugin's, ``okta``):
+    skip it with a warning (code ``unknown-source``), so a rules directory
+    shared with Falco loads; False makes it an error.
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class RulesLoader:
         *,
         collect_errors: bool = False,
         registry_for: RegistryFor | None | str = "default",
-        skip_unknown_sources: bool = False,
+        skip_unknown_sources: bool = True,
     ) -> None:
         self.findings = Findings(collect=collect_errors)  # what reading the files found
         self.last_findings = self.findings  # reading plus the latest load()'s compile
@@ -135,7 +136,7 @@ def load_rules(
     *,
     collect_errors: bool = False,
     registry_for: RegistryFor | None | str = "default",
-    skip_unknown_sources: bool = False,
+    skip_unknown_sources: bool = True,
 ) -> RuleSet:
     """Load rules files in order (later files extend or override earlier ones)."""
     if isinstance(paths, (str, Path)):

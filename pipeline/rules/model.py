@@ -111,6 +111,10 @@ class PluginRequirement:
     version: str
 
 
+# warnings about a rule that is skipped: of a plugin's source, or using a field with skip-if-unknown-filter
+RULE_SKIPPING_WARNINGS = frozenset({"unknown-source", "unknown-field-skipped"})
+
+
 @dataclass(frozen=True, slots=True)
 class LoadWarning:
     """A finding that does not stop loading (Falco's load warnings), with where it is."""
@@ -119,6 +123,11 @@ class LoadWarning:
     message: str
     location: SourceLocation | None = None
     source_line: str | None = field(default=None, compare=False)
+
+    @property
+    def skips_a_rule(self) -> bool:
+        """Whether a rule is not loaded because of it (``scan`` and the worker say so)."""
+        return self.code in RULE_SKIPPING_WARNINGS
 
     def __str__(self) -> str:
         head = f"{self.location}: warning: {self.message}" if self.location else f"warning: {self.message}"

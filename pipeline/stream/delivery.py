@@ -112,6 +112,9 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
     for path in files:
         loader.add_file(path)
     ruleset = loader.load()
+    for warning in ruleset.warnings:
+        if warning.skips_a_rule:
+            log.warning("rules: %s", warning)
     correlations = load_worker_correlations(files, ruleset, registry_for, limits)
     live_audit = None
     if settings.config_audit:

@@ -66,7 +66,6 @@ def test_duplicate_keys_are_errors_at_the_second_key() -> None:
         ("- rule: R\n  desc: d\n  condition: evt.type = open", "rule 'R' is missing required keys 'output', 'priority'", 1, 3),
         ("- rule: R", "rule 'R' needs condition, output, priority and desc", 1, 3),
         ("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: urgent", "invalid priority 'urgent'", 5, 13),
-        ("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: info\n  source: syslog", "unknown source 'syslog' for rule 'R'", 6, 11),
         ("- required_engine_version: abc", "cannot read engine version 'abc'", 1, 28),
         ("- required_plugin_versions:\n  - name: json\n    version: latest", "invalid required version 'latest' for plugin 'json'", 3, 14),
     ],
@@ -138,17 +137,31 @@ def test_skip_if_unknown_filter_skips_the_rule_with_a_warning() -> None:
     assert (warning.location.path, warning.location.line, warning.location.col) == ("f1.yaml", 4, 34)
 
 
-def test_unknown_sources_can_be_skipped_as_falco_does() -> None:
-    ruleset = load(GOOD, """
-    - rule: Okta
-      desc: d
-      condition: okta.app = x
-      output: o
-      priority: info
-      source: okta
-    """, skip_unknown_sources=True)
+PLUGIN_RULES = """
+- macro: okta_app
+  condition: okta.app = x
+- rule: Okta
+  desc: d
+  condition: okta_app and okta.evt.type = user.session.start
+  output: o %okta.actor.name
+  priority: info
+  source: okta
+"""
+
+
+def test_rules_of_an_unknown_source_are_skipped_with_a_warning_as_falco_does() -> None:
+    """A rules directory shared with Falco holds plugin rules (okta, github): Falco skips them
+    ("Unknown source okta, skipping"); Peregrine refused to scan or start."""
+    ruleset = load(GOOD, PLUGIN_RULES)
     assert [rule.name for rule in ruleset.rules] == ["R"]
-    assert [w.code for w in ruleset.warnings] == ["unknown-source"]
+    (warning,) = [w for w in ruleset.warnings if w.skips_a_rule]
+    assert warning.code == "unknown-source" and "unknown source 'okta'; rule 'Okta' is skipped" in warning.message
+    assert (warning.location.line, warning.location.col) == (9, 11)
+
+
+def test_unknown_sources_can_be_errors() -> None:
+    error = error_of(GOOD, PLUGIN_RULES, skip_unknown_sources=False)
+    assert "unknown source 'okta' for rule 'Okta'" in str(error)
 
 
 def test_warnings_are_kept_apart_from_errors() -> None:
