@@ -320,7 +320,12 @@ class _Compilation:
         for info in self.collector.rules.values():
             if info.unknown_source:
                 continue
-            rule = self._compile_rule(info)
+            try:
+                rule = self._compile_rule(info)
+            except RecursionError:  # each condition is bounded (parser.MAX_NESTING); macros inlined in macros are not
+                self._error(RuleLoadError, "condition is nested too deeply to compile (macros included)",
+                            _locate(self._joined(info.condition), 0))
+                continue
             if rule is not None:
                 rules.append(rule)
         return rules

@@ -199,7 +199,7 @@ def parse_condition(text: str) -> Node:
     if not text.strip():
         raise ConditionSyntaxError("empty condition", SourceLocation(None, 1, 1), text.split("\n", 1)[0])
     try:
-        return _parser().parse(text)
+        node = _parser().parse(text)
     except _Reject as reject:
         raise _error(text, reject.message, reject.line, reject.col) from None
     except VisitError as error:  # an action raised (only _Reject is expected)
@@ -213,6 +213,35 @@ def parse_condition(text: str) -> Node:
         raise _error(text, "condition is nested too deeply", 1, 1) from None
     except LarkError as error:  # anything else lark may raise: still a syntax error
         raise _error(text, f"invalid condition: {error}", 1, 1) from None
+    too_deep = _deeper_than(node, MAX_NESTING)
+    if too_deep is not None:
+        raise _error(text, f"condition is nested too deeply (more than {MAX_NESTING} levels of and/or/not, "
+                           f"parentheses and transformers)", too_deep.line, too_deep.col)
+    return node
+
+
+MAX_NESTING = 100  # the compiler's own limit (macros included) is lower; this one keeps every recursive pass safe
+
+
+def _deeper_than(node: Node, limit: int) -> Pos | None:
+    """Where ``node`` first goes deeper than ``limit`` levels, or None (walked without recursion:
+    ``not not not ...`` a thousand times parses, then every recursive pass over it overflowed)."""
+    stack: list[tuple[object, int]] = [(node, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return getattr(item, "pos", None) or Pos(1, 1)
+        if isinstance(item, (And, Or)):
+            stack.extend((child, depth + 1) for child in item.items)
+        elif isinstance(item, Not):
+            stack.append((item.operand, depth + 1))
+        elif isinstance(item, Compare):
+            stack.append((item.left, depth + 1))
+            if isinstance(item.right, FieldValue):
+                stack.append((item.right.field, depth + 1))
+        elif isinstance(item, Transform):
+            stack.append((item.operand, depth + 1))
+    return None
 
 
 def _lines(text: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from toy_fields import toy_registry
 
-from pipeline.errors import RuleLoadError
+from pipeline.errors import ConditionSyntaxError, RuleLoadError
 from pipeline.rules.compiler import ConditionCompileError, compile_condition
 from pipeline.rules.parser import parse_condition
 from pipeline.rules.reference import ReferenceEvaluator
@@ -212,6 +212,9 @@ def test_nesting_too_deep_for_python_is_a_load_error_not_a_crash() -> None:
     deep = "not " * 60 + "(" * 60 + "proc.name = a" + ")" * 60
     compiled = compile_condition(parse_condition(deep), MACROS, REGISTRY)
     assert compiled({"proc.name": "a"}) is True
-    deeper = "".join("(proc.name = a " + ("or " if i % 2 else "and ") for i in range(120)) + "proc.name = b" + ")" * 120
+    deeper = "".join("(proc.name = a " + ("or " if i % 2 else "and ") for i in range(95)) + "proc.name = b" + ")" * 95
     with pytest.raises(ConditionCompileError, match="nested too deeply"):
         compile_condition(parse_condition(deeper), MACROS, REGISTRY)
+    deepest = "".join("(proc.name = a " + ("or " if i % 2 else "and ") for i in range(120)) + "proc.name = b" + ")" * 120
+    with pytest.raises(ConditionSyntaxError, match="nested too deeply"):  # refused as it is parsed
+        parse_condition(deepest)

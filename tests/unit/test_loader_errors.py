@@ -228,3 +228,17 @@ def test_an_unknown_field_in_the_output_is_an_error_at_the_field() -> None:
 def test_output_fields_with_arguments_and_escapes_are_accepted() -> None:
     ruleset = load("- rule: R\n  desc: d\n  condition: evt.type = open\n  output: 100%% %proc.aname[2] %evt.arg.mode %container.info\n  priority: info\n")
     assert ruleset.rules[0].output == "100%% %proc.aname[2] %evt.arg.mode %container.info"
+
+
+def test_conditions_nested_past_any_sane_depth_are_errors_not_tracebacks() -> None:
+    """`not` a thousand times, or macros inlined into macros a thousand levels deep, parsed and
+    then overflowed Python's stack in a recursive pass: a RecursionError traceback."""
+    with pytest.raises(ConditionSyntaxError) as caught:
+        load("- rule: R\n  desc: d\n  condition: " + "not " * 1000 + "proc.name = x\n  output: o\n  priority: info")
+    error = caught.value
+    assert "condition is nested too deeply (more than 100 levels" in str(error)
+    assert (error.location.line, error.location.col) == (3, 14 + 4 * 100)
+    macros = ["- macro: m0\n  condition: " + "not " * 90 + "proc.name = x"]
+    macros += [f"- macro: m{i}\n  condition: " + "not " * 90 + f"m{i - 1}" for i in range(1, 14)]
+    error = error_of("\n".join(macros) + "\n- rule: R\n  desc: d\n  condition: m13\n  output: o\n  priority: info")
+    assert "nested too deeply to compile" in str(error) and error.location.line == 31
