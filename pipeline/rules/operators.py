@@ -105,12 +105,19 @@ def glob_matcher(pattern: str, casefold: bool) -> Callable[[str], bool]:
     return lambda value: match(value) is not None
 
 
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # RE2 would also log the error to stderr, through absl, beside ours
+
+
 def regex_matcher(pattern: str) -> Callable[[str], bool]:
     """Falco's ``regex``: RE2, the whole value must match."""
     try:
-        compiled = re2.compile(pattern)
-    except Exception as error:  # re2.error; its message says what is wrong
-        raise LiteralTypeError(f"invalid regular expression '{pattern}': {error}") from None
+        compiled = re2.compile(pattern, _QUIET)
+    except Exception as error:  # re2.error; its message (bytes) says what is wrong
+        reason = error.args[0] if error.args else error
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise LiteralTypeError(f"invalid regular expression '{pattern}': {reason}") from None
     fullmatch = compiled.fullmatch
     return lambda value: fullmatch(value) is not None
 

@@ -159,7 +159,7 @@ def test_golden(text: str, event: dict[str, Any], expected: bool) -> None:
         ("proc.pid in (1, two)", "'two' is not a number", 17),
         ("container.privileged = yes", "not a boolean", 24),
         ("fd.sip in (10.0.0.0/33)", "not an IP address", 12),
-        ("proc.name regex '('", "invalid regular expression", 17),
+        ("proc.name regex '('", "invalid regular expression '(': missing ): (", 17),  # RE2's reason, as text
         ("evt.buffer bcontains xyz", "not a hex byte string", 22),
         ("nope.field = 1", "unknown field 'nope.field'", 1),
         ("shell and unknown_macro", "unknown macro 'unknown_macro'", 11),
@@ -218,3 +218,9 @@ def test_nesting_too_deep_for_python_is_a_load_error_not_a_crash() -> None:
     deepest = "".join("(proc.name = a " + ("or " if i % 2 else "and ") for i in range(120)) + "proc.name = b" + ")" * 120
     with pytest.raises(ConditionSyntaxError, match="nested too deeply"):  # refused as it is parsed
         parse_condition(deepest)
+
+
+def test_a_bad_regex_is_reported_once_by_peregrine_not_also_logged_by_re2(capfd) -> None:
+    with pytest.raises(ConditionCompileError):
+        compile_condition(parse_condition("proc.name regex 'a(b'"), MACROS, REGISTRY)
+    assert capfd.readouterr().err == ""  # RE2 logged "re2.cc:242] Error parsing..." through absl
