@@ -492,8 +492,7 @@ class _FunctionGen:
         const = self.module.const
         text = right.text
         if op == "pmatch":
-            exact, prefixes = ops.path_prefixes([text])
-            matcher = lambda v, _x=exact, _p=prefixes: ops.pmatch_one(v, _x, _p)  # noqa: E731
+            matcher = ops.pmatch_matcher([text])
         elif op in ("glob", "iglob"):
             matcher = ops.glob_matcher(text, op == "iglob")
         elif op == "regex":
@@ -522,11 +521,15 @@ class _FunctionGen:
         op = node.op
         const = self.module.const
         if op == "pmatch":
-            exact, prefixes = ops.path_prefixes([item.text for item in items])
-            if vtype.type is FieldType.STRING and not vtype.is_list:
+            paths = [item.text for item in items]
+            inline = vtype.type is FieldType.STRING and not vtype.is_list
+            if inline and not any(map(ops.has_glob, paths)):
+                exact, prefixes = ops.path_prefixes(paths)
                 head = present.format(v=value)
                 return f"({head} and (_t in {const(exact, 's')} or _t.startswith({const(prefixes, 'q')})))"
-            predicate = lambda v, _x=exact, _p=prefixes: ops.pmatch_one(v, _x, _p)  # noqa: E731
+            predicate = ops.pmatch_matcher(paths)
+            if inline:
+                return f"({present.format(v=value)} and {const(predicate, 'g')}(_t))"
             return f"_any_text({value}, {const(predicate, 'p')})"
         if vtype.type in ops.IP_TYPES:
             nets = const(ops.Networks(self._literal(item.text, vtype, op, item, macro) for item in items), "n")

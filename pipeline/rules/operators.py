@@ -240,8 +240,32 @@ def text_op(op: str, lit: Any, matcher: Callable[[str], bool] | None) -> Callabl
     raise ValueError(f"not a text operator: {op}")
 
 
-def pmatch_one(value: str, exact: frozenset[str], prefixes: tuple[str, ...]) -> bool:
-    return value in exact or value.startswith(prefixes)
+_GLOB_CHARS = frozenset("*?[")
+
+
+def has_glob(path: str) -> bool:
+    return not _GLOB_CHARS.isdisjoint(path)
+
+
+def pmatch_matcher(paths: list[str]) -> Callable[[str], bool]:
+    """``pmatch`` against ``paths``, some of which may hold glob wildcards (Falco 0.36+):
+    a glob path is matched a component at a time (``*`` never crosses ``/``), and the value
+    matches when its first components match them all: ``/var/*/*.txt`` takes
+    ``/var/run/x.txt``, ``/var/*`` takes ``/var/run/file.txt``. Plain paths keep the set and
+    prefix lookup of :func:`path_prefixes`."""
+    exact, prefixes = path_prefixes([p for p in paths if not has_glob(p)])
+    globs = tuple(tuple(p.rstrip("/").split("/")) for p in paths if has_glob(p))
+    if not globs:
+        return lambda value, _x=exact, _p=prefixes: value in _x or value.startswith(_p)
+    match = fnmatch.fnmatchcase
+
+    def matcher(value: str, _x=exact, _p=prefixes, _g=globs) -> bool:
+        if value in _x or value.startswith(_p):
+            return True
+        parts = value.split("/")
+        return any(len(parts) >= len(pattern) and all(map(match, parts, pattern)) for pattern in _g)
+
+    return matcher
 
 
 def any_text(value: Any, predicate: Callable[[str], bool]) -> bool:

@@ -285,6 +285,9 @@ def _check(ftype: FieldType, op: str, value: Any, text: str) -> bool:
         return re2.fullmatch(text, subject) is not None
     if op == "pmatch":
         root = text.rstrip("/")
+        if any(c in root for c in "*?["):  # a glob: component by component, the value may go deeper
+            pattern, parts = root.split("/"), subject.split("/")
+            return len(parts) >= len(pattern) and all(fnmatch.fnmatchcase(p, g) for p, g in zip(parts, pattern))
         if root == "":
             return subject.startswith("/")
         return subject == root or subject.startswith(root + "/")

@@ -102,7 +102,7 @@ def compares(draw: st.DrawFn) -> Compare:
         if choice == "in":
             return Compare(left, draw(st.sampled_from(["in", "intersects"])), draw(list_of(TEXTS)))
         if choice == "pmatch":
-            return Compare(left, "pmatch", draw(list_of(["/etc", "/etc/", "/", "/usr/bin", "a"])))
+            return Compare(left, "pmatch", draw(list_of(["/etc", "/etc/", "/", "/usr/bin", "a", "/e*", "/*/passwd", "/etc/[ps]*"])))
         if choice == "bytes":
             return Compare(left, draw(st.sampled_from(["bcontains", "bstartswith"])), draw(literals(HEX)))
         return Compare(left, "exists", None)

@@ -59,6 +59,14 @@ GOLDEN: list[tuple[str, dict[str, Any], bool]] = [
     ("fd.name pmatch (/etc/)", {"fd.name": "/etc/passwd"}, True),
     ("fd.name pmatch (/etc)", {"fd.name": "/etcx"}, False),
     ("fd.name pmatch (/usr, /)", {"fd.name": "/tmp/x"}, True),
+    # pmatch with globs (Falco 0.36+): a component at a time, * never crosses /
+    ("fd.name pmatch (/var/*/*.txt, /etc)", {"fd.name": "/var/run/x.txt"}, True),
+    ("fd.name pmatch (/var/*)", {"fd.name": "/var/run/file.txt"}, True),
+    ("fd.name pmatch (/var/*/*.txt)", {"fd.name": "/var/x.txt"}, False),
+    ("fd.name pmatch (/var/*.txt)", {"fd.name": "/var/run/x.txt"}, False),
+    ("fd.name pmatch (/etc, /var/*.log)", {"fd.name": "/var/a.log"}, True),
+    ("fd.name pmatch /var/r?n", {"fd.name": "/var/run/x"}, True),
+    ("proc.aname pmatch (/usr/*/x)", {"anames": ["sh", "/usr/bin/x"]}, True),
     # regex is a full match
     ("proc.name regex 'ba.h'", {"proc.name": "bash"}, True),
     ("proc.name regex 'as'", {"proc.name": "bash"}, False),
