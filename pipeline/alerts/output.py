@@ -11,18 +11,35 @@ registry, so formatting an alert is a few dict lookups.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pipeline.errors import RuleLoadError
 from pipeline.fields.registry import MISSING, FieldRegistry, UnknownField
+from pipeline.rules.resolve import output_tokens
 
 NA = "<NA>"
-# Same token grammar as the rules loader's output check (pipeline.rules.resolve).
-_TOKEN = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(?:\[([^\]]*)\])?")
 # Falco drops %container.info from outputs (the container plugin adds those fields itself).
 _DROPPED = frozenset({"container.info"})
+
+
+def _transformed(extract: Callable[[Any], Any], transformers: tuple[str, ...]) -> Callable[[Any], Any]:
+    """``extract`` with Falco's transformers applied, innermost first (``%toupper(user.name)``)."""
+    if not transformers:
+        return extract
+    from pipeline.rules.operators import TRANSFORMS
+
+    chain = tuple(TRANSFORMS[name] for name in reversed(transformers))
+
+    def value(event: Any) -> Any:
+        found = extract(event)
+        for transform in chain:
+            if found is MISSING or found is None:
+                return MISSING
+            found = transform(found)
+        return MISSING if found is None else found
+
+    return value
 
 
 def _utc(ns: int) -> datetime:
@@ -96,30 +113,30 @@ class OutputFormat:
         parts: list[str | tuple[str, Any, bool]] = []  # literal, or (key, extractor or time fn, is_time)
         fields: list[tuple[str, Any, bool]] = []
         last = 0
-        for match in _TOKEN.finditer(text):
-            parts.append(text[last : match.start()])
-            last = match.end()
-            if match.group(1) is None:
+        for token in output_tokens(text):
+            parts.append(text[last : token.start])
+            last = token.end
+            if token.name is None:
                 parts.append("%")
                 continue
-            name, arg = match.group(1), match.group(2)
+            name, arg = token.name, token.arg
             if name in _DROPPED:
                 continue
-            key = match.group(0)[1:]
-            if arg is None and name in TIME_FIELDS:
-                token = (key, TIME_FIELDS[name], True)
+            key = token.key
+            if arg is None and name in TIME_FIELDS and not token.transformers:
+                part = (key, TIME_FIELDS[name], True)
             elif registry is None:
-                token = (key, None, False)
+                part = (key, None, False)
             else:
                 try:
                     bound = registry.bind(name, arg)
                     if bound.any_of:  # %proc.aname: libsinsp extracts no ancestor but the process itself ([0])
                         bound = registry.bind(name, "0")
-                    token = (key, bound.extract, False)
                 except UnknownField as error:
                     raise RuleLoadError(f"output format '{text}': {error.args[0] if error.args else error}") from None
-            parts.append(token)
-            fields.append(token)
+                part = (key, _transformed(bound.extract, token.transformers), False)
+            parts.append(part)
+            fields.append(part)
         parts.append(text[last:])
         self._parts = tuple(p for p in parts if p != "")
         self._fields = tuple(fields)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 from pipeline.rules.ast import (
     And,
@@ -211,15 +212,58 @@ def restricts_event_type(node: Node, field_name: str = "evt.type") -> bool:
     return False
 
 
-# `%proc.name`, `%proc.aname[2]`, `%jevt.value[/spec/x]`; `%%` is a literal percent sign.
-_OUTPUT_FIELD = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(?:\[([^\]]*)\])?")
+# `%proc.name`, `%proc.aname[2]`, `%jevt.value[/spec/x]`, `%toupper(user.name)`,
+# `%basename(tolower(proc.exepath))`; `%%` is a literal percent sign.
+_OUTPUT_FIELD = re.compile(r"%%|%((?:(?:tolower|toupper|b64|basename|len)\()*)"
+                           r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(?:\[([^\]]*)\])?")
 # Falco drops this one from outputs (the container plugin adds the fields it stood for).
 DEPRECATED_OUTPUT_FIELDS = frozenset({"container.info"})
 
 
+@dataclass(frozen=True, slots=True)
+class OutputToken:
+    """One ``%...`` of an output format: ``text[start:end]``. ``name`` is None for ``%%``;
+    ``transformers`` are outermost first (``%toupper(basename(proc.exepath))``)."""
+
+    start: int
+    end: int
+    name: str | None
+    arg: str | None = None
+    transformers: tuple[str, ...] = ()
+    name_start: int = 0
+
+    @property
+    def key(self) -> str:
+        """How ``output_fields`` names it: the token without its ``%`` (Falco's)."""
+        if self.name is None:
+            return ""
+        field = self.name if self.arg is None else f"{self.name}[{self.arg}]"
+        for transformer in reversed(self.transformers):
+            field = f"{transformer}({field})"
+        return field
+
+
+def output_tokens(output: str) -> Iterator[OutputToken]:
+    """The ``%...`` tokens of an output format, in order. A transformer's ``(`` must be closed
+    right after its field (``%toupper(user.name)``); otherwise the ``%tolower(`` is text."""
+    for match in _OUTPUT_FIELD.finditer(output):
+        if match.group(2) is None:
+            yield OutputToken(match.start(), match.end(), None)
+            continue
+        opened = match.group(1)
+        transformers = tuple(opened[:-1].split("(")) if opened else ()
+        end = match.end()
+        if transformers:
+            closing = ")" * len(transformers)
+            if output[end:end + len(closing)] != closing:  # not a transformer call: the field alone
+                continue
+            end += len(closing)
+        yield OutputToken(match.start(), end, match.group(2), match.group(3), transformers, match.start(2))
+
+
 def output_fields(output: str) -> Iterator[tuple[int, str, str | None]]:
     """The fields an output format prints: (offset of the name, name, argument or None)."""
-    for match in _OUTPUT_FIELD.finditer(output):
-        if match.group(1) is None or match.group(1) in DEPRECATED_OUTPUT_FIELDS:
+    for token in output_tokens(output):
+        if token.name is None or token.name in DEPRECATED_OUTPUT_FIELDS:
             continue
-        yield match.start(1), match.group(1), match.group(2)
+        yield token.name_start, token.name, token.arg

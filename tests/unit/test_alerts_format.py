@@ -147,3 +147,26 @@ def test_an_ancestor_field_without_index_prints_the_process_itself_as_falco_does
     fmt = OutputFormat("a=%proc.aname p=%proc.apid g=%proc.aname[2]", registry_for("syscall"))
     event = {"proc.name": "sh", "proc.pname": "bash", "proc.aname[2]": "sshd", "proc.pid": 5, "proc.ppid": 4}
     assert fmt.render(event, 0) == ("a=sh p=5 g=sshd", {"proc.aname": "sh", "proc.apid": 5, "proc.aname[2]": "sshd"})
+
+
+def test_transformers_in_an_output_as_falco_prints_them():
+    """Falco's outputs take `%toupper(user.name)`; Peregrine refused the rule (unknown field 'toupper')."""
+    fmt = OutputFormat("u=%toupper(user.name) b=%basename(tolower(evt.arg.mode)) n=%len(proc.name) "
+                       "t=%toupper(user.name x=%b64(proc.name)", REGISTRY)
+    text, fields = fmt.render({**EVENT, "user.name": "root", "proc.name": "YmFzaA=="}, T)
+    assert text == "u=ROOT b=0755(s_ixusr) n=8 t=%toupper(user.name x=bash"  # an unclosed call is text
+    assert fields == {"toupper(user.name)": "ROOT", "basename(tolower(evt.arg.mode))": "0755(s_ixusr)", "len(proc.name)": 8,
+                      "b64(proc.name)": "bash"}
+    assert fmt.render({**EVENT, "user.name": None}, T)[1]["toupper(user.name)"] is None  # missing: <NA> / null
+    with pytest.raises(RuleLoadError, match="nope.field"):
+        OutputFormat("x=%toupper(nope.field)", REGISTRY)
+
+
+def test_a_rule_whose_output_has_transformers_loads(tmp_path):
+    from pipeline.fields import registry_for
+    from pipeline.rules.loader import load_rules
+
+    path = tmp_path / "r.yaml"
+    path.write_text("- rule: R\n  desc: d\n  condition: proc.name = bash\n  output: u=%toupper(user.name) %basename(proc.exepath)\n"
+                    "  priority: info\n")
+    assert [rule.name for rule in load_rules([path], registry_for=registry_for).rules] == ["R"]
