@@ -80,7 +80,7 @@ _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "\\": 
 
 def unescape(token: Token) -> str:
     """A quoted string's text, with Falco's escapes (``\\n``, ``\\t``, ``\\\\``, ``\\"`` in
-    double quotes, ``\\'`` in single quotes, ``\\/``); any other escape is an error."""
+    double quotes, ``\\'`` in single quotes, ``\\/``, ``\\xHH``); any other escape is an error."""
     raw = str(token)
     quote, body = raw[0], raw[1:-1]
     if "\\" not in body:
@@ -98,6 +98,11 @@ def unescape(token: Token) -> str:
             if nxt != quote:
                 raise _Reject(f"invalid \\{nxt} escape in a {quote}-quoted string", token.line, token.column)
             out.append(nxt)
+        elif nxt == "x":  # \xHH, a character by its code (Falco 0.45+)
+            digits = next(chars, "") + next(chars, "")
+            if len(digits) != 2 or any(d not in "0123456789abcdefABCDEF" for d in digits):
+                raise _Reject(f"'\\x' takes two hex digits in a quoted string, got '\\x{digits}'", token.line, token.column)
+            out.append(chr(int(digits, 16)))
         else:
             raise _Reject(f"unsupported escape sequence '\\{nxt}' in a quoted string", token.line, token.column)
     return "".join(out)

@@ -55,6 +55,7 @@ def test_not_without_blank_before_parenthesis() -> None:
         ('fd.name["a b"] exists', Compare(field("fd.name", "a b"), "exists", None)),
         ("ka.req.pod.volumes.hostpath[/etc] exists", Compare(field("ka.req.pod.volumes.hostpath", "/etc"), "exists", None)),
         ('proc.name = "a \\"q\\" \\n"', Compare(field("proc.name"), "=", Literal('a "q" \n', True))),
+        ('proc.cmdline contains "\\x41\\x2f"', Compare(field("proc.cmdline"), "contains", Literal("A/", True))),  # Falco 0.45+
         ("proc.name = 'it''", None),
         ("proc.name = 'say \"hi\"'", Compare(field("proc.name"), "=", Literal('say "hi"', True))),
         ("proc.name in (a, \"b\", 'c', my_list)", Compare(field("proc.name"), "in", ListValue((bare("a"), Literal("b", True), Literal("c", True), bare("my_list"))))),
@@ -103,6 +104,7 @@ def test_positions_are_one_based_within_the_condition() -> None:
         ("a and and b", 1, 7, "unexpected 'and'"),
         ("proc.name interesting x", 1, 11, "unexpected 'interesting'; expected an operator"),
         ('proc.name = "\\q"', 1, 13, "unsupported escape"),
+        ('proc.name = "\\xZ1"', 1, 13, "'\\x' takes two hex digits in a quoted string, got '\\xZ1'"),
         ("proc.name = (a)", 1, 13, "unexpected '('"),
         ("((a)", 1, 5, "expected ')'"),
         ("", 1, 1, "empty condition"),
