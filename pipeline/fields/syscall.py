@@ -17,7 +17,6 @@ their value as is (``<NA>`` included) so the compiler can inline the lookup.
 from __future__ import annotations
 
 from dataclasses import replace
-from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +25,7 @@ from pipeline.fields.declare import SourceRegistry, parse_table
 from pipeline.fields.registry import MISSING, BoundField, FieldDef, FieldType
 from pipeline.fields.syscall_net import NETWORK_FIELDS, bind_network_field
 from pipeline.fields.syscall_table import TABLE
+from pipeline.rules.glob import glob_match
 
 SOURCE = "syscall"
 MAX_ANCESTORS = 16
@@ -210,7 +210,7 @@ def _container_mount(definition: FieldDef, arg: str | None, key: str) -> BoundFi
             row = rows[index]
             return ":".join(row) if part is None else (row[part] if part < len(row) else _m)
         for row in rows:
-            if len(row) > max(match_on, part or 0) and fnmatchcase(row[match_on], _arg):
+            if len(row) > max(match_on, part or 0) and glob_match(_arg, row[match_on]):
                 return ":".join(row) if part is None else row[part]
         return _m
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import functools
 import ipaddress
 import re
@@ -29,6 +28,8 @@ from typing import Any, Callable, Iterable
 import re2
 
 from pipeline.fields.registry import MISSING, FieldType
+from pipeline.rules.glob import glob_match
+from pipeline.rules.glob import translate as glob_regex
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.ABSTIME, FieldType.RELTIME})
@@ -97,11 +98,12 @@ def typed_literal(text: str, ftype: FieldType, op: str) -> Any:
 
 
 def glob_matcher(pattern: str, casefold: bool) -> Callable[[str], bool]:
-    """fnmatch(3) without FNM_PATHNAME: ``*`` crosses ``/``. ``casefold`` for ``iglob``."""
+    """fnmatch(3) with no flags, as libsinsp's glob (pipeline/rules/glob.py): ``*`` crosses
+    ``/``, ``[^a]`` negates, ``\\*`` is a literal ``*``. ``casefold`` for ``iglob``."""
     if casefold:
-        match = re.compile(fnmatch.translate(pattern.lower())).match
+        match = re.compile(glob_regex(pattern.lower())).match
         return lambda value: match(value.lower()) is not None
-    match = re.compile(fnmatch.translate(pattern)).match
+    match = re.compile(glob_regex(pattern)).match
     return lambda value: match(value) is not None
 
 
@@ -257,13 +259,13 @@ def pmatch_matcher(paths: list[str]) -> Callable[[str], bool]:
     globs = tuple(tuple(p.rstrip("/").split("/")) for p in paths if has_glob(p))
     if not globs:
         return lambda value, _x=exact, _p=prefixes: value in _x or value.startswith(_p)
-    match = fnmatch.fnmatchcase
+    match = glob_match
 
     def matcher(value: str, _x=exact, _p=prefixes, _g=globs) -> bool:
         if value in _x or value.startswith(_p):
             return True
         parts = value.split("/")
-        return any(len(parts) >= len(pattern) and all(map(match, parts, pattern)) for pattern in _g)
+        return any(len(parts) >= len(pattern) and all(map(match, pattern, parts)) for pattern in _g)
 
     return matcher
 

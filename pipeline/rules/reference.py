@@ -21,7 +21,7 @@ Semantics (Falco's):
   comparison is made as if the field were a plain value, once per candidate
   (ancestor), and holds when it holds for one: ``proc.aname in (a, b)`` is
   "some ancestor is a or b", ``proc.aname != bash`` "some ancestor is not bash";
-* ``glob`` is fnmatch without FNM_PATHNAME (``*`` crosses ``/``), ``iglob`` the
+* ``glob`` is fnmatch(3) with no flags (``*`` crosses ``/``, pipeline/rules/glob.py), ``iglob`` the
   same ignoring case; ``regex`` must match the whole value (RE2); ``pmatch``
   matches a path equal to, or under, one of the listed paths;
 * ``val(f)`` compares with another field of the same event; a missing side is no match;
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import ipaddress
 from typing import Any, Mapping
 
@@ -40,6 +39,7 @@ import re2
 
 from pipeline.fields.registry import MISSING, BoundField, FieldRegistry, FieldType
 from pipeline.rules.ast import And, Compare, FieldRef, FieldValue, ListValue, Literal, MacroRef, Node, Not, Or, Transform
+from pipeline.rules.glob import glob_match
 
 _NUMERIC = (FieldType.INT, FieldType.ABSTIME, FieldType.RELTIME)
 _IP = (FieldType.IPADDR, FieldType.IPNET)
@@ -278,16 +278,16 @@ def _check(ftype: FieldType, op: str, value: Any, text: str) -> bool:
     if op == "endswith":
         return len(subject) >= len(text) and subject[len(subject) - len(text) :] == text
     if op == "glob":
-        return fnmatch.fnmatchcase(subject, text)
+        return glob_match(text, subject)
     if op == "iglob":
-        return fnmatch.fnmatchcase(subject.lower(), text.lower())
+        return glob_match(text.lower(), subject.lower())
     if op == "regex":
         return re2.fullmatch(text, subject) is not None
     if op == "pmatch":
         root = text.rstrip("/")
         if any(c in root for c in "*?["):  # a glob: component by component, the value may go deeper
             pattern, parts = root.split("/"), subject.split("/")
-            return len(parts) >= len(pattern) and all(fnmatch.fnmatchcase(p, g) for p, g in zip(parts, pattern))
+            return len(parts) >= len(pattern) and all(glob_match(g, p) for p, g in zip(parts, pattern))
         if root == "":
             return subject.startswith("/")
         return subject == root or subject.startswith(root + "/")
@@ -331,7 +331,7 @@ def _compare_fields(op: str, left: Any, right: Any) -> bool:
     if op == "endswith":
         return lt.endswith(rt)
     if op == "glob":
-        return fnmatch.fnmatchcase(lt, rt)
+        return glob_match(rt, lt)
     if op == "iglob":
-        return fnmatch.fnmatchcase(lt.lower(), rt.lower())
+        return glob_match(rt.lower(), lt.lower())
     return False
