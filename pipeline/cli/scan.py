@@ -85,7 +85,7 @@ def scan(
         raise typer.Exit(2) from None
     if not quiet:
         for warning in ruleset.warnings:
-            if warning.skips_a_rule:  # a plugin's rule in a shared rules directory: skipped, as Falco does
+            if warning.shown:  # a plugin's rule in a shared rules directory: skipped, as Falco does
                 print(warning, file=sys.stderr)
     correlations = _correlations(files, ruleset)
     live_audit = None

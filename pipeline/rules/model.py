@@ -111,8 +111,10 @@ class PluginRequirement:
     version: str
 
 
-# warnings about a rule that is skipped: of a plugin's source, or using a field with skip-if-unknown-filter
+# warnings that change what runs, which scan and the worker print: a rule skipped (of a plugin's
+# source, or using an unknown field with skip-if-unknown-filter), a file newer than the engine
 RULE_SKIPPING_WARNINGS = frozenset({"unknown-source", "unknown-field-skipped"})
+SHOWN_WARNINGS = RULE_SKIPPING_WARNINGS | {"engine-version"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +128,13 @@ class LoadWarning:
 
     @property
     def skips_a_rule(self) -> bool:
-        """Whether a rule is not loaded because of it (``scan`` and the worker say so)."""
+        """Whether a rule is not loaded because of it."""
         return self.code in RULE_SKIPPING_WARNINGS
+
+    @property
+    def shown(self) -> bool:
+        """Whether ``scan`` and the worker print it (``rules validate`` prints every warning)."""
+        return self.code in SHOWN_WARNINGS
 
     def __str__(self) -> str:
         head = f"{self.location}: warning: {self.message}" if self.location else f"warning: {self.message}"

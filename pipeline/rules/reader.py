@@ -33,6 +33,10 @@ from pipeline.rules.yaml_source import (
 LIST_NAME = re.compile(r"[^()\"'\s=,]+")
 MACRO_NAME = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*")
 SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+# the Falco engine version whose rules language Peregrine implements: what Falco's own rule files
+# (../shared/upstream/falco-rules) require; a file requiring more loads, with a warning
+ENGINE_VERSION = (0, 57, 0)
+ENGINE_VERSION_TEXT = "0.57.0"
 
 RULE_APPENDABLE = ("condition", "output", "desc", "tags", "exceptions")
 RULE_REPLACEABLE = (
@@ -254,6 +258,9 @@ class FileReader:
                 )
             version = tuple(int(part) for part in match.groups())
         self.collector.require_engine_version(version, ".".join(map(str, version)))
+        if version > ENGINE_VERSION:
+            self._warn("engine-version", f"the file requires Falco engine version {text}, newer than the {ENGINE_VERSION_TEXT} "
+                       "whose rules language Peregrine implements: a rule may use something it does not have", scalar.node)
 
     def _read_required_plugin_versions(self, item: Node, keys) -> None:
         key_node, value = keys["required_plugin_versions"]

@@ -113,7 +113,7 @@ def build_processor(settings: PipelineSettings) -> BatchProcessor:
         loader.add_file(path)
     ruleset = loader.load()
     for warning in ruleset.warnings:
-        if warning.skips_a_rule:
+        if warning.shown:
             log.warning("rules: %s", warning)
     correlations = load_worker_correlations(files, ruleset, registry_for, limits)
     live_audit = None

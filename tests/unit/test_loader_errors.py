@@ -242,3 +242,13 @@ def test_conditions_nested_past_any_sane_depth_are_errors_not_tracebacks() -> No
     macros += [f"- macro: m{i}\n  condition: " + "not " * 90 + f"m{i - 1}" for i in range(1, 14)]
     error = error_of("\n".join(macros) + "\n- rule: R\n  desc: d\n  condition: m13\n  output: o\n  priority: info")
     assert "nested too deeply to compile" in str(error) and error.location.line == 31
+
+
+def test_a_file_requiring_a_newer_engine_loads_with_a_warning_that_scan_shows() -> None:
+    """Falco refuses such a file; Peregrine read the requirement and said nothing."""
+    ruleset = load("- required_engine_version: 999.0.0\n" + GOOD)
+    (warning,) = [w for w in ruleset.warnings if w.code == "engine-version"]
+    assert warning.shown and "requires Falco engine version 999.0.0, newer than the 0.57.0" in warning.message
+    assert (warning.location.line, warning.location.col) == (1, 28)
+    assert not [w for w in load("- required_engine_version: 0.57.0\n" + GOOD).warnings if w.code == "engine-version"]
+    assert not [w for w in load("- required_engine_version: 15\n" + GOOD).warnings if w.code == "engine-version"]  # 0.15.0
