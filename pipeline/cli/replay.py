@@ -100,13 +100,14 @@ async def produce(
     compression = settings.compression_type if settings is not None else DEFAULT_KAFKA_COMPRESSION
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024,
                                 compression_type=compression, **security)
+    from pipeline.stack.health import quiet_aiokafka
+
     try:
-        await asyncio.wait_for(producer.start(), 15)
+        with quiet_aiokafka():  # its "Unable connect to ..." would come before our one line
+            await asyncio.wait_for(producer.start(), 15)
     except Exception as error:  # noqa: BLE001
         await producer.stop()
         if settings is not None:
-            from pipeline.stack.health import quiet_aiokafka
-
             with quiet_aiokafka():
                 explained = await explain_kafka_failure(settings, bootstrap, 15, error)
             raise ConfigError(explained) from None

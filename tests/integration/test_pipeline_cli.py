@@ -17,9 +17,14 @@ def run(env_extra: dict[str, str], *args: str) -> tuple[int, str, float]:
     return done.returncode, done.stdout + done.stderr, time.monotonic() - began
 
 
-def test_unreachable_broker_is_a_clear_error(stack):
+def test_unreachable_broker_is_a_clear_error(stack, tmp_path):
     code, out, _ = run({"PEREGRINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "worker")
     assert code == 2 and "refused the connection (ConnectionRefusedError): nothing listens on" in out and "Traceback" not in out
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"evt.type": "execve", "container.id": "c1"}\n')
+    code, out, _ = run({"PEREGRINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, "replay", str(events))
+    assert code == 2 and "refused the connection" in out
+    assert "Unable connect" not in out  # aiokafka's own line, before ours
 
 
 def test_missing_topic_is_a_clear_error(stack):
