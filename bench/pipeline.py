@@ -625,8 +625,11 @@ async def main() -> None:
         try:
             from opensearchpy import AsyncOpenSearch
 
+            from pipeline.sinks.opensearch import template_name_for_prefix
+
             client = AsyncOpenSearch(hosts=[stack.opensearch_url])
             await client.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+            await client.indices.delete_index_template(name=template_name_for_prefix(prefix), ignore=404)
             await client.close()
         except Exception:  # noqa: BLE001
             pass
