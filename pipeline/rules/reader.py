@@ -426,7 +426,7 @@ class FileReader:
             for key in sorted(chosen):
                 if key not in expected:
                     raise self._fail(
-                        f"an {operation} override for '{key}' was given but the item has no '{key}' key",
+                        f"{'an' if operation == 'append' else 'a'} {operation} override for '{key}' was given but the item has no '{key}' key",
                         keys["override"][0],
                     )
         for key in sorted(expected - appends - replaces):

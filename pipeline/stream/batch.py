@@ -190,8 +190,10 @@ class BatchProcessor:
             except DecodeError as error:
                 result.dead_letters.append(self._dead(message, error.reason, error.detail))
                 continue
+            refusals = _Refusals(result, message)
             if source == REGROUP:
-                self._regrouped(result, message, events)
+                self._regrouped(result, message, events, refusals)
+                refusals.close()
                 continue
             if source == "aws_cloudtrail":
                 events = _expand_records(events)
@@ -203,17 +205,16 @@ class BatchProcessor:
             for index, event in enumerate(events):
                 if event.__class__ is Refused:  # an item of the batch that is not an event
                     result.events -= 1
-                    result.dead_letters.append(dl.DeadLetter(dl.UNDECODABLE, event.detail, message.topic, message.partition,
-                                                             message.offset, message.key, event.original, index))
+                    refusals.add(dl.UNDECODABLE, event.detail, index=index, original=event.original)
                     continue
                 if validate is not None:
                     try:
                         validate(event, source)
                     except EventError as error:
-                        result.dead_letters.append(self._dead(message, dl.SCHEMA, str(error), event, index))
+                        refusals.add(dl.SCHEMA, str(error), event, index)
                         continue
                 if source != SYSCALL:
-                    self._evaluate(result, message, index, event, None, source, _natural_key(event, source))
+                    self._evaluate(result, refusals, index, event, None, source, _natural_key(event, source))
                     continue
                 cid = event.get("container.id")
                 if cid.__class__ is not str or not cid or cid == HOST:
@@ -233,12 +234,11 @@ class BatchProcessor:
                     try:
                         line = orjson.dumps(event)
                     except TypeError as error:  # nested deeper than orjson writes: pipeline/json_bytes.py
-                        result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"cannot be forwarded to its container's "
-                                                              f"partition: {error}", event, index))
+                        refusals.add(dl.UNDECODABLE, f"cannot be forwarded to its container's partition: {error}", event, index)
                         continue
                     if len(line) > MAX_PART_BYTES:  # could not be produced: it would stop the worker
-                        result.dead_letters.append(self._dead(message, dl.OVERSIZED, f"event of {len(line)} bytes, over the "
-                                                              f"{MAX_PART_BYTES} a repartitioned record may hold", event, index))
+                        refusals.add(dl.OVERSIZED, f"event of {len(line)} bytes, over the {MAX_PART_BYTES} a repartitioned "
+                                     "record may hold", event, index)
                     else:
                         forwards[cid].append(line)
                     continue
@@ -251,7 +251,8 @@ class BatchProcessor:
                     result.enriched += 1
                 if tree.update(event):
                     state[2] = True
-                self._evaluate(result, message, index, event, undo, SYSCALL, state[4])
+                self._evaluate(result, refusals, index, event, undo, SYSCALL, state[4])
+            refusals.close()
         if self.correlation_store is not None:
             self.correlation_store.flush()  # each group this batch changed, logged once
         for cid, lines in forwards.items():
@@ -311,26 +312,25 @@ class BatchProcessor:
         correlator.store = store
         correlator.reindex()
 
-    def _evaluate(self, result: BatchResult, message: Message, index: int, event: dict, undo: list | None, source: str,
+    def _evaluate(self, result: BatchResult, refusals: "_Refusals", index: int, event: dict, undo: list | None, source: str,
                   key: bytes | None) -> None:
         """Alerts of ``event`` (enriched by the tree when ``undo`` is set: as_produced(event, undo)
         is the event as sent, for alert ids and dead letters)."""
         try:
             alerts = self.scanner.scan_event(event, source)
         except (EvaluationError, EventError) as error:
-            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, str(error), as_produced(event, undo), index))
+            refusals.add(dl.EVALUATION_ERROR, str(error), as_produced(event, undo), index)
             return
         except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
-            result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}",
-                                                  as_produced(event, undo), index))
+            refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", as_produced(event, undo), index)
             return
         regrouping = self._regrouping
         if regrouping is not None and regrouping.routes:
             try:
                 self._route(result, regrouping.routes, event, source)
             except TypeError as error:  # nested deeper than orjson writes: its rules ran, its correlations cannot
-                result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"cannot be sent to its correlation group's "
-                                                      f"partition: {error}", as_produced(event, undo), index))
+                refusals.add(dl.UNDECODABLE, f"cannot be sent to its correlation group's partition: {error}",
+                             as_produced(event, undo), index)
         if not alerts:
             return
         original = as_produced(event, undo)
@@ -357,22 +357,21 @@ class BatchProcessor:
                     kafka_key = b"sha256:" + hashlib.sha256(kafka_key).hexdigest().encode()
                 result.regrouped.setdefault(kafka_key, []).append(line)
 
-    def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict]) -> None:
+    def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict], refusals: "_Refusals") -> None:
         """A message of the regroup topic: its events, for the correlations they were sent for,
         in this (the group's) partition. Their rules ran when they first arrived."""
         for index, item in enumerate(envelopes):
             if item.__class__ is Refused:
-                result.dead_letters.append(dl.DeadLetter(dl.UNDECODABLE, item.detail, message.topic, message.partition,
-                                                         message.offset, message.key, item.original, index))
+                refusals.add(dl.UNDECODABLE, item.detail, index=index, original=item.original)
                 continue
             try:
                 source, names, event = open_envelope(item)
                 alerts = self.scanner.scan_regrouped(event, source, names)
             except ValueError as error:
-                result.dead_letters.append(self._dead(message, dl.SCHEMA, str(error), item, index))
+                refusals.add(dl.SCHEMA, str(error), item, index)
                 continue
             except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
-                result.dead_letters.append(self._dead(message, dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index))
+                refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index)
                 continue
             result.alerts.extend((message.key, alert) for alert in alerts)
 
@@ -380,6 +379,47 @@ class BatchProcessor:
     def _dead(message: Message, reason: str, detail: str, event: Any = None, index: int | None = None) -> dl.DeadLetter:
         original = dl.event_bytes(event) if event is not None else (message.value or b"")
         return dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key, original, index)
+
+
+MAX_DEAD_LETTERS_PER_MESSAGE = 100
+
+
+class _Refusals:
+    """The dead letters of one message's events: each of the first
+    :data:`MAX_DEAD_LETTERS_PER_MESSAGE` on its own; past them, one more holding the whole
+    message and how many more were refused, and why. A 1 MB message of ``{}`` lines made
+    333K dead letters (96 MB on the dead-letter topic) and as many allocations."""
+
+    __slots__ = ("result", "message", "count", "suppressed")
+
+    def __init__(self, result: BatchResult, message: Message) -> None:
+        self.result = result
+        self.message = message
+        self.count = 0
+        self.suppressed: dict[str, int] = {}
+
+    def add(self, reason: str, detail: str, event: Any = None, index: int | None = None, original: bytes | None = None) -> None:
+        self.count += 1
+        if self.count > MAX_DEAD_LETTERS_PER_MESSAGE:
+            self.suppressed[reason] = self.suppressed.get(reason, 0) + 1
+            return
+        message = self.message
+        if original is None:
+            original = dl.event_bytes(event) if event is not None else (message.value or b"")
+        self.result.dead_letters.append(dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key,
+                                                      original, index))
+
+    def close(self) -> None:
+        if not self.suppressed:
+            return
+        message = self.message
+        more = sum(self.suppressed.values())
+        reason = max(self.suppressed, key=self.suppressed.__getitem__)
+        why = ", ".join(f"{count} {name}" for name, count in sorted(self.suppressed.items()))
+        detail = (f"{more} more events of this message were refused ({why}); past {MAX_DEAD_LETTERS_PER_MESSAGE} dead letters "
+                  "a message, the message is set aside whole, here")
+        self.result.dead_letters.append(dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key,
+                                                      message.value or b"", None))
 
 
 def _expand_records(events: list) -> list:

@@ -176,3 +176,20 @@ def test_cloudtrail_records_that_are_not_objects_are_dead_letters(make):
     assert len(result.alerts) == 1
     assert [(letter.reason, letter.index, letter.detail) for letter in result.dead_letters] == [
         (dl.UNDECODABLE, 1, "Records[1] is a int, not an object"), (dl.UNDECODABLE, 2, "Records[2] is a null, not an object")]
+
+
+def test_a_message_of_thousands_of_bad_events_is_one_hundred_dead_letters_and_itself(make):
+    """A 1 MB message of `{}` lines made one dead letter per line (333K, ~96 MB on the dead-letter
+    topic). Past 100 a message, the rest are counted and the message is kept whole once."""
+    from pipeline.stream.batch import MAX_DEAD_LETTERS_PER_MESSAGE
+
+    processor = make()
+    value = b"\n".join([b"{}"] * 250 + [orjson.dumps(SHELL)] + [b"7"] * 50)
+    result = processor.process([message(processor, value)], DictStateStore())
+    assert [alert.rule for _, alert in result.alerts] == ["Terminal shell in container"]  # the good event still counts
+    letters = result.dead_letters
+    assert len(letters) == MAX_DEAD_LETTERS_PER_MESSAGE + 1
+    assert all(letter.reason == dl.SCHEMA and letter.index == n for n, letter in enumerate(letters[:-1]))
+    last = letters[-1]
+    assert (last.reason, last.index, last.original) == (dl.SCHEMA, None, value)
+    assert last.detail.startswith("200 more events of this message were refused (150 schema, 50 undecodable)")
