@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable
 
-from pipeline.fields.coerce import to_bool, to_int, to_str
+from pipeline.fields.coerce import NA, to_bool, to_int, to_str
 from pipeline.fields.registry import MISSING, BoundField, FieldDef
 
 # fd.name's ends: (client address, client port, server address, server port)
@@ -53,28 +53,34 @@ def connection_ends(name: Any) -> tuple[str, str, str, str] | None:
     return cip.strip("[]"), cport, sip.strip("[]"), sport
 
 
-def _own_else(key: str, coerce: Callable[[Any], Any], fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The value under ``key`` (coerced), else ``fallback``'s."""
+def _coerced(value: Any, coerce: Callable[[Any], Any]) -> Any:
+    """``value`` coerced (text as it is, unless Falco's <NA>): MISSING for None."""
+    if value is None:
+        return MISSING
+    if value.__class__ is str and coerce is to_str:
+        return MISSING if value == NA else value
+    return coerce(value)
 
-    def extract(e: Any, _key=key, _c=coerce, _f=fallback, _m=MISSING) -> Any:
+
+def _end(key: str, part: int | None, coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One end's value: its own key, else (``part`` not None) its part of ``fd.name``."""
+
+    def extract(e: Any, _key=key, _part=part, _c=coerce, _m=MISSING) -> Any:
         v = e.get(_key)
-        return _f(e) if v is None else _c(v)
+        if v is None and _part is not None:
+            ends = connection_ends(e.get("fd.name"))
+            v = None if ends is None else ends[_part]
+        return _coerced(v, _c)
 
     return extract
 
 
-def _from_name(part: int, coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """One end's address or port, taken from ``fd.name``."""
-
-    def extract(e: Any, _part=part, _c=coerce, _m=MISSING) -> Any:
-        ends = connection_ends(e.get("fd.name"))
-        return _m if ends is None else _c(ends[_part])
+def _own_or(key: str, coerce: Callable[[Any], Any], fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def extract(e: Any, _key=key, _c=coerce, _f=fallback) -> Any:
+        v = e.get(_key)
+        return _f(e) if v is None else _coerced(v, _c)
 
     return extract
-
-
-def _nothing(e: Any) -> Any:
-    return MISSING
 
 
 def _is_server(e: Any) -> bool | None:
@@ -92,10 +98,15 @@ def _is_server(e: Any) -> bool | None:
     return None
 
 
-def _by_role(local: bool, client: Callable[[Any], Any], server: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The local (or remote) end: the server's on a server socket, the client's on a client's."""
+def _by_role(key: str, local: bool, client: Callable[[Any], Any], server: Callable[[Any], Any],
+             coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Its own key, else the local (or remote) end: the server's on a server socket, the client's
+    on a client's."""
 
-    def extract(e: Any, _local=local, _client=client, _server=server, _m=MISSING) -> Any:
+    def extract(e: Any, _key=key, _local=local, _client=client, _server=server, _c=coerce, _m=MISSING) -> Any:
+        v = e.get(_key)
+        if v is not None:
+            return _coerced(v, _c)
         role = _is_server(e)
         if role is None:
             return _m
@@ -104,57 +115,65 @@ def _by_role(local: bool, client: Callable[[Any], Any], server: Callable[[Any], 
     return extract
 
 
-def _either(client: Callable[[Any], Any], server: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Candidates: the client's and the server's (those present)."""
+def _either(key: str, client_key: str, server_key: str, parts: tuple[int, int] | None,
+            coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Candidates: the field's own value, else the client's and the server's (their keys, else
+    ``fd.name``'s ``parts``). One function, as it is read for every network event."""
 
-    def extract(e: Any, _client=client, _server=server, _m=MISSING) -> Any:
-        values = [x for x in (_client(e), _server(e)) if x is not _m]
+    def extract(e: Any, _key=key, _ck=client_key, _sk=server_key, _parts=parts, _c=coerce, _m=MISSING) -> Any:
+        v = e.get(_key)
+        if v is not None:
+            v = _coerced(v, _c)
+            return _m if v is _m else [v]
+        client = e.get(_ck)
+        server = e.get(_sk)
+        if (client is None or server is None) and _parts is not None:
+            ends = connection_ends(e.get("fd.name"))
+            if ends is not None:
+                if client is None:
+                    client = ends[_parts[0]]
+                if server is None:
+                    server = ends[_parts[1]]
+        values = []
+        if client is not None:
+            client = _coerced(client, _c)
+            if client is not _m:
+                values.append(client)
+        if server is not None:
+            server = _coerced(server, _c)
+            if server is not _m:
+                values.append(server)
         return values or _m
 
     return extract
 
 
-def _as_candidates(coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def one(v: Any, _c=coerce, _m=MISSING) -> Any:
-        v = _c(v)
-        return _m if v is _m else [v]
-
-    return one
-
-
 # what a field compares: an address (ip, net), a port, a protocol name (a port's service,
-# from /etc/services: fd.name does not have it)
+# from /etc/services: fd.name does not have it); and where fd.name has the client's and server's
 _KIND_OF = {"ip": "ip", "net": "ip", "port": "port", "proto": "proto"}
 _COERCE = {"ip": to_str, "port": to_int, "proto": to_str}
-
-
-def _ends(kind: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
-    """How the client's and the server's value of ``kind`` are read."""
-    coerce = _COERCE[kind]
-    if kind == "proto":
-        return _own_else("fd.cproto", coerce, _nothing), _own_else("fd.sproto", coerce, _nothing)
-    client_part, server_part = (_CLIENT_PORT, _SERVER_PORT) if kind == "port" else (_CLIENT_IP, _SERVER_IP)
-    return (_own_else(f"fd.c{kind}", coerce, _from_name(client_part, coerce)),
-            _own_else(f"fd.s{kind}", coerce, _from_name(server_part, coerce)))
+_NAME_PARTS = {"ip": (_CLIENT_IP, _SERVER_IP), "port": (_CLIENT_PORT, _SERVER_PORT), "proto": None}
 
 
 def bind_network_field(definition: FieldDef, arg: str | None, key: str) -> BoundField:
     """The BoundField of one of :data:`NETWORK_FIELDS` (``fd.[c|s|l|r](ip|net|port|proto)``)."""
-    name = definition.name
-    end, suffix = _SPLIT[name]
+    end, suffix = _SPLIT[definition.name]
     kind = _KIND_OF[suffix]
     coerce = _COERCE[kind]
-    client, server = _ends(kind)
+    parts = _NAME_PARTS[kind]
+    client_key, server_key = f"fd.c{kind}", f"fd.s{kind}"
     if end == "":
         listed = replace(definition, is_list=True, any_of=True)
-        return BoundField(listed, arg, key, _own_else(key, _as_candidates(coerce), _either(client, server)))
-    if end == "c":
-        fallback = client
-    elif end == "s":
-        fallback = server
+        return BoundField(listed, arg, key, _either(key, client_key, server_key, parts, coerce))
+    client = _end(client_key, parts and parts[0], coerce)
+    server = _end(server_key, parts and parts[1], coerce)
+    if end in ("c", "s"):
+        extract = client if end == "c" else server
+        if key not in (client_key, server_key):  # fd.cnet / fd.snet: their own key, else the end's address
+            extract = _own_or(key, coerce, extract)
     else:
-        fallback = _by_role(end == "l", client, server)
-    return BoundField(definition, arg, key, _own_else(key, coerce, fallback))
+        extract = _by_role(key, end == "l", client, server, coerce)
+    return BoundField(definition, arg, key, extract)
 
 
 _SPLIT = {f"fd.{end}{suffix}": (end, suffix) for end in ("", "c", "s", "l", "r") for suffix in ("ip", "net", "port", "proto")}
