@@ -10,9 +10,9 @@ the same message at every restart.
 :func:`json_bytes` writes a value as orjson does when it can (the normal case
 pays one ``try``), else :func:`writable`'s copy of it: integers past 64 bits
 as their decimal text, anything nested deeper than :data:`MAX_DEPTH` as a
-short note, other values orjson has no type for as their ``str``.
-:func:`needs_rewrite` tells a caller that would rather refuse such a value
-than change it (an event forwarded to another partition).
+short note, other values orjson has no type for as their ``str``. A caller
+that would rather refuse such a value than change it (an event forwarded to
+another partition) catches orjson's TypeError itself.
 """
 
 from __future__ import annotations
@@ -32,15 +32,6 @@ def json_bytes(value: Any, option: int = 0) -> bytes:
         return orjson.dumps(value, option=option, default=str)
     except TypeError:
         return orjson.dumps(writable(value), option=option, default=str)
-
-
-def needs_rewrite(value: Any) -> str | None:
-    """Why orjson cannot write ``value`` as it is (its error), or None when it can."""
-    try:
-        orjson.dumps(value, default=str)
-    except TypeError as error:
-        return str(error)
-    return None
 
 
 def writable(value: Any) -> Any:

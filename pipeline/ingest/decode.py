@@ -68,7 +68,7 @@ def decode_message(value: bytes | None, max_bytes: int) -> list:
         refused = False
         for index, item in enumerate(whole):
             if not isinstance(item, dict):
-                whole[index] = Refused(f"array item {index} is a {_kind(item)}, not an object", _item_bytes(item))
+                whole[index] = Refused(f"array item {index} is a {_kind(item)}, not an object", json_bytes(item))
                 refused = True
         if refused and all(item.__class__ is Refused for item in whole):
             raise DecodeError(UNDECODABLE, f"no item of the array is an event: {whole[0].detail}")
@@ -78,10 +78,6 @@ def decode_message(value: bytes | None, max_bytes: int) -> list:
 
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
-
-
-def _item_bytes(item: object) -> bytes:
-    return json_bytes(item)  # a list nested deeper than orjson writes is written cut
 
 
 def _ndjson_lines(value: bytes) -> list[dict] | None:
