@@ -28,9 +28,9 @@ from pipeline.alerts import Alert, alert_uuid
 from pipeline.record_bounds import MAX_KEY_BYTES, MAX_PART_BYTES
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
-from pipeline.json_bytes import json_bytes
 from pipeline.ingest.decode import DecodeError, Refused, decode_message
 from pipeline.ingest.keys import HOST, host_key
+from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
 from pipeline.stream.regroup import envelope, open_envelope
