@@ -192,11 +192,13 @@ class BatchProcessor:
                 continue
             refusals = _Refusals(result, message)
             if source == REGROUP:
+                refusals.items = len(events)
                 self._regrouped(result, message, events, refusals)
                 refusals.close()
                 continue
             if source == "aws_cloudtrail":
                 events = _expand_records(events)
+            refusals.items = len(events)
             result.events += len(events)
             # a collector's message is mostly one container's events: its partition check and its
             # tree are looked up when the container changes, not for every event
@@ -390,13 +392,15 @@ class _Refusals:
     message and how many more were refused, and why. A 1 MB message of ``{}`` lines made
     333K dead letters (96 MB on the dead-letter topic) and as many allocations."""
 
-    __slots__ = ("result", "message", "count", "suppressed")
+    __slots__ = ("result", "message", "count", "suppressed", "items", "_lines")
 
     def __init__(self, result: BatchResult, message: Message) -> None:
         self.result = result
         self.message = message
         self.count = 0
         self.suppressed: dict[str, int] = {}
+        self.items = -1  # how many items the message was read as (events, refusals, expanded records)
+        self._lines: list[bytes] | None = None
 
     def add(self, reason: str, detail: str, event: Any = None, index: int | None = None, original: bytes | None = None) -> None:
         self.count += 1
@@ -404,10 +408,25 @@ class _Refusals:
             self.suppressed[reason] = self.suppressed.get(reason, 0) + 1
             return
         message = self.message
+        if original is None and event is not None and index is not None:
+            original = self._line(index)
         if original is None:
             original = dl.event_bytes(event) if event is not None else (message.value or b"")
         self.result.dead_letters.append(dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key,
                                                       original, index))
+
+    def _line(self, index: int) -> bytes | None:
+        """The event's own bytes as produced, when the message is NDJSON with one object a line
+        (its ``index``-th non-blank line); None otherwise (an array, a pretty-printed document,
+        expanded CloudTrail records): the event is then written again."""
+        lines = self._lines
+        if lines is None:
+            value = self.message.value or b""
+            lines = self._lines = [line for line in value.split(b"\n") if line and not line.isspace()]
+        if len(lines) != self.items or index >= len(lines):
+            return None
+        line = lines[index].strip()
+        return line if line[:1] == b"{" else None
 
     def close(self) -> None:
         if not self.suppressed:

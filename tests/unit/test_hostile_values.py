@@ -195,3 +195,17 @@ def test_a_message_of_thousands_of_bad_events_is_one_hundred_dead_letters_and_it
     last = letters[-1]
     assert (last.reason, last.index, last.original) == (dl.SCHEMA, None, value)
     assert last.detail.startswith("200 more events of this message were refused (150 schema, 50 undecodable)")
+
+
+def test_an_event_dead_letter_keeps_the_lines_own_bytes(make):
+    """Written again by orjson, a refused event lost what its producer sent: a duplicate key,
+    the spelling of a number (1.0, 1e3), the key order, spacing."""
+    processor = make()
+    odd = b'{"evt.type": 5, "evt.time": 1.0e3, "container.id": "c1", "container.id": "c2"}'
+    value = orjson.dumps(SHELL) + b"\n  " + odd + b"  \n" + orjson.dumps(SHELL).replace(b"4001", b"4002")
+    result = processor.process([message(processor, value)], DictStateStore())
+    [letter] = result.dead_letters
+    assert (letter.reason, letter.index, letter.original) == (dl.SCHEMA, 1, odd)
+    # an array's item has no bytes of its own: it is written again
+    result = processor.process([message(processor, b"[" + odd + b"]", offset=2)], DictStateStore())
+    assert orjson.loads(result.dead_letters[0].original) == orjson.loads(odd)
