@@ -130,6 +130,25 @@ class _Target:
     audit_id: str | None
 
 
+MAX_ALERTS_PER_OBJECT = 100
+
+
+def _one_per_check(failed: list[Finding]) -> list[Finding]:
+    """An object failing more than :data:`MAX_ALERTS_PER_OBJECT` times (a pod of thousands of
+    containers: 156K alerts for one create of 12K) gets one alert per failed check, whose
+    container names how many more containers fail it."""
+    by_check: dict[str, list[Finding]] = {}
+    for finding in failed:
+        by_check.setdefault(finding.check, []).append(finding)
+    out = []
+    for findings in by_check.values():
+        first = findings[0]
+        if len(findings) > 1:
+            first = replace(first, container=f"{first.container} and {len(findings) - 1} more containers")
+        out.append(first)
+    return out
+
+
 class LiveAudit:
     """Polaris checks compiled once; :meth:`alerts` per decoded K8s audit event.
 
@@ -201,6 +220,8 @@ class LiveAudit:
             return self._count(AUDITED, [])
         digest = hashlib.sha256(canonical_bytes(event)).hexdigest()
         time_ns = event_time_ns(event, SOURCE)
+        if len(failed) > MAX_ALERTS_PER_OBJECT:
+            failed = _one_per_check(failed)
         return self._count(AUDITED, [self._alert(f, target, digest, time_ns) for f in failed])
 
     def _first_report(self, obj: dict, failed: list[Finding]) -> bool:

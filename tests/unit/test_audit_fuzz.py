@@ -200,3 +200,20 @@ def test_yaml_nested_too_deep_for_the_parser_is_an_unreadable_document():
     found, problems = read_text(text, "deep.yaml")
     assert [m.obj["metadata"]["name"] for m in found] == ["a"]
     assert [p.message for p in problems] == ["not YAML Peregrine can read: nested too deep"]
+
+
+def test_a_pod_of_thousands_of_containers_gets_one_alert_per_failed_check():
+    """A create of a pod with 12K containers made 156K Polaris alerts in one event."""
+    from pipeline.audit.live import MAX_ALERTS_PER_OBJECT
+
+    pod = copy.deepcopy(next(obj for obj in SEEDS if obj.get("kind") == "Pod"))
+    template = pod["spec"]["containers"][0]
+    pod["spec"]["containers"] = [dict(copy.deepcopy(template), name=f"c{n}") for n in range(2000)]
+    alerts = LiveAudit().alerts(audit_event("create", "pods", name=pod["metadata"]["name"], response=pod))
+    checks = [alert.output_fields["polaris.check"] for alert in alerts]
+    assert len(checks) == len(set(checks)) <= MAX_ALERTS_PER_OBJECT  # one per check
+    per_container = [alert for alert in alerts if alert.output_fields["polaris.container"]]
+    assert per_container and all(alert.output_fields["polaris.container"] == "c0 and 1999 more containers" for alert in per_container)
+    small = copy.deepcopy(pod)
+    small["spec"]["containers"] = small["spec"]["containers"][:3]  # a normal pod: one alert per container and check
+    assert len(LiveAudit().alerts(audit_event("create", "pods", name="p3", response=small))) > len(set(checks))
