@@ -68,6 +68,9 @@ from pipeline.rules.model import Priority
 REGROUPED = "@regrouped"  # a regrouped correlation's clock: (partition, its source + this)
 TIME_FIELDS = ("evt.time",)
 ID_FIELDS = ("evt.id", "evt.num", "ka.auditid", "ct.id")
+# a source whose events carry an id of their own, the same for every delivery and (K8s audit)
+# every stage of one request: a replayed event is known by its id alone
+UNIQUE_IDS = {"k8s_audit": ("ka.auditid",), "aws_cloudtrail": ("ct.id",)}
 SUMMARY_FIELDS = {
     "syscall": ("evt.type", "proc.name", "proc.cmdline", "fd.name"),
     "k8s_audit": ("ka.verb", "ka.target.resource", "ka.target.subresource", "ka.target.name", "ka.user.name", "ka.response.code"),
@@ -142,13 +145,15 @@ class CorrelationStats:
 class _SourceFields:
     """How to read an event's time, id and summary for one source."""
 
-    __slots__ = ("time", "id", "summary")
+    __slots__ = ("time", "id", "unique_ids", "summary")
 
     def __init__(self, source: str, registry: Any) -> None:
         self.time = _native_first(registry, TIME_FIELDS)  # read for every event: the int under evt.time inline
         if self.time is None:
             raise ConfigError(f"source '{source}' has no event time field ({', '.join(TIME_FIELDS)}); correlations need one")
-        self.id = _first_bound(registry, ID_FIELDS)
+        unique = UNIQUE_IDS.get(source)
+        self.id = (_first_bound(registry, unique) if unique else None) or _first_bound(registry, ID_FIELDS)
+        self.unique_ids = unique is not None
         self.summary = tuple(
             (name, extract) for name in SUMMARY_FIELDS.get(source, ()) if (extract := _first_bound(registry, (name,))) is not None
         )
@@ -186,17 +191,22 @@ def _native_first(registry: Any, names: Iterable[str]) -> Callable[[Any], Any] |
     return extract
 
 
-def _replayed(record: dict[str, Any], entries: list[dict[str, Any]]) -> bool:
-    """Whether a threshold already counts this event: the same id (its own, not an ordinal,
-    which a replay does not keep) at the same time."""
+def _replayed(record: dict[str, Any], entries: Iterable[dict[str, Any]], by_id: bool = False) -> bool:
+    """Whether ``entries`` already hold this event: the same id (its own, not an ordinal, which
+    a replay does not keep) at the same time; ``by_id``, the same id at any time (a K8s audit
+    request's stages, a CloudTrail event: their ids are unique)."""
     event_id = record["id"]
     if isinstance(event_id, str) and event_id.startswith("#"):
         return False
+    if by_id:
+        return any(entry["id"] == event_id for entry in entries)
     return any(entry["id"] == event_id and entry["t"] == record["t"] for entry in entries)
 
 
 def _present(value: Any) -> bool:
-    return value is not None and value is not MISSING
+    """A value a group, a distinct count or a binding can use: not missing, and not Falco's
+    ``<NA>`` (what it prints for a field it has no value for)."""
+    return value is not None and value is not MISSING and value != "<NA>"
 
 
 class _Event:
@@ -491,7 +501,7 @@ class CorrelationEvaluator:
         """Whether a completed match at ``time`` is suppressed; updates the state's alert bookkeeping."""
         period = self._throttle_ns(correlation)
         last = state.get("a")
-        if period and last is not None and last <= time < last + period:
+        if period and last is not None and last - period < time < last + period:  # a late completion too
             state["s"] = state.get("s", 0) + 1
             self.stats.suppressed += 1
             return True
@@ -527,22 +537,31 @@ class CorrelationEvaluator:
         kept: list[dict[str, Any]] = []
         completed: list[dict[str, Any]] = []
         last_index = len(steps)
+        by_id = current.fields.unique_ids
         for partial in partials:
+            kept.append(partial)  # advanced or not: a later event may advance it another way (below)
             index = partial["n"]
             step = steps[index]
             if hits[index] and partial["l"] <= time <= partial["f"] + span and _binds_match(step, event, partial["b"]):
+                record = current.record(step)
+                if _replayed(record, partial["e"], by_id):
+                    continue  # this very event delivered again (a replay) does not take another step
                 advanced = {
                     "n": index + 1,
                     "f": partial["f"],
                     "l": time,
-                    "e": partial["e"] + [current.record(step)],
+                    "e": partial["e"] + [record],
                     "b": _bind(step, event, partial["b"]),
                 }
                 (completed if advanced["n"] == last_index else kept).append(advanced)
-            else:
-                kept.append(partial)
+        if completed:
+            # a chain alerts once: the partials grown from a completed match's first event go with it
+            origins = {(match["e"][0]["id"], match["f"]) for match in completed}
+            kept = [p for p in kept if (p["e"][0]["id"], p["f"]) not in origins]
         if hits[0] and not until_hit:
-            kept.append({"n": 1, "f": time, "l": time, "e": [current.record(steps[0])], "b": _bind(steps[0], event, {})})
+            first = current.record(steps[0])
+            if not any(_replayed(first, p["e"][:1], by_id) for p in kept):
+                kept.append({"n": 1, "f": time, "l": time, "e": [first], "b": _bind(steps[0], event, {})})
         state["p"] = self._bounded(kept)
         for match in completed:
             if self._throttled(correlation, state, time):
@@ -589,9 +608,12 @@ class CorrelationEvaluator:
         record = current.record(correlation.step)
         # the newest entry always stays in the window (and within ``count``): the group lives
         # until ``newest + window`` unless it completes
+        by_id = current.fields.unique_ids
+        if _replayed(record, state.get("f", ()), by_id):
+            return  # an event the last alert counted, delivered again: it counts no second time
         if distinct_value is None:
             entries = state.get("t", [])
-            if _replayed(record, entries):
+            if _replayed(record, entries, by_id):
                 return  # the same event again (at least once: a replay after a crash or a rebalance)
             entries.append(record)
             newest = max(entry["t"] for entry in entries)
@@ -611,17 +633,26 @@ class CorrelationEvaluator:
                 seen = dict(sorted(seen.items(), key=lambda item: item[1]["t"])[-correlation.count :])
             state["v"] = seen
             distinct = len(seen)
+        fired = state.get("f")
+        if fired:  # the ids of what the last alert counted, while a replay of them can still come
+            fired = [entry for entry in fired if entry["t"] > newest - window]
+            if fired:
+                state["f"] = fired
+            else:
+                state.pop("f", None)
         live = True
         if distinct >= correlation.count:
+            counted = state["t"] if distinct_value is None else sorted(state["v"].values(), key=lambda e: e["t"])
             if not self._throttled(correlation, state, time):
-                counted = state["t"] if distinct_value is None else sorted(state["v"].values(), key=lambda e: e["t"])
                 alerts.append(self._alert(correlation, values, key, current, counted, state, len(counted), distinct))
+            state["f"] = [{"id": entry["id"], "t": entry["t"]} for entry in counted]
             state.pop("t", None)
             state.pop("v", None)
             live = False
         throttle_until = self._throttle_deadline(correlation, state)
-        deadline = max(newest + window, throttle_until) if live else throttle_until
-        self._save(key, state, deadline, live or throttle_until >= watermark, clock)
+        remembered = newest + window if state.get("f") else 0
+        deadline = max(newest + window, throttle_until) if live else max(throttle_until, remembered)
+        self._save(key, state, deadline, live or max(throttle_until, remembered) >= watermark, clock)
 
     # -- alerts
 
