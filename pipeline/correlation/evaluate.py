@@ -539,21 +539,27 @@ class CorrelationEvaluator:
         last_index = len(steps)
         by_id = current.fields.unique_ids
         for partial in partials:
-            kept.append(partial)  # advanced or not: a later event may advance it another way (below)
             index = partial["n"]
             step = steps[index]
-            if hits[index] and partial["l"] <= time <= partial["f"] + span and _binds_match(step, event, partial["b"]):
-                record = current.record(step)
-                if _replayed(record, partial["e"], by_id):
-                    continue  # this very event delivered again (a replay) does not take another step
-                advanced = {
-                    "n": index + 1,
-                    "f": partial["f"],
-                    "l": time,
-                    "e": partial["e"] + [record],
-                    "b": _bind(step, event, partial["b"]),
-                }
-                (completed if advanced["n"] == last_index else kept).append(advanced)
+            if not (hits[index] and partial["l"] <= time <= partial["f"] + span and _binds_match(step, event, partial["b"])):
+                kept.append(partial)
+                continue
+            record = current.record(step)
+            if _replayed(record, partial["e"], by_id):
+                kept.append(partial)  # this very event delivered again (a replay) takes no other step
+                continue
+            if step.binds:
+                # what it binds may be the wrong value (a decoy write before the payload's): the
+                # partial stays open too, for a later event to advance it another way
+                kept.append(partial)
+            advanced = {
+                "n": index + 1,
+                "f": partial["f"],
+                "l": time,
+                "e": partial["e"] + [record],
+                "b": _bind(step, event, partial["b"]),
+            }
+            (completed if advanced["n"] == last_index else kept).append(advanced)
         if completed:
             # a chain alerts once: the partials grown from a completed match's first event go with it
             origins = {(match["e"][0]["id"], match["f"]) for match in completed}
