@@ -16,7 +16,9 @@ object is kept. One that is still too large is dropped and counted.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -53,11 +55,18 @@ class Batch:
 
 
 def parse_body(body: bytes) -> list[dict]:
-    """The events of an ``EventList`` or a single ``Event``. Raises BadAuditBody."""
+    """The events of an ``EventList`` or a single ``Event``. Raises BadAuditBody.
+
+    kube-apiserver copies a PATCH body into ``requestObject`` as it came, and Go's encoder
+    lets through what orjson refuses: a lone surrogate escape (``\\ud800``), bytes that are not
+    UTF-8, ``1e400``. One such event made the whole batch a 400, which the API server never
+    retries: up to 400 events lost. Such a body is read again by the json module, which takes
+    them (the text made valid UTF-8, ``1e400`` an infinity written later as null), so only
+    the odd value changes."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise BadAuditBody(f"body is not JSON: {error}") from None
+        document = _lenient(body, error)
     if not isinstance(document, dict):
         raise BadAuditBody(f"body is a JSON {_type(document)}, not an audit.k8s.io EventList or Event object")
     api_version = document.get("apiVersion")
@@ -82,10 +91,31 @@ def parse_body(body: bytes) -> list[dict]:
     return items
 
 
+def _lenient(body: bytes, error: orjson.JSONDecodeError) -> Any:
+    import json
+
+    try:
+        return json.loads(body.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        raise BadAuditBody(f"body is not JSON: {error}") from None
+
+
 def event_key(event: dict) -> bytes:
+    """The event's namespace (its Kafka key), or ``_cluster``. A namespace longer than a real one
+    can be (Kubernetes takes it from the URL of a request it then refuses, unauthenticated
+    ones included) goes as its digest: a 400 KB key made the record too large for Kafka, and
+    the batch a 503 at every retry until the API server dropped it."""
     ref = event.get("objectRef")
     namespace = ref.get("namespace") if isinstance(ref, dict) else None
-    return namespace.encode("utf-8") if isinstance(namespace, str) and namespace else CLUSTER_KEY
+    if not isinstance(namespace, str) or not namespace:
+        return CLUSTER_KEY
+    key = namespace.encode("utf-8", "replace")
+    if len(key) > MAX_NAMESPACE_BYTES:
+        return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+    return key
+
+
+MAX_NAMESPACE_BYTES = 253  # a DNS subdomain, the longest name Kubernetes stores
 
 
 def to_batch(events: list[dict], max_event_bytes: int) -> Batch:

@@ -36,6 +36,8 @@ log = logging.getLogger("peregrine.webhook")
 SETTINGS = web.AppKey("settings", WebhookSettings)
 PRODUCER = web.AppKey("producer", AuditProducer)
 TOKEN = web.AppKey("token", BearerToken)
+READINESS = web.AppKey("readiness", object)
+SHUTDOWN_TIMEOUT_S = 20.0
 
 
 def _answer(status: int, body: dict, headers: dict[str, str] | None = None) -> web.Response:
@@ -90,9 +92,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: Kafka answers and the audit topic has a leader for each partition; 503 with
-    the reason otherwise."""
+    the reason otherwise. One answer serves every probe for a second: each asked Kafka for
+    metadata on the producer's one connection, and a hundred unauthenticated GETs made the real
+    probes time out while Kafka was fine."""
     topic = request.app[SETTINGS].topic
-    problem = await request.app[PRODUCER].ready()
+    problem = await request.app[READINESS].problem()
     if problem is not None:
         return web.json_response({"status": "unready", "topic": topic, "reason": problem}, status=503)
     return web.json_response({"status": "ready", "topic": topic})
@@ -103,11 +107,36 @@ async def metrics_page(request: web.Request) -> web.Response:
                         headers={"X-Prometheus-Format": "0.0.4"})
 
 
+class Readiness:
+    """The producer's readiness, asked at most once a second (concurrent probes share it)."""
+
+    def __init__(self, producer: AuditProducer, ttl_s: float = 1.0) -> None:
+        self._producer = producer
+        self._ttl_s = ttl_s
+        self._at = float("-inf")
+        self._problem: str | None = None
+        self._asking: asyncio.Task | None = None
+
+    async def problem(self) -> str | None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._at < self._ttl_s:
+            return self._problem
+        if self._asking is None or self._asking.done():
+            self._asking = loop.create_task(self._ask())
+        return await asyncio.shield(self._asking)
+
+    async def _ask(self) -> str | None:
+        self._problem = await self._producer.ready()
+        self._at = asyncio.get_running_loop().time()
+        return self._problem
+
+
 def build_app(settings: WebhookSettings, producer: AuditProducer, token: BearerToken) -> web.Application:
     # aiohttp refuses a larger body itself too (chunked requests with no Content-Length).
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PRODUCER] = producer
+    app[READINESS] = Readiness(producer)
     app[TOKEN] = token
     app.router.add_post(settings.path, receive)
     app.router.add_get("/healthz", healthz)
@@ -172,7 +201,9 @@ class Receiver:
             await self.producer.stop()
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise ConfigError(f"cannot listen on {listen}: {reason}") from None
-        await web.SockSite(runner, sock, ssl_context=context).start()
+        # within Kubernetes' 30 s grace period, with room to close the producer (aiohttp's 60 s
+        # default outlived it: a slow client's request kept the pod until SIGKILL)
+        await web.SockSite(runner, sock, ssl_context=context, shutdown_timeout=SHUTDOWN_TIMEOUT_S).start()
         self._runner = runner
         self.port = sock.getsockname()[1]
 
@@ -187,7 +218,12 @@ async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
     """Run until SIGTERM or SIGINT."""
     receiver = Receiver(settings)
     await receiver.start()
-    auth = "bearer token required" if receiver.token.required else "NO token: anyone who reaches the port can post"
+    if receiver.token.required:
+        auth = "bearer token required" + (", and a client certificate" if settings.client_ca is not None else "")
+    elif settings.client_ca is not None:
+        auth = f"a client certificate signed by {settings.client_ca} required, no token"
+    else:
+        auth = "NO token: anyone who reaches the port can post"
     say(f"peregrine webhook listening on {receiver.url} ({auth}); events to {settings.topic} on {settings.broker}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

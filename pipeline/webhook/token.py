@@ -31,10 +31,10 @@ class BearerToken:
             if stamp == self._stamp:
                 return
             text = self._path.read_text(encoding="utf-8").strip()
-        except OSError as error:
+        except (OSError, UnicodeDecodeError) as error:  # a file that is not UTF-8 answered 500 at every post
             if self._expected is not None:
                 return  # keep the last good token while a Secret is being swapped
-            raise ConfigError(f"--token-file {self._path}: {error.strerror or error}") from None
+            raise ConfigError(f"--token-file {self._path}: {getattr(error, 'strerror', None) or error}") from None
         if not text:
             if self._expected is not None:
                 return
@@ -53,4 +53,5 @@ class BearerToken:
         scheme, _, given = authorization.strip().partition(" ")
         if scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(given.strip().encode("utf-8"), self._expected)
+        # surrogateescape: a header that is not UTF-8 (no credentials needed to send one) was a 500
+        return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._expected)

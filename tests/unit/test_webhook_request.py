@@ -202,3 +202,63 @@ def test_a_client_ca_that_is_no_certificate_is_a_config_error(tmp_path):
         tls_context(settings)
     ca.write_bytes(cert.read_bytes())  # any real CA certificate will do
     assert tls_context(settings).verify_mode.name == "CERT_OPTIONAL"
+
+
+def test_one_event_orjson_refuses_does_not_cost_the_batch():
+    """kube-apiserver copies a PATCH body into requestObject as it came; Go lets through a lone
+    surrogate escape, bytes that are not UTF-8 and 1e400. Each made the whole EventList a 400,
+    which the API server never retries."""
+    body = (b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"auditID":"good"},'
+            b'{"auditID":"x","requestObject":{"a":"\\ud800","n":1e400}},{"auditID":"y","requestObject":"\xff\xfe"}]}')
+    events = parse_body(body)
+    assert [e["auditID"] for e in events] == ["good", "x", "y"]
+    values = [orjson.loads(record.value) for record in to_batch(events, 1 << 20).records]
+    assert values[0] == {"auditID": "good", "kind": "Event", "apiVersion": "audit.k8s.io/v1"}
+    assert values[1]["requestObject"] == {"a": "\ufffd", "n": None}
+    assert values[2]["requestObject"] == "\ufffd\ufffd"
+    with pytest.raises(BadAuditBody):
+        parse_body(b'{"kind": "EventList", "items": [')  # still not JSON
+
+
+def test_a_namespace_longer_than_kubernetes_allows_is_keyed_by_its_digest():
+    """From the URL of a refused, even unauthenticated, request: a 400 KB key made the record
+    too large for Kafka, and the batch a 503 at every retry until the API server dropped it."""
+    key = event_key({"objectRef": {"namespace": "a" * 400_000}})
+    assert key.startswith(b"sha256:") and len(key) == 71
+    assert event_key({"objectRef": {"namespace": "n" * 253}}) == b"n" * 253
+
+
+def test_a_token_header_that_is_not_utf8_is_refused_not_an_error(tmp_path):
+    token = BearerToken("s3cret")
+    assert not token.accepts("Bearer \udcff\udcfe")  # what aiohttp makes of the bytes \xff\xfe
+    path = tmp_path / "token"
+    path.write_text("good")
+    from_file = BearerToken(None, path)
+    assert from_file.accepts("Bearer good")
+    path.write_bytes(b"\xff\xfe")  # a rotated file that is not UTF-8: the last good token holds
+    assert from_file.accepts("Bearer good")
+
+
+def test_concurrent_readiness_probes_ask_kafka_once_a_second():
+    """Each /readyz asked Kafka for metadata on the producer's one connection: a hundred
+    unauthenticated GETs made the kubelet's probes time out while Kafka was fine."""
+    import asyncio
+
+    from pipeline.webhook.server import Readiness
+
+    class Producer:
+        calls = 0
+
+        async def ready(self):
+            Producer.calls += 1
+            await asyncio.sleep(0.05)
+            return None
+
+    async def probe_storm():
+        readiness = Readiness(Producer(), ttl_s=1.0)
+        answers = await asyncio.gather(*(readiness.problem() for _ in range(100)))
+        assert answers == [None] * 100
+        await readiness.problem()  # within the second: the same answer
+        return Producer.calls
+
+    assert asyncio.run(probe_storm()) == 1
