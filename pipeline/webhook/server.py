@@ -37,6 +37,7 @@ SETTINGS = web.AppKey("settings", WebhookSettings)
 PRODUCER = web.AppKey("producer", AuditProducer)
 TOKEN = web.AppKey("token", BearerToken)
 READINESS = web.AppKey("readiness", object)
+IN_FLIGHT = web.AppKey("in_flight", list)  # [posts being read, parsed or waiting on Kafka]
 SHUTDOWN_TIMEOUT_S = 20.0
 
 
@@ -54,6 +55,19 @@ async def receive(request: web.Request) -> web.Response:
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _answer(413, {"reason": f"body of {request.content_length} bytes is over the limit of {limit}"})
+    app = request.app
+    if app[IN_FLIGHT][0] >= settings.max_concurrent:
+        return _answer(503, {"reason": f"busy: {settings.max_concurrent} posts in flight (PEREGRINE_WEBHOOK_MAX_CONCURRENT)"},
+                       {"Retry-After": "1"})
+    app[IN_FLIGHT][0] += 1
+    try:
+        return await _receive(request, settings)
+    finally:
+        app[IN_FLIGHT][0] -= 1
+
+
+async def _receive(request: web.Request, settings: WebhookSettings) -> web.Response:
+    limit = settings.max_body_bytes
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -137,6 +151,7 @@ def build_app(settings: WebhookSettings, producer: AuditProducer, token: BearerT
     app[SETTINGS] = settings
     app[PRODUCER] = producer
     app[READINESS] = Readiness(producer)
+    app[IN_FLIGHT] = [0]
     app[TOKEN] = token
     app.router.add_post(settings.path, receive)
     app.router.add_get("/healthz", healthz)

@@ -19,6 +19,7 @@ DEFAULT_PATH = "/k8s-audit"
 #: The API server batches up to 400 events (--audit-webhook-batch-max-size) of up to
 #: a few hundred KiB each at RequestResponse level.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT = 4
 #: One event must fit one Kafka message the worker accepts (PEREGRINE_MAX_MESSAGE_BYTES).
 DEFAULT_MAX_EVENT_BYTES = 1_000_000
 DEFAULT_PRODUCE_TIMEOUT_S = 10.0
@@ -58,6 +59,9 @@ class WebhookSettings:
     client_ca: Path | None = None  # mutual TLS: the CAs whose client certificates may POST
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # posts read and held at once (a body costs 3 to 20 times its size in memory until Kafka
+    # acks it); one more is answered 503 with Retry-After, which the API server retries
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
     produce_timeout_s: float = DEFAULT_PRODUCE_TIMEOUT_S  # Kafka must ack a request's events within this, else 503
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
     pipeline: Any = None  # the PipelineSettings it came from: Kafka security options (None: PLAINTEXT)
@@ -79,7 +83,7 @@ class WebhookSettings:
             raise ConfigError("give the token either in a file (--token-file) or in PEREGRINE_WEBHOOK_TOKEN, not both")
         if self.token is not None and not self.token.strip():
             raise ConfigError("PEREGRINE_WEBHOOK_TOKEN is set but empty")
-        if self.max_body_bytes < 1 or self.max_event_bytes < 1:
+        if self.max_body_bytes < 1 or self.max_event_bytes < 1 or self.max_concurrent < 1:
             raise ConfigError("--max-body-bytes and PEREGRINE_WEBHOOK_MAX_EVENT_BYTES must be at least 1")
         if not self.path.startswith("/"):
             raise ConfigError(f"the webhook path must start with '/', got {self.path!r}")
@@ -134,6 +138,7 @@ class WebhookSettings:
             client_ca=Path(str(client_ca)) if client_ca else None,
             max_body_bytes=int(max_body) if max_body is not None else number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),  # type: ignore[arg-type]
             max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            max_concurrent=number("MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT),
             produce_timeout_s=seconds("PRODUCE_TIMEOUT_S", DEFAULT_PRODUCE_TIMEOUT_S),
             startup_timeout_s=seconds("STARTUP_TIMEOUT_S", DEFAULT_STARTUP_TIMEOUT_S),
             pipeline=pipeline,

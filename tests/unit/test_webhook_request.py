@@ -262,3 +262,43 @@ def test_concurrent_readiness_probes_ask_kafka_once_a_second():
         return Producer.calls
 
     assert asyncio.run(probe_storm()) == 1
+
+
+def test_posts_past_the_concurrency_limit_are_told_to_retry():
+    """Every post was read and held at once: a body costs 3 to 20 times its size until Kafka
+    acks it, and a few large batches ran a 256Mi pod out of memory."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from pipeline.webhook.server import build_app
+
+    class HeldProducer:
+        def __init__(self) -> None:
+            self.release = asyncio.Event()
+            self.sent = 0
+
+        async def send(self, records) -> None:
+            await self.release.wait()
+            self.sent += len(records)
+
+        async def ready(self):
+            return None
+
+    body = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"auditID":"a"}]}'
+
+    async def scenario():
+        producer = HeldProducer()
+        settings = WebhookSettings(broker="unused:9092", topic="t", max_concurrent=2)
+        async with TestClient(TestServer(build_app(settings, producer, BearerToken(None)))) as client:
+            held = [asyncio.ensure_future(client.post(settings.path, data=body)) for _ in range(2)]
+            await asyncio.sleep(0.2)  # both read and waiting on Kafka
+            busy = await client.post(settings.path, data=body)
+            assert busy.status == 503 and busy.headers["Retry-After"] == "1"
+            assert "busy: 2 posts in flight" in (await busy.json())["reason"]
+            producer.release.set()
+            assert [response.status for response in await asyncio.gather(*held)] == [200, 200]
+            assert (await client.post(settings.path, data=body)).status == 200  # room again
+        return producer.sent
+
+    assert asyncio.run(scenario()) == 3
