@@ -21,6 +21,8 @@ def read_settings() -> set[str]:
     names = {f"PEREGRINE_{field.name.upper()}" for field in dataclasses.fields(PipelineSettings)}
     for path in (ROOT / "pipeline").rglob("*.py"):
         names |= set(re.findall(r"PEREGRINE_[A-Z0-9_]+", path.read_text()))
+    webhook = (ROOT / "pipeline" / "webhook" / "settings.py").read_text()  # get("LISTEN") reads PEREGRINE_WEBHOOK_LISTEN
+    names |= {f"PEREGRINE_WEBHOOK_{name}" for name in re.findall(r'(?:get|number|seconds)\("([A-Z_]+)"', webhook)}
     return names
 
 
@@ -46,3 +48,10 @@ def test_the_namespace_is_applied_before_what_lives_in_it():
     files = sorted(p.name for p in (ROOT / "deploy/k8s").glob("*.yaml"))
     assert files[0] == "00-namespace.yaml"
     assert any(doc and doc.get("kind") == "Namespace" for doc in yaml.safe_load_all((ROOT / "deploy/k8s" / files[0]).read_text()))
+
+
+def test_the_webhook_deployment_sets_only_what_it_reads():
+    deployment = next(doc for doc in yaml.safe_load_all((ROOT / "deploy/k8s/audit-webhook.yaml").read_text())
+                      if doc and doc["kind"] == "Deployment")
+    env = {item["name"]: item["value"] for item in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    assert {"PEREGRINE_WEBHOOK_MAX_BODY_BYTES", "PEREGRINE_WEBHOOK_MAX_CONCURRENT"} <= set(env) <= read_settings()
