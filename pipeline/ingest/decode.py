@@ -68,15 +68,16 @@ def decode_message(value: bytes | None, max_bytes: int) -> list:
         refused = False
         for index, item in enumerate(whole):
             if not isinstance(item, dict):
-                whole[index] = Refused(f"array item {index} is a {_kind(item)}, not an object", json_bytes(item))
+                whole[index] = Refused(f"array item {index} is a {json_kind(item)}, not an object", json_bytes(item))
                 refused = True
         if refused and all(item.__class__ is Refused for item in whole):
             raise DecodeError(UNDECODABLE, f"no item of the array is an event: {whole[0].detail}")
         return whole
-    raise DecodeError(UNDECODABLE, f"a JSON {_kind(whole)}, not an object or an array of objects")
+    raise DecodeError(UNDECODABLE, f"a JSON {json_kind(whole)}, not an object or an array of objects")
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """What a decoded JSON value is, as an error message names it (``null``, ``int``, ``list``)."""
     return "null" if value is None else type(value).__name__
 
 
@@ -114,7 +115,7 @@ def _ndjson(value: bytes, first: orjson.JSONDecodeError) -> list:
             events.append(Refused(f"NDJSON line {number}: {error}", line))
             continue
         if not isinstance(item, dict):
-            events.append(Refused(f"NDJSON line {number} is a {_kind(item)}, not an object", line))
+            events.append(Refused(f"NDJSON line {number} is a {json_kind(item)}, not an object", line))
         else:
             events.append(item)
             good += 1

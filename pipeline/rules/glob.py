@@ -110,10 +110,11 @@ def _in_set(c: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
+def compiled(pattern: str) -> re.Pattern[str]:
+    """``pattern`` translated and compiled (cached): its ``match`` is fnmatch(3)'s answer."""
     return re.compile(translate(pattern))
 
 
 def glob_match(pattern: str, value: str) -> bool:
     """fnmatch(pattern, value, 0) == 0."""
-    return _compiled(pattern).match(value) is not None
+    return compiled(pattern).match(value) is not None

@@ -22,14 +22,13 @@ import base64
 import binascii
 import functools
 import ipaddress
-import re
 from typing import Any, Callable, Iterable
 
 import re2
 
 from pipeline.fields.registry import MISSING, FieldType
+from pipeline.rules.glob import compiled as compiled_glob
 from pipeline.rules.glob import glob_match
-from pipeline.rules.glob import translate as glob_regex
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.ABSTIME, FieldType.RELTIME})
@@ -101,9 +100,9 @@ def glob_matcher(pattern: str, casefold: bool) -> Callable[[str], bool]:
     """fnmatch(3) with no flags, as libsinsp's glob (pipeline/rules/glob.py): ``*`` crosses
     ``/``, ``[^a]`` negates, ``\\*`` is a literal ``*``. ``casefold`` for ``iglob``."""
     if casefold:
-        match = re.compile(glob_regex(pattern.lower())).match
+        match = compiled_glob(pattern.lower()).match
         return lambda value: match(value.lower()) is not None
-    match = re.compile(glob_regex(pattern)).match
+    match = compiled_glob(pattern).match
     return lambda value: match(value) is not None
 
 

@@ -28,7 +28,7 @@ from pipeline.alerts import Alert, alert_uuid
 from pipeline.record_bounds import MAX_KEY_BYTES, MAX_PART_BYTES
 from pipeline.engine import EvaluationError
 from pipeline.errors import EventError
-from pipeline.ingest.decode import DecodeError, Refused, decode_message
+from pipeline.ingest.decode import DecodeError, Refused, decode_message, json_kind
 from pipeline.ingest.keys import HOST, host_key
 from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
@@ -378,8 +378,12 @@ class BatchProcessor:
             result.alerts.extend((message.key, alert) for alert in alerts)
 
     @staticmethod
-    def _dead(message: Message, reason: str, detail: str, event: Any = None, index: int | None = None) -> dl.DeadLetter:
-        original = dl.event_bytes(event) if event is not None else (message.value or b"")
+    def _dead(message: Message, reason: str, detail: str, event: Any = None, index: int | None = None,
+              original: bytes | None = None) -> dl.DeadLetter:
+        """A dead letter of ``message``: of its ``original`` bytes when given, else of ``event``
+        written again, else of the whole message."""
+        if original is None:
+            original = dl.event_bytes(event) if event is not None else (message.value or b"")
         return dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key, original, index)
 
 
@@ -407,13 +411,9 @@ class _Refusals:
         if self.count > MAX_DEAD_LETTERS_PER_MESSAGE:
             self.suppressed[reason] = self.suppressed.get(reason, 0) + 1
             return
-        message = self.message
         if original is None and event is not None and index is not None:
             original = self._line(index)
-        if original is None:
-            original = dl.event_bytes(event) if event is not None else (message.value or b"")
-        self.result.dead_letters.append(dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key,
-                                                      original, index))
+        self.result.dead_letters.append(BatchProcessor._dead(self.message, reason, detail, event, index, original))
 
     def _line(self, index: int) -> bytes | None:
         """The event's own bytes as produced, when the message is NDJSON with one object a line
@@ -437,8 +437,7 @@ class _Refusals:
         why = ", ".join(f"{count} {name}" for name, count in sorted(self.suppressed.items()))
         detail = (f"{more} more events of this message were refused ({why}); past {MAX_DEAD_LETTERS_PER_MESSAGE} dead letters "
                   "a message, the message is set aside whole, here")
-        self.result.dead_letters.append(dl.DeadLetter(reason, detail, message.topic, message.partition, message.offset, message.key,
-                                                      message.value or b"", None))
+        self.result.dead_letters.append(BatchProcessor._dead(message, reason, detail))
 
 
 def _expand_records(events: list) -> list:
@@ -451,7 +450,7 @@ def _expand_records(events: list) -> list:
         records = event.get("Records") if event.__class__ is dict else None
         if isinstance(records, list) and "eventName" not in event:
             out.extend(r if isinstance(r, dict) else
-                       Refused(f"Records[{n}] is a {'null' if r is None else type(r).__name__}, not an object",
+                       Refused(f"Records[{n}] is a {json_kind(r)}, not an object",
                                json_bytes(r)) for n, r in enumerate(records))
         else:
             out.append(event)
