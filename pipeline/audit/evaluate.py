@@ -14,7 +14,8 @@ from typing import Any, Iterator
 from pipeline.audit.checks import Check
 from pipeline.audit.config import AuditConfig, default_config
 from pipeline.audit.lookups import LOOKUPS, WORKLOAD_LOOKUPS, Inventory
-from pipeline.audit.targets import ContainerRef, Workload, matches_kind, namespace_of, workload_of
+from pipeline.audit.targets import Workload, matches_kind, namespace_of, workload_of
+from pipeline.audit.typed import typed_container, typed_pod_spec
 from pipeline.audit.template import render_schema, render_text
 from pipeline.audit.schema_ext import PolarisValidator
 from pipeline.errors import AuditError
@@ -103,8 +104,9 @@ class _Run:
 
     def workload_findings(self, checks: list[Check], workload: Workload) -> Iterator[Finding]:
         obj, index = workload.obj, workload.index
-        template = {"metadata": workload.pod_meta, "spec": workload.pod_spec}
-        polaris = {"PodSpec": workload.pod_spec, "PodTemplate": template}
+        pod_spec = typed_pod_spec(workload.pod_spec)
+        template = {"metadata": workload.pod_meta, "spec": pod_spec}
+        polaris = {"PodSpec": pod_spec, "PodTemplate": template}
         for check in checks:
             if check.target not in ("Controller", "PodSpec", "PodTemplate") or not _controller_applies(check, workload.kind):
                 continue
@@ -114,7 +116,7 @@ class _Run:
                 instance, pointer = obj, ""
             else:
                 use_template = "PodTemplate" in (check.target, check.schema_target)
-                instance = template if use_template else workload.pod_spec
+                instance = template if use_template else pod_spec
                 pointer = workload.pod_pointer
             data = dict(instance) if isinstance(instance, dict) else {}
             data["Polaris"] = polaris
@@ -129,7 +131,7 @@ class _Run:
                     continue
                 if self.exempt(check, obj, workload, ref.name):
                     continue
-                instance = _container_instance(check, workload, ref)
+                instance = _container_instance(check, pod_spec, workload.pod_meta, typed_container(ref.container))
                 data = dict(ref.container)
                 data["Polaris"] = dict(polaris, Container=ref.container)
                 yield self.finding(check, self.passes(check, instance, data, workload, obj), obj, index, ref.name, ref.pointer)
@@ -144,17 +146,17 @@ class _Run:
             yield self.finding(check, self.passes(check, obj, data, None, obj), obj, index, None, "")
 
 
-def _container_instance(check: Check, workload: Workload, ref: ContainerRef) -> Any:
+def _container_instance(check: Check, pod_spec: dict, pod_meta: dict, container: Any) -> Any:
     """A container check sees the container, or with ``schemaTarget: PodSpec`` the pod spec
     narrowed to that one container (so pod-level settings count, as in Polaris)."""
     if check.schema_target in ("PodSpec", "Pod", "PodTemplate"):
-        narrowed = dict(workload.pod_spec)
-        narrowed["containers"] = [ref.container]
+        narrowed = dict(pod_spec)
+        narrowed["containers"] = [container]
         narrowed.pop("initContainers", None)
         if check.schema_target == "PodTemplate":
-            return {"metadata": workload.pod_meta, "spec": narrowed}
+            return {"metadata": pod_meta, "spec": narrowed}
         return narrowed
-    return ref.container
+    return container
 
 
 def audit_objects(objects: list[dict], config: AuditConfig | None = None) -> list[Finding]:
