@@ -3,9 +3,12 @@
 * ``checks:`` maps check ids to ``ignore``/``warning``/``danger``. As in Polaris,
   a config that has this key replaces the default severities: a check it does
   not list is not run (custom checks run only when listed here too).
-* ``exemptions:`` entries of ``namespace``, ``controllerNames`` (matched as a
-  name prefix, as Polaris does), ``containerNames`` and ``rules``; an absent key
-  matches everything.
+* ``exemptions:`` entries of ``namespace``, ``controllerNames`` and
+  ``containerNames`` (both matched as name prefixes, as Polaris does) and
+  ``rules``; an absent key matches everything.
+* ``disallowExemptions`` (no exemption applies), ``disallowConfigExemptions``
+  (the ``exemptions:`` entries do not apply) and ``disallowAnnotationExemptions``
+  (the annotations do not apply), as Polaris reads them.
 * ``customChecks:`` maps ids to check documents in Polaris's format.
 * Annotations ``polaris.fairwinds.com/exempt: "true"`` and
   ``polaris.fairwinds.com/<check>-exempt: "true"`` on an object or its pod template.
@@ -13,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,7 +40,8 @@ class Exemption:
             return False
         if self.controller_names and not any(name.startswith(prefix) for prefix in self.controller_names):
             return False
-        if self.container_names and (container is None or container not in self.container_names):
+        if self.container_names and (container is None
+                                     or not any(container.startswith(prefix) for prefix in self.container_names)):
             return False
         return not self.rules or check in self.rules
 
@@ -52,6 +56,10 @@ class AuditConfig:
     source: str = field(default="(defaults)")
     #: Ids the config's ``checks:`` names that no check has (a newer or older Polaris's); not run.
     unknown_checks: tuple[str, ...] = ()
+    #: Polaris's ``disallowConfigExemptions``: the ``exemptions:`` entries are not applied.
+    disallow_config_exemptions: bool = False
+    #: Polaris's ``disallowAnnotationExemptions``: the exempt annotations are not applied.
+    disallow_annotation_exemptions: bool = False
 
     def severity(self, check_id: str) -> str:
         return self.severities.get(check_id, "ignore")
@@ -60,12 +68,23 @@ class AuditConfig:
         return [c for c in self.checks if self.severity(c.id) != "ignore"]
 
     def exempt(self, check: str, namespace: str, name: str, container: str | None, annotations: list[Mapping]) -> bool:
-        for notes in annotations:
-            if str(notes.get(EXEMPT_ANNOTATION, "")).lower() == "true":
-                return True
-            if str(notes.get(f"polaris.fairwinds.com/{check}-exempt", "")).lower() == "true":
-                return True
+        if not self.disallow_annotation_exemptions:
+            for notes in annotations:
+                if str(notes.get(EXEMPT_ANNOTATION, "")).lower() == "true":
+                    return True
+                if str(notes.get(f"polaris.fairwinds.com/{check}-exempt", "")).lower() == "true":
+                    return True
+        if self.disallow_config_exemptions:
+            return False
         return any(e.covers(check, namespace, name, container) for e in self.exemptions)
+
+    def disallowing(self, config_exemptions: bool = False, annotation_exemptions: bool = False) -> "AuditConfig":
+        """This config with more exemptions refused (the CLI's ``--disallow-*`` switches); never fewer."""
+        return replace(
+            self,
+            disallow_config_exemptions=self.disallow_config_exemptions or config_exemptions,
+            disallow_annotation_exemptions=self.disallow_annotation_exemptions or annotation_exemptions,
+        )
 
 
 def default_config() -> AuditConfig:
@@ -78,6 +97,15 @@ def _names(entry: Mapping, key: str, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise AuditError(f"{where}: {key} must be a list of names")
     return tuple(value)
+
+
+def _flag(document: Mapping, key: str, source: str) -> bool:
+    value = document.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise AuditError(f"{source}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def config_from_mapping(document: Any, source: str) -> AuditConfig:
@@ -119,8 +147,11 @@ def config_from_mapping(document: Any, source: str) -> AuditConfig:
             container_names=_names(entry, "containerNames", where),
             rules=_names(entry, "rules", where),
         ))
+    disallow_all = _flag(document, "disallowExemptions", source)
     return AuditConfig(checks=tuple(checks), severities=severities, exemptions=tuple(exemptions),
-                       source=source, unknown_checks=unknown)
+                       source=source, unknown_checks=unknown,
+                       disallow_config_exemptions=disallow_all or _flag(document, "disallowConfigExemptions", source),
+                       disallow_annotation_exemptions=disallow_all or _flag(document, "disallowAnnotationExemptions", source))
 
 
 def load_config(path: str | Path) -> AuditConfig:
