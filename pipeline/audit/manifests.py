@@ -1,12 +1,17 @@
 """Read Kubernetes manifests (multi-document YAML) into objects with their origin.
 
-A document that is not YAML, not a Kubernetes object, or of a kind the audit
-does not know is a :class:`Problem` (file and document index), and reading goes
-on: one bad document must not hide the findings of the others.
+A document that is not YAML (its line is named), not a Kubernetes object, or of
+a kind no Kubernetes API group serves (``apps/v1`` ``Deploymnet``) is a
+:class:`Problem` (file and document index), and reading goes on: one bad
+document must not hide the findings of the others. Objects of any other kind
+(a Secret, a PersistentVolumeClaim, a custom resource) are read: checks that
+target their kind judge them, as in Polaris, and the rest pass over them.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,29 @@ OTHER_KINDS = frozenset({
     "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "ServiceAccount", "Namespace",
     "PriorityClass",
 })
-KNOWN_KINDS = WORKLOAD_KINDS | OTHER_KINDS
+#: Kinds of Kubernetes's own API groups that manifests carry but no built-in check targets.
+UNCHECKED_BUILTIN_KINDS = frozenset({
+    "Secret", "PersistentVolume", "PersistentVolumeClaim", "Endpoints", "LimitRange", "ResourceQuota",
+    "PodTemplate", "Node", "Event", "Binding", "ComponentStatus", "ControllerRevision", "PodSecurityPolicy",
+    "IngressClass", "IPAddress", "ServiceCIDR", "StorageClass", "VolumeAttachment", "CSIDriver", "CSINode",
+    "CSIStorageCapacity", "VolumeAttributesClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding", "CustomResourceDefinition", "APIService", "CertificateSigningRequest",
+    "ClusterTrustBundle", "Lease", "LeaseCandidate", "EndpointSlice", "FlowSchema", "PriorityLevelConfiguration",
+    "RuntimeClass", "ResourceClaim", "ResourceClaimTemplate", "DeviceClass", "ResourceSlice", "StorageVersionMigration",
+})
+KNOWN_KINDS = WORKLOAD_KINDS | OTHER_KINDS | UNCHECKED_BUILTIN_KINDS
+#: API groups Kubernetes itself serves ("" is the core group): a kind there that is not a
+#: known kind is a typo. Every other group is a custom resource's, read whatever its kind.
+BUILTIN_API_GROUPS = frozenset({
+    "", "apps", "batch", "policy", "autoscaling", "extensions", "rbac.authorization.k8s.io", "networking.k8s.io",
+    "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
+    "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io", "node.k8s.io", "scheduling.k8s.io", "resource.k8s.io",
+    "storagemigration.k8s.io", "internal.apiserver.k8s.io",
+})
+#: The path that stands for standard input (``helm template . | peregrine audit -``).
+STDIN = "-"
 #: Files that live beside manifests but are read by a component, never sent to the API
 #: server: component configuration (the API server's audit Policy, admission and encryption
 #: configs, the kubelet's, kube-proxy's, the scheduler's, kubeadm's) and kubeconfigs
@@ -59,11 +86,14 @@ class Problem:
 
 
 def manifest_files(paths: list[str]) -> list[Path]:
-    """Files as given; a directory stands for its *.yaml / *.yml files, recursively, sorted."""
+    """Files as given; a directory stands for its *.yaml / *.yml files, recursively, sorted;
+    ``-`` stands for standard input."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if raw == STDIN:
+            files.append(path)
+        elif path.is_dir():
             files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")))
         elif path.is_file():
             files.append(path)
@@ -94,7 +124,8 @@ def object_problem(obj: Any) -> str | None:
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
         return f"{obj['kind']} has no metadata.name"
-    if obj["kind"] not in KNOWN_KINDS:
+    group = obj["apiVersion"].rpartition("/")[0]
+    if obj["kind"] not in KNOWN_KINDS and group in BUILTIN_API_GROUPS:
         return f"unknown kind {obj['apiVersion']}/{obj['kind']}"
     return None
 
@@ -112,22 +143,48 @@ def read_text(text: str, path: str) -> tuple[list[Manifest], list[Problem]]:
     return manifests, problems
 
 
-def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest], list[Problem]]:
-    import re
+#: A document separator line, alone or followed by a comment.
+_SEPARATOR = re.compile(r"(?m)^---[ \t]*(?:#.*)?$")
 
+
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """The text between separators, each with the 0-based file line it starts on."""
+    chunks: list[tuple[int, str]] = []
+    start = 0
+    for separator in _SEPARATOR.finditer(text):
+        chunks.append((text.count("\n", 0, start), text[start:separator.start()]))
+        start = separator.end() + 1  # past the separator line's newline
+    chunks.append((text.count("\n", 0, start), text[start:]))
+    return chunks
+
+
+def yaml_error_text(error: Exception, first_line: int = 0) -> str:
+    """A one-line account of a YAML error, at its line and column in the file (1-based);
+    ``first_line`` is the 0-based file line the parsed text started on."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    parts = []
+    for words, mark in ((error.context, error.context_mark), (error.problem, error.problem_mark)):
+        if words and mark is not None:
+            parts.append(f"{words} at line {first_line + mark.line + 1}, column {mark.column + 1}")
+        elif words:
+            parts.append(words)
+    return "; ".join(parts) or type(error).__name__
+
+
+def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest], list[Problem]]:
     manifests: list[Manifest] = []
     problems: list[Problem] = []
-    chunks = re.split(r"(?m)^---[ \t]*$", text)
     index = 0
-    for chunk in chunks:
+    for first_line, chunk in _chunks(text):
         try:
             document = yaml.safe_load(chunk)
         except yaml.YAMLError as chunk_error:
-            problems.append(Problem(path, index, f"not YAML: {str(chunk_error).splitlines()[0]}"))
+            problems.append(Problem(path, index, f"not YAML: {yaml_error_text(chunk_error, first_line)}"))
             index += 1
             continue
         except RecursionError:  # PyYAML's parser recurses once per level
-            problems.append(Problem(path, index, "not YAML Peregrine can read: nested too deep"))
+            problems.append(Problem(path, index, f"not YAML Peregrine can read: nested too deep (from line {first_line + 1})"))
             index += 1
             continue
         if document is None and not chunk.strip():
@@ -136,7 +193,7 @@ def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest],
         _add(document, path, index, manifests, problems)
         index += 1
     if not problems:
-        problems.append(Problem(path, None, f"not YAML: {str(error).splitlines()[0]}"))
+        problems.append(Problem(path, None, f"not YAML: {yaml_error_text(error)}"))
     return manifests, problems
 
 
@@ -166,7 +223,7 @@ def read_paths(paths: list[str]) -> tuple[list[Manifest], list[Problem]]:
     problems: list[Problem] = []
     for file in manifest_files(paths):
         try:
-            text = file.read_text(encoding="utf-8")
+            text = sys.stdin.read() if str(file) == STDIN else file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             problems.append(Problem(str(file), None, f"cannot read: {error}"))
             continue

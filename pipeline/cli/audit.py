@@ -2,7 +2,8 @@
 
 Exit codes: 0 clean; 1 a ``danger`` check failed or the score is below
 ``--min-score``; 3 otherwise, when a document could not be read (not YAML, not
-a Kubernetes object, an unknown kind); 2 for a bad config or check (one line).
+a Kubernetes object, a kind no Kubernetes API group serves); 2 for a bad config
+or check (one line).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ EXIT_UNREADABLE = 3
 
 
 def audit(
-    paths: list[str] = typer.Argument(..., help="Manifest files, or directories of *.yaml/*.yml (recursive)"),
+    paths: list[str] = typer.Argument(..., help="Manifest files, directories of *.yaml/*.yml (recursive), or - for standard input"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="A Polaris config.yaml (checks, exemptions, customChecks)"),
     output_format: Format = typer.Option(Format.pretty, "--format", "-f", help="pretty (grouped by object) or json (a list of findings)"),
     only_failed: bool = typer.Option(False, "--only-failed", help="Show failed checks only (the score still counts every check)"),
@@ -33,6 +34,9 @@ def audit(
     fix: bool = typer.Option(False, "--fix", help="Write the manifests with each failed check's mutation applied (stdout unless --fix-output/--in-place)"),
     fix_output: Optional[Path] = typer.Option(None, "--fix-output", help="With --fix: write fixed files into this directory, same file names"),
     in_place: bool = typer.Option(False, "--in-place", help="With --fix: rewrite the input files"),
+    disallow_exemptions: bool = typer.Option(False, "--disallow-exemptions", help="Apply no exemption (config or annotation)"),
+    disallow_config_exemptions: bool = typer.Option(False, "--disallow-config-exemptions", help="Do not apply the config's exemptions"),
+    disallow_annotation_exemptions: bool = typer.Option(False, "--disallow-annotation-exemptions", help="Do not apply polaris.fairwinds.com/*exempt annotations"),
 ) -> None:
     """Audit workloads, RBAC, PDBs, HPAs, NetworkPolicies, Ingresses and ConfigMaps with Polaris's checks and score."""
     from rich.console import Console
@@ -43,7 +47,10 @@ def audit(
     from pipeline.audit.report import findings_json, print_pretty
     from pipeline.audit.score import summarize
 
-    settings = load_config(config) if config else default_config()
+    settings = (load_config(config) if config else default_config()).disallowing(
+        config_exemptions=disallow_exemptions or disallow_config_exemptions,
+        annotation_exemptions=disallow_exemptions or disallow_annotation_exemptions,
+    )
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     for unknown in settings.unknown_checks:
         err.print(f"warning: {settings.source}: unknown check {unknown!r} is not run")
@@ -79,10 +86,13 @@ def _exit_code(findings, score: int, min_score: int, problems) -> int:
 
 def _write_fixes(manifests, objects, findings, settings, fix_output, in_place, err) -> None:
     from pipeline.audit.fix import fix_objects, render_files
+    from pipeline.audit.manifests import STDIN
     from pipeline.errors import AuditError
 
     if fix_output is not None and in_place:
         raise AuditError("--fix-output and --in-place exclude each other")
+    if any(m.path == STDIN for m in manifests):
+        raise AuditError("--fix rewrites files: save standard input to a file and fix that")
     fixed, applied = fix_objects(objects, findings, settings.checks)
     files = render_files(manifests, fixed)
     if fix_output is None and not in_place:

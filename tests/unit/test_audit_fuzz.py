@@ -199,7 +199,7 @@ def test_yaml_nested_too_deep_for_the_parser_is_an_unreadable_document():
     text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n" + "[" * 5000 + "]" * 5000 + "\n"
     found, problems = read_text(text, "deep.yaml")
     assert [m.obj["metadata"]["name"] for m in found] == ["a"]
-    assert [p.message for p in problems] == ["not YAML Peregrine can read: nested too deep"]
+    assert [p.message for p in problems] == ["not YAML Peregrine can read: nested too deep (from line 5)"]
 
 
 def test_a_pod_of_thousands_of_containers_gets_one_alert_per_failed_check():

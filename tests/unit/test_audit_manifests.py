@@ -11,10 +11,9 @@ from pipeline.audit.targets import workload_of
 def test_lists_are_unwrapped_and_bad_documents_keep_their_index():
     manifests, problems = read_paths([str(MANIFESTS / "broken.yaml")])
     assert [(m.obj["kind"], m.obj["metadata"]["name"], m.index, m.item) for m in manifests] == [
-        ("ConfigMap", "fine", 0, None), ("Service", "listed", 3, 0)]
+        ("ConfigMap", "fine", 0, None), ("Widget", "gizmo", 2, None), ("Service", "listed", 3, 0)]
     assert [(p.index, p.message.split(":")[0]) for p in problems] == [
-        (1, "not a Kubernetes object (a str)"), (2, "unknown kind example.com/v1/Widget"),
-        (3, "item 1"), (4, "not YAML")]
+        (1, "not a Kubernetes object (a str)"), (3, "item 1"), (4, "not YAML")]
 
 
 def test_empty_documents_and_nameless_objects():

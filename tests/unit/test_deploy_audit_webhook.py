@@ -91,10 +91,10 @@ def test_config_files_are_not_kubernetes_objects():
 
 def test_the_audit_passes_over_config_files_and_still_reports_unknown_kinds():
     text = (KUBECONFIG.read_text() + "\n---\n" + POLICY.read_text()
-            + "\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
+            + "\n---\napiVersion: apps/v1\nkind: Deploymnet\nmetadata: {name: w}\n"
             + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
     manifests, problems = read_text(text, "mixed.yaml")
     assert [m.obj["kind"] for m in manifests] == ["ConfigMap"]
-    assert [(p.index, p.message) for p in problems] == [(2, "unknown kind example.com/v1/Widget")]
+    assert [(p.index, p.message) for p in problems] == [(2, "unknown kind apps/v1/Deploymnet")]
     manifests, problems = read_paths([str(DEPLOY / "audit")])
     assert manifests == [] and problems == []
