@@ -110,6 +110,7 @@ def ns_to_iso8601(ns: int) -> str:
 SCALAR: dict[FieldType, Callable[[Any], Any]] = {
     FieldType.STRING: to_str,
     FieldType.INT: to_int,
+    FieldType.PORT: to_int,
     FieldType.BOOL: to_bool,
     FieldType.IPADDR: to_str,
     FieldType.IPNET: to_str,

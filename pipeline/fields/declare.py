@@ -16,6 +16,7 @@ from pipeline.fields.registry import ArgKind, BoundField, FieldDef, FieldRegistr
 _TYPES = {
     "STRING": FieldType.STRING,
     "INT": FieldType.INT,
+    "PORT": FieldType.PORT,
     "BOOL": FieldType.BOOL,
     "IPADDR": FieldType.IPADDR,
     "IPNET": FieldType.IPNET,

@@ -54,7 +54,8 @@ MISSING: Any = _Missing()
 
 class FieldType(str, Enum):
     STRING = "string"
-    INT = "int"  # signed or unsigned integers, ports, pids, uids, sizes
+    INT = "int"  # signed or unsigned integers: pids, uids, sizes, counts
+    PORT = "port"  # a TCP/UDP port (an int); a literal may also name a service (http)
     BOOL = "bool"
     IPADDR = "ipaddr"  # text form of an IPv4 or IPv6 address
     IPNET = "ipnet"  # text form of a network, e.g. 10.0.0.0/8

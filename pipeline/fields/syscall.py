@@ -64,7 +64,7 @@ def _first(keys: tuple[str, ...], coerce):
 
 # Values that coercion returns unchanged: the fast path a compiler may inline (see BoundField).
 # Text is returned unchanged too, except Falco's "<NA>" (missing).
-_NATIVE = {FieldType.INT: int, FieldType.ABSTIME: int, FieldType.RELTIME: int, FieldType.BOOL: bool, FieldType.STRING: str}
+_NATIVE = {FieldType.INT: int, FieldType.PORT: int, FieldType.ABSTIME: int, FieldType.RELTIME: int, FieldType.BOOL: bool, FieldType.STRING: str}
 
 
 def _bound_first(definition: FieldDef, arg: str | None, key: str, keys: tuple[str, ...], coerce) -> BoundField:

@@ -1,7 +1,7 @@
 """The syscall source's fields: Falco's syscall field classes, with types.
 
 Types follow Falco's "Supported Fields" (CHARBUF -> STRING; INT*/UINT*/PID/
-UID/GID/PORT/FD/ERRNO -> INT; BOOL; IPV4ADDR/IPADDR -> IPADDR; IPNET;
+UID/GID/FD/ERRNO -> INT; PORT; BOOL; IPV4ADDR/IPADDR -> IPADDR; IPNET;
 ABSTIME; RELTIME; BYTEBUF -> BYTES). Two deliberate departures: ``evt.time``
 is ABSTIME (collectors send nanoseconds; Falco formats it as text) and
 ``evt.rawarg`` is INT (its real type is the parameter's; numbers are by far
@@ -180,11 +180,11 @@ fd.cip IPADDR
 fd.sip IPADDR
 fd.lip IPADDR
 fd.rip IPADDR
-fd.port INT
-fd.cport INT
-fd.sport INT
-fd.lport INT
-fd.rport INT
+fd.port PORT
+fd.cport PORT
+fd.sport PORT
+fd.lport PORT
+fd.rport PORT
 fd.l4proto STRING
 fd.sockfamily STRING
 fd.is_server BOOL

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from pipeline.errors import RuleLoadError, SourceLocation
 from pipeline.fields.registry import MISSING, ArgKind, BoundField, FieldRegistry, FieldType, UnknownField
 from pipeline.rules import operators as ops
+from pipeline.rules.comparable import operator_problem
 from pipeline.rules.ast import (
     LIST_OPERATORS,
     And,
@@ -50,7 +51,6 @@ from pipeline.rules.ast import (
 
 EVT_TYPE = "evt.type"
 _EVTTYPE_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
-_ORDER_OPS = frozenset({"<", "<=", ">", ">="})
 MAX_DEPTH = 90
 _TEXT_INLINE = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex", "pmatch"})
 
@@ -415,15 +415,23 @@ class _FunctionGen:
         local = slot.local
         return f"({local} if {local} is not _U else ({local} := {code}))", absent
 
-    def _literal(self, text: str, vtype: ValueType, op: str, lit: Literal, macro: str | None) -> Any:
+    def _literal(self, node: Compare, vtype: ValueType, op: str, lit: Literal, macro: str | None) -> Any:
         try:
-            return ops.typed_literal(text, vtype.type, op)
+            return ops.typed_literal(lit.text, vtype.type, op)
         except ops.LiteralTypeError as error:
-            raise ConditionCompileError(f"{error} (compared with a {vtype.type.value} field by '{op}')", lit.pos, macro) from None
+            field = field_key(node.left, self.binder, macro)
+            raise ConditionCompileError(
+                f"{error}: compared with {field} (type {vtype.type.value}) by '{op}'", lit.pos, macro
+            ) from None
 
     def _compare(self, node: Compare, macro: str | None) -> str:
         op = node.op
         vtype = self.binder.value_type(node.left, macro)
+        problem = operator_problem(
+            field_key(node.left, self.binder, macro), vtype.type, vtype.is_list and not vtype.any_of, op
+        )
+        if problem is not None:
+            raise ConditionCompileError(problem, node.pos, macro)
         value, absent = self.read(node.left, macro)
         if absent == "None":
             present = "(_t := {v}) is not None"
@@ -440,6 +448,11 @@ class _FunctionGen:
             self.binder.value_type(other_field, macro)
             if op in ("pmatch", "regex"):
                 raise ConditionCompileError(f"operator '{op}' cannot compare with another field", node.pos, macro)
+            if vtype.type is FieldType.IPNET:
+                raise ConditionCompileError(
+                    f"{field_key(node.left, self.binder, macro)} is an IP network field: Falco cannot compare it "
+                    "with another field (write the networks as values)", node.pos, macro,
+                )
             return f"_cmpv{'_any' if vtype.any_of else ''}({op!r}, {value}, {other})"
         if right is None:
             raise ConditionCompileError(f"operator '{op}' needs a value", node.pos, macro)
@@ -453,13 +466,11 @@ class _FunctionGen:
     def _scalar_compare(self, node: Compare, vtype: ValueType, value: str, present: str, right: Literal, macro: str | None) -> str:
         op = node.op
         const = self.module.const
-        if op in ops.BYTE_OPERATORS:
-            lit = self._literal(right.text, vtype, op, right, macro)
+        if op in ops.BYTE_OPERATORS or (vtype.type is FieldType.BYTES and op in ops.BYTES_TEXT_OPERATORS):
+            lit = self._literal(node, vtype, op, right, macro)
             return f"_bytes_op({value}, {op!r}, {const(lit, 'b')})"
         if vtype.type in ops.IP_TYPES and op not in _TEXT_INLINE:
-            net = self._literal(right.text, vtype, op, right, macro)
-            if op in _ORDER_OPS:
-                raise ConditionCompileError(f"operator '{op}' does not apply to IP addresses", node.pos, macro)
+            net = self._literal(node, vtype, op, right, macro)  # the operator is one an IP takes (comparable.py)
             nets = const(ops.Networks((net,)), "n")
             if vtype.any_of and op == "!=":
                 return f"((_t := {value}) and any(_ip_within(_x, {nets}) is False for _x in _t))"
@@ -468,7 +479,7 @@ class _FunctionGen:
             return f"(_ip_within({value}, {nets}) is {op != '!='})"
         if op in _TEXT_INLINE:
             return self._text_compare(op, vtype, value, present, right, macro)
-        lit = self._literal(right.text, vtype, op, right, macro)
+        lit = self._literal(node, vtype, op, right, macro)
         lit_code = repr(lit) if isinstance(lit, (str, int, bool)) else const(lit)
         if vtype.is_list:
             if op in ("=", "=="):
@@ -481,9 +492,7 @@ class _FunctionGen:
         if vtype.type is FieldType.BOOL:
             if op in ("=", "=="):
                 return f"({value} is {lit!r})"
-            if op == "!=":
-                return f"({value} is {(not lit)!r})"
-            raise ConditionCompileError(f"operator '{op}' does not apply to booleans", node.pos, macro)
+            return f"({value} is {(not lit)!r})"  # != (a boolean takes no other operator here)
         if op in ("=", "=="):
             return f"({value} == {lit_code})"
         return "(" + present.format(v=value) + f" and _t {op} {lit_code})"
@@ -532,11 +541,11 @@ class _FunctionGen:
                 return f"({present.format(v=value)} and {const(predicate, 'g')}(_t))"
             return f"_any_text({value}, {const(predicate, 'p')})"
         if vtype.type in ops.IP_TYPES:
-            nets = const(ops.Networks(self._literal(item.text, vtype, op, item, macro) for item in items), "n")
+            nets = const(ops.Networks(self._literal(node, vtype, op, item, macro) for item in items), "n")
             if vtype.is_list:
                 return f"_ip_list({value}, {nets}, {op == 'in' and not vtype.any_of})"
             return f"(_ip_within({value}, {nets}) is True)"
-        members = frozenset(self._literal(item.text, vtype, "in", item, macro) for item in items)
+        members = frozenset(self._literal(node, vtype, "in", item, macro) for item in items)
         name = const(members, "s")
         if vtype.is_list:
             if op == "in" and not vtype.any_of:

@@ -4,7 +4,8 @@ Two kinds of helpers live here:
 
 * load-time: :func:`typed_literal` turns a literal's text into a value of the
   field's type (``-1`` -> -1 for an INT field, ``10.0.0.0/8`` -> a network
-  for an IP field) and raises :class:`LiteralTypeError` when it cannot, so the
+  for an IPNET field, ``http`` -> 80 for a PORT field) and raises
+  :class:`LiteralTypeError` when it cannot, so the
   loader can point at the literal; :func:`glob_matcher`, :func:`path_prefixes`,
   :func:`regex_matcher` precompile the matchers.
 * run-time: small functions the generated code calls for the rare operators
@@ -22,6 +23,7 @@ import base64
 import binascii
 import functools
 import ipaddress
+import socket
 from typing import Any, Callable, Iterable
 
 import re2
@@ -31,11 +33,13 @@ from pipeline.rules.glob import compiled as compiled_glob
 from pipeline.rules.glob import glob_match
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.ABSTIME, FieldType.RELTIME})
+NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.PORT, FieldType.ABSTIME, FieldType.RELTIME})
 IP_TYPES = frozenset({FieldType.IPADDR, FieldType.IPNET})
-# Operators that compare text whatever the field's type (a number is compared as its decimal text).
+# Operators that compare text (on text fields; pipeline/rules/comparable.py refuses them elsewhere).
 TEXT_OPERATORS = frozenset({"contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex", "pmatch"})
 BYTE_OPERATORS = frozenset({"bcontains", "bstartswith"})
+# Text operators a byte buffer also takes, on its bytes (the literal's UTF-8 bytes).
+BYTES_TEXT_OPERATORS = frozenset({"contains", "startswith", "endswith"})
 
 
 class LiteralTypeError(ValueError):
@@ -65,6 +69,42 @@ def parse_bool(text: str) -> bool:
     raise LiteralTypeError(f"'{text}' is not a boolean (true or false)")
 
 
+def parse_port(text: str) -> int:
+    """A port field's literal, as libsinsp reads it: digits, or a service name that
+    getservbyname(3) knows (``http`` is 80, from /etc/services)."""
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if number > 0x7FFFFFFF:  # libsinsp's stoi refuses it
+            raise LiteralTypeError(f"'{text}' is not a port number (too large)")
+        return number & 0xFFFF  # libsinsp keeps the low 16 bits
+    if text == "":
+        return 0
+    try:
+        return socket.getservbyname(text)
+    except OSError:
+        raise LiteralTypeError(
+            f"'{text}' is not a port number nor a service name this host knows (/etc/services)"
+        ) from None
+
+
+def parse_address(text: str) -> IPNetwork:
+    """An IP address field's literal: one address (``10.0.0.1``, ``::1``), as a /32 or /128.
+    libsinsp refuses a network there (``10.0.0.0/8``): compare a network field (``fd.snet``)."""
+    try:
+        return ipaddress.ip_network(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        hint = " (a network such as 10.0.0.0/8 needs a network field: fd.net, fd.snet...)" if "/" in text else ""
+        raise LiteralTypeError(f"'{text}' is not an IP address{hint}") from None
+
+
+def parse_cidr(text: str) -> IPNetwork:
+    """An IP network field's literal: a network with its prefix length (``10.0.0.0/8``,
+    ``10.0.0.1/32``); libsinsp refuses a bare address there."""
+    if "/" not in text:
+        raise LiteralTypeError(f"'{text}' is not an IP network (write it with a prefix length: {text.strip()}/32)")
+    return parse_network(text)
+
+
 def parse_network(text: str) -> IPNetwork:
     """An address (``10.0.0.1``, a /32 or /128) or a network (``10.0.0.0/8``)."""
     try:
@@ -85,14 +125,20 @@ def typed_literal(text: str, ftype: FieldType, op: str) -> Any:
     """The literal as a value comparable with the field's values under ``op``."""
     if op in BYTE_OPERATORS:
         return parse_hex_bytes(text)
+    if ftype is FieldType.BYTES:
+        return text.encode("utf-8", errors="surrogateescape")
     if op in TEXT_OPERATORS:
         return text
+    if ftype is FieldType.PORT:
+        return parse_port(text)
     if ftype in NUMERIC_TYPES:
         return parse_int(text)
     if ftype is FieldType.BOOL:
         return parse_bool(text)
-    if ftype in IP_TYPES:
-        return parse_network(text)
+    if ftype is FieldType.IPADDR:
+        return parse_address(text)
+    if ftype is FieldType.IPNET:
+        return parse_cidr(text)
     return text
 
 
@@ -106,20 +152,35 @@ def glob_matcher(pattern: str, casefold: bool) -> Callable[[str], bool]:
     return lambda value: match(value) is not None
 
 
-_QUIET = re2.Options()
-_QUIET.log_errors = False  # RE2 would also log the error to stderr, through absl, beside ours
+def _posix_options() -> "re2.Options":
+    """RE2's POSIX options (``RE2::POSIX``), as libsinsp compiles a ``regex``: egrep syntax,
+    leftmost-longest; no Perl classes (``\\d``), ``\\b``, ``(?i)`` or ``(?:...)``."""
+    options = re2.Options()
+    options.posix_syntax = True
+    options.longest_match = True
+    options.log_errors = False  # RE2 would also log the error to stderr, through absl, beside ours
+    return options
 
 
-def regex_matcher(pattern: str) -> Callable[[str], bool]:
-    """Falco's ``regex``: RE2, the whole value must match."""
+REGEX_OPTIONS = _posix_options()
+
+
+def compile_regex(pattern: str) -> Any:
+    """The compiled pattern; LiteralTypeError saying why when libsinsp would refuse it."""
     try:
-        compiled = re2.compile(pattern, _QUIET)
+        return re2.compile(pattern, REGEX_OPTIONS)
     except Exception as error:  # re2.error; its message (bytes) says what is wrong
         reason = error.args[0] if error.args else error
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        raise LiteralTypeError(f"invalid regular expression '{pattern}': {reason}") from None
-    fullmatch = compiled.fullmatch
+        raise LiteralTypeError(
+            f"invalid regular expression '{pattern}': {reason} (Falco compiles it with RE2's POSIX syntax)"
+        ) from None
+
+
+def regex_matcher(pattern: str) -> Callable[[str], bool]:
+    """Falco's ``regex``: RE2 with POSIX syntax, the whole value must match."""
+    fullmatch = compile_regex(pattern).fullmatch
     return lambda value: fullmatch(value) is not None
 
 
@@ -290,12 +351,19 @@ def as_bytes(value: Any) -> bytes | None:
 
 
 def bytes_op(value: Any, op: str, lit: bytes) -> bool:
+    """``bcontains``/``bstartswith`` (or ``contains``/``startswith``/``endswith`` on a byte buffer)."""
     items = value if type(value) is list else [value]
     for item in items:
         data = as_bytes(item)
         if data is None:
             continue
-        if (lit in data) if op == "bcontains" else data.startswith(lit):
+        if op in ("bcontains", "contains"):
+            found = lit in data
+        elif op == "endswith":
+            found = data.endswith(lit)
+        else:
+            found = data.startswith(lit)
+        if found:
             return True
     return False
 

@@ -22,7 +22,7 @@ Semantics (Falco's):
   (ancestor), and holds when it holds for one: ``proc.aname in (a, b)`` is
   "some ancestor is a or b", ``proc.aname != bash`` "some ancestor is not bash";
 * ``glob`` is fnmatch(3) with no flags (``*`` crosses ``/``, pipeline/rules/glob.py), ``iglob`` the
-  same ignoring case; ``regex`` must match the whole value (RE2); ``pmatch``
+  same ignoring case; ``regex`` must match the whole value (RE2, POSIX syntax); ``pmatch``
   matches a path equal to, or under, one of the listed paths;
 * ``val(f)`` compares with another field of the same event; a missing side is no match;
   an any-of field inside ``val()`` is the process's own value (``proc.aname[0]``).
@@ -40,8 +40,9 @@ import re2
 from pipeline.fields.registry import MISSING, BoundField, FieldRegistry, FieldType
 from pipeline.rules.ast import And, Compare, FieldRef, FieldValue, ListValue, Literal, MacroRef, Node, Not, Or, Transform
 from pipeline.rules.glob import glob_match
+from pipeline.rules.operators import REGEX_OPTIONS, LiteralTypeError, parse_port
 
-_NUMERIC = (FieldType.INT, FieldType.ABSTIME, FieldType.RELTIME)
+_NUMERIC = (FieldType.INT, FieldType.PORT, FieldType.ABSTIME, FieldType.RELTIME)
 _IP = (FieldType.IPADDR, FieldType.IPNET)
 _TEXT_OPS = ("contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex", "pmatch")
 
@@ -209,14 +210,26 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
+def _number(ftype: FieldType, text: str) -> int | None:
+    """A number literal; a port's may name a service (``http``)."""
+    if ftype is FieldType.PORT:
+        try:
+            return parse_port(text)
+        except LiteralTypeError:
+            return None
+    return _as_int(text)
+
+
 def _equals(ftype: FieldType, value: Any, text: str) -> bool:
     if ftype in _NUMERIC:
-        number = _as_int(text)
+        number = _number(ftype, text)
         return type(value) is int and number is not None and value == number
     if ftype is FieldType.BOOL:
         return type(value) is bool and text.strip().lower() == ("true" if value else "false")
     if ftype in _IP:
         return _ip_inside(value, text) is True
+    if ftype is FieldType.BYTES and type(value) is bytes:
+        return value == text.encode("utf-8", errors="surrogateescape")
     return type(value) is str and value == text
 
 
@@ -237,13 +250,15 @@ def _check(ftype: FieldType, op: str, value: Any, text: str) -> bool:
         if ftype in _IP:
             return _ip_inside(value, text) is False
         if ftype in _NUMERIC:
-            return type(value) is int and _as_int(text) is not None and value != _as_int(text)
+            return type(value) is int and _number(ftype, text) is not None and value != _number(ftype, text)
         if ftype is FieldType.BOOL:
             return type(value) is bool and not _equals(ftype, value, text)
+        if ftype is FieldType.BYTES and type(value) is bytes:
+            return not _equals(ftype, value, text)
         return type(value) is str and value != text
     if op in ("<", "<=", ">", ">="):
         if ftype in _NUMERIC:
-            other: Any = _as_int(text)
+            other: Any = _number(ftype, text)
             if type(value) is not int or other is None:
                 return False
         elif ftype is FieldType.STRING and type(value) is str:
@@ -266,6 +281,9 @@ def _check(ftype: FieldType, op: str, value: Any, text: str) -> bool:
         if data is None:
             return False
         return needle in data if op == "bcontains" else data[: len(needle)] == needle
+    if type(value) is bytes and op in ("contains", "startswith", "endswith"):  # a byte buffer: its bytes
+        needle = text.encode("utf-8", errors="surrogateescape")
+        return needle in value if op == "contains" else value.startswith(needle) if op == "startswith" else value.endswith(needle)
     subject = _as_text(value)
     if subject is None:
         return False
@@ -282,7 +300,7 @@ def _check(ftype: FieldType, op: str, value: Any, text: str) -> bool:
     if op == "iglob":
         return glob_match(text.lower(), subject.lower())
     if op == "regex":
-        return re2.fullmatch(text, subject) is not None
+        return re2.compile(text, REGEX_OPTIONS).fullmatch(subject) is not None
     if op == "pmatch":
         root = text.rstrip("/")
         if any(c in root for c in "*?["):  # a glob: component by component, the value may go deeper

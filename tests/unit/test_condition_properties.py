@@ -13,7 +13,7 @@ from toy_fields import toy_registry
 from pipeline.errors import ConditionSyntaxError
 from pipeline.fields.registry import FieldType
 from pipeline.rules.ast import And, Compare, FieldRef, FieldValue, ListValue, Literal, MacroRef, Not, Or, Transform
-from pipeline.rules.compiler import compile_condition
+from pipeline.rules.compiler import ConditionCompileError, check_condition, compile_condition
 from pipeline.rules.parser import parse_condition
 from pipeline.rules.reference import ReferenceEvaluator
 from pipeline.rules.render import render
@@ -27,7 +27,8 @@ PATTERNS = ["*", "a*", "/etc/*", "?b", "[ab]*", "*/passwd", "*sh", "/etc/*/x"]
 REGEXES = ["a.*", "[a-z]+", "b", ".*sh", "/etc/.*"]
 INTS = ["-1", "0", "1", "3", "10", "0x10"]
 INT_VALUES = [-1, 0, 1, 3, 10, 16, 65535]
-IPS = ["10.0.0.0/8", "10.1.2.3", "192.168.0.1", "::1", "0.0.0.0/0", "fe80::/10"]
+IPS = ["10.1.2.3", "192.168.0.1", "::1", "0.0.0.0", "fe80::1"]  # an address field takes addresses
+NETS = ["10.0.0.0/8", "10.1.2.3/32", "0.0.0.0/0", "fe80::/10", "::1/128"]  # a network field, networks
 IP_VALUES = ["10.1.2.3", "192.168.0.1", "::1", "fe80::1", "not-an-ip", "10.0.0.0/16"]
 HEX = ["61", "6162", "ff", "2f657463"]
 
@@ -45,6 +46,7 @@ FIELDS: list[tuple[str, str | None, FieldType, bool]] = [
     ("proc.pid", None, FieldType.INT, False),
     ("user.uid", None, FieldType.INT, False),
     ("fd.sip", None, FieldType.IPADDR, False),
+    ("fd.snet", None, FieldType.IPNET, False),
     ("container.privileged", None, FieldType.BOOL, False),
     ("ka.groups", None, FieldType.STRING, True),
     ("ka.ports", None, FieldType.INT, True),
@@ -67,8 +69,22 @@ def list_of(texts: list[str]) -> st.SearchStrategy[ListValue]:
     return st.lists(literals(texts), max_size=4).map(lambda items: ListValue(tuple(items)))
 
 
+def _loads(node: Compare) -> bool:
+    """Whether the comparison loads (Falco refuses an operator its field's type does not take)."""
+    try:
+        check_condition(node, {}, REGISTRY)
+    except ConditionCompileError:
+        return False
+    return True
+
+
+def compares() -> st.SearchStrategy[Compare]:
+    """Comparisons that load: drawn per field type, the few refused combinations left out."""
+    return any_compares().filter(_loads)
+
+
 @st.composite
-def compares(draw: st.DrawFn) -> Compare:
+def any_compares(draw: st.DrawFn) -> Compare:
     name, arg, ftype, is_list = draw(st.sampled_from(FIELDS))
     left: FieldRef | Transform = FieldRef(name, arg)
     if ftype is FieldType.STRING and draw(st.integers(0, 3)) == 0:
@@ -107,22 +123,19 @@ def compares(draw: st.DrawFn) -> Compare:
             return Compare(left, draw(st.sampled_from(["bcontains", "bstartswith"])), draw(literals(HEX)))
         return Compare(left, "exists", None)
     if ftype is FieldType.INT:
-        choice = draw(st.sampled_from(["cmp", "in", "text", "exists"]))
+        choice = draw(st.sampled_from(["cmp", "in", "exists"]))
         if choice == "cmp":
             return Compare(left, draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="])), draw(literals(INTS)))
         if choice == "in":
             return Compare(left, draw(st.sampled_from(["in", "intersects"])), draw(list_of(INTS)))
-        if choice == "text":
-            return Compare(left, draw(st.sampled_from(TEXT_OPS)), draw(literals(["1", "0", "-", "65"])))
         return Compare(left, "exists", None)
-    if ftype is FieldType.IPADDR:
-        choice = draw(st.sampled_from(["cmp", "in", "exists", "text"]))
+    if ftype in (FieldType.IPADDR, FieldType.IPNET):
+        values = IPS if ftype is FieldType.IPADDR else NETS
+        choice = draw(st.sampled_from(["cmp", "in", "exists"]))
         if choice == "cmp":
-            return Compare(left, draw(st.sampled_from(["=", "!="])), draw(literals(IPS)))
+            return Compare(left, draw(st.sampled_from(["=", "!="])), draw(literals(values)))
         if choice == "in":
-            return Compare(left, draw(st.sampled_from(["in", "intersects"])), draw(list_of(IPS)))
-        if choice == "text":
-            return Compare(left, "startswith", draw(literals(["10.", "192", ":"])))
+            return Compare(left, draw(st.sampled_from(["in", "intersects"])), draw(list_of(values)))
         return Compare(left, "exists", None)
     if ftype is FieldType.BOOL:
         choice = draw(st.sampled_from(["cmp", "in", "exists"]))
@@ -132,9 +145,11 @@ def compares(draw: st.DrawFn) -> Compare:
             return Compare(left, draw(st.sampled_from(["in", "intersects"])), draw(list_of(["true", "false"])))
         return Compare(left, "exists", None)
     # BYTES
-    choice = draw(st.sampled_from(["bytes", "exists"]))
+    choice = draw(st.sampled_from(["bytes", "text", "exists"]))
     if choice == "bytes":
         return Compare(left, draw(st.sampled_from(["bcontains", "bstartswith"])), draw(literals(HEX)))
+    if choice == "text":  # on the bytes
+        return Compare(left, draw(st.sampled_from(["contains", "startswith", "endswith"])), draw(literals(["a", "ab", "/e", "tc", ""])))
     return Compare(left, "exists", None)
 
 
@@ -174,7 +189,7 @@ def _value(ftype: FieldType, is_list: bool) -> st.SearchStrategy[Any]:
         return st.sampled_from(TEXTS + ["bash", "/etc/ssh/x", "/usr/bin/ls", "sh"])
     if ftype is FieldType.INT:
         return st.sampled_from(INT_VALUES)
-    if ftype is FieldType.IPADDR:
+    if ftype in (FieldType.IPADDR, FieldType.IPNET):
         return st.sampled_from(IP_VALUES)
     if ftype is FieldType.BOOL:
         return st.booleans()

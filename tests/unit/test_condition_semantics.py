@@ -35,7 +35,6 @@ GOLDEN: list[tuple[str, dict[str, Any], bool]] = [
     ("proc.pid = 0x10", {"proc.pid": 16}, True),
     ("proc.pid in (1, 2, 3)", {"proc.pid": 2}, True),
     ("proc.pid <= 2", {"proc.pid": 10}, False),
-    ("proc.pid startswith 1", {"proc.pid": 16}, True),  # text operators see the decimal text
     # lists: in = every element, intersects = one element; empty = missing
     ("ka.groups in (a, b)", {"ka.groups": ["a", "b"]}, True),
     ("ka.groups in (a, b)", {"ka.groups": ["a", "c"]}, False),
@@ -43,9 +42,6 @@ GOLDEN: list[tuple[str, dict[str, Any], bool]] = [
     ("ka.groups intersects (y, z)", {"ka.groups": ["a", "c"]}, False),
     ("ka.groups in (a)", {"ka.groups": []}, False),
     ("ka.groups exists", {"ka.groups": []}, False),
-    ("ka.groups = c", {"ka.groups": ["a", "c"]}, True),
-    ("ka.groups != c", {"ka.groups": ["a", "c"]}, False),
-    ("ka.groups startswith b", {"ka.groups": ["a", "bc"]}, True),
     ("ka.ports intersects (80, 443)", {"ports": [22, 443]}, True),
     ("len(ka.groups) = 2", {"ka.groups": ["a", "c"]}, True),
     # glob: * crosses /, iglob ignores case
@@ -90,13 +86,21 @@ GOLDEN: list[tuple[str, dict[str, Any], bool]] = [
     ("proc.name in val(ka.groups)", {"proc.name": "a", "ka.groups": ["b", "a"]}, True),
     # IP addresses and networks
     ("fd.sip = 10.1.2.3", {"fd.sip": "10.1.2.3"}, True),
-    ("fd.sip in (10.0.0.0/8, 192.168.0.0/16)", {"fd.sip": "192.168.4.4"}, True),
-    ("fd.sip != 127.0.0.0/8", {"fd.sip": "127.0.0.1"}, False),
-    ("fd.sip != 127.0.0.0/8", {"fd.sip": "10.0.0.1"}, True),
+    ("fd.sip in (10.1.2.3, 192.168.4.4)", {"fd.sip": "192.168.4.4"}, True),
+    ("fd.sip != 127.0.0.1", {"fd.sip": "127.0.0.1"}, False),
     ("fd.sip = ::1", {"fd.sip": "0:0::1"}, True),
-    ("fd.sip = 10.0.0.0/8", {"fd.sip": "::1"}, False),
-    ("ka.ips intersects (10.0.0.0/8)", {"ka.ips": ["1.1.1.1", "10.2.2.2"]}, True),
-    ("ka.ips in (10.0.0.0/8)", {"ka.ips": ["1.1.1.1", "10.2.2.2"]}, False),
+    ("fd.snet in (10.0.0.0/8, 192.168.0.0/16)", {"fd.snet": "192.168.4.4"}, True),
+    ("fd.snet != 127.0.0.0/8", {"fd.snet": "127.0.0.1"}, False),
+    ("fd.snet != 127.0.0.0/8", {"fd.snet": "10.0.0.1"}, True),
+    ("fd.snet = 10.0.0.0/8", {"fd.snet": "::1"}, False),
+    ("fd.snet = 10.1.2.3/32", {"fd.snet": "10.1.2.3"}, True),
+    ("ka.ips intersects (10.2.2.2)", {"ka.ips": ["1.1.1.1", "10.2.2.2"]}, True),
+    ("ka.ips in (10.2.2.2)", {"ka.ips": ["1.1.1.1", "10.2.2.2"]}, False),
+    # a byte buffer: its bytes
+    ("evt.buffer contains tc", {"evt.buffer": b"/etc"}, True),
+    ("evt.buffer startswith /e", {"evt.buffer": b"/etc"}, True),
+    ("evt.buffer endswith tc", {"evt.buffer": b"/etc"}, True),
+    ("evt.buffer endswith /e", {"evt.buffer": b"/etc"}, False),
     # booleans
     ("container.privileged = true", {"container.privileged": True}, True),
     ("container.privileged != true", {"container.privileged": False}, True),
@@ -171,7 +175,8 @@ def test_golden(text: str, event: dict[str, Any], expected: bool) -> None:
         ("evt.buffer bcontains xyz", "not a hex byte string", 22),
         ("nope.field = 1", "unknown field 'nope.field'", 1),
         ("shell and unknown_macro", "unknown macro 'unknown_macro'", 11),
-        ("fd.sip < 10.0.0.1", "does not apply to IP addresses", 1),
+        ("fd.sip < 10.0.0.1", "operator '<' does not apply to fd.sip, an IP address field", 1),
+        ("fd.snet in (10.0.0.0/33)", "'10.0.0.0/33' is not an IP address or network", 13),
     ],
 )
 def test_load_errors_point_at_the_culprit(text: str, message: str, col: int) -> None:

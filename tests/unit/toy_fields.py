@@ -20,6 +20,7 @@ FLAT = [
     FieldDef("proc.pid", FieldType.INT),
     FieldDef("proc.ppid", FieldType.INT),
     FieldDef("fd.sip", FieldType.IPADDR),
+    FieldDef("fd.snet", FieldType.IPNET),
     FieldDef("container.privileged", FieldType.BOOL),
     FieldDef("ka.groups", FieldType.STRING, is_list=True),
     FieldDef("ka.ips", FieldType.IPADDR, is_list=True),
