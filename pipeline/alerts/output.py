@@ -1,5 +1,6 @@
 """Falco output formats (``%proc.name``, ``%proc.aname[2]``, ``%evt.arg.mode``,
-``%jevt.value[/x]``) compiled once per rule into a formatter.
+``%jevt.value[/x]``) compiled once per rule into a formatter; a correlation's output
+is compiled by the same one, reading what a match has (pipeline/correlation/output.py).
 
 Falco renders a missing value as ``<NA>`` in text and ``null`` in JSON; a
 list field as ``(a,b)`` in text and an array in JSON. The time fields
@@ -16,7 +17,7 @@ from typing import Any, Callable
 
 from pipeline.errors import RuleLoadError
 from pipeline.fields.registry import MISSING, FieldRegistry, UnknownField
-from pipeline.rules.resolve import output_tokens
+from pipeline.rules.resolve import OutputToken, output_tokens
 
 NA = "<NA>"
 # Falco drops %container.info from outputs (the container plugin adds those fields itself).
@@ -101,17 +102,67 @@ def value_json(value: Any) -> Any:
     return str(value)
 
 
+TimeText = Callable[[int], tuple[str, Any]]
+# How a format reads one token: (read, time). ``read(event)`` is the value (None: always
+# missing); with ``time`` set, ``read(event)`` is the time in ns to print (None: the alert's).
+Reader = tuple["Callable[[Any], Any] | None", "TimeText | None"]
+
+
+def time_field(token: OutputToken) -> TimeText | None:
+    """How Falco prints ``token`` when it is a time field (``%evt.time``, ``%evt.datetime``...)
+    without an argument or a transformer; None for any other token."""
+    if token.arg is not None or token.transformers:
+        return None
+    return TIME_FIELDS.get(token.name)  # type: ignore[arg-type]
+
+
+def bind_field(registry: FieldRegistry, token: OutputToken) -> Callable[[Any], Any]:
+    """The extractor of ``token``'s field, without its transformers, as an output prints it:
+    ``%proc.aname`` is the process itself (libsinsp extracts no ancestor but ``[0]``).
+    Raises UnknownField."""
+    bound = registry.bind(token.name, token.arg)  # type: ignore[arg-type]
+    if bound.any_of:
+        bound = registry.bind(token.name, "0")  # type: ignore[arg-type]
+    return bound.extract
+
+
+def event_reader(registry: FieldRegistry | None, text: str) -> Callable[[OutputToken], Reader]:
+    """How a rule's output reads its tokens: from the event, through the source's registry
+    (None: every non-time field is <NA>). Raises RuleLoadError for a field the source lacks."""
+
+    def read(token: OutputToken) -> Reader:
+        timed = time_field(token)
+        if timed is not None:
+            return None, timed
+        if registry is None:
+            return None, None
+        try:
+            return bind_field(registry, token), None
+        except UnknownField as error:
+            raise RuleLoadError(f"output format '{text}': {error.args[0] if error.args else error}") from None
+
+    return read
+
+
 class OutputFormat:
-    """One output format string, parsed and bound once; ``render`` per alert."""
+    """One output format string, parsed and bound once; ``render`` per alert.
+
+    ``reader`` says where each token's value comes from (default: the event, see
+    :func:`event_reader`); the tokenizer, Falco's transformers, the time texts and how a value
+    prints are the same whatever it is (a correlation reads its steps' events and its own
+    ``%corr.*`` values: pipeline/correlation/output.py)."""
 
     __slots__ = ("text", "_parts", "_fields")
 
-    def __init__(self, text: str, registry: FieldRegistry | None) -> None:
+    def __init__(self, text: str, registry: FieldRegistry | None,
+                 reader: Callable[[OutputToken], Reader] | None = None) -> None:
         """``registry``: the source's fields; None leaves every non-time field <NA>.
         Raises RuleLoadError for a field the source does not have."""
         self.text = text
-        parts: list[str | tuple[str, Any, bool]] = []  # literal, or (key, extractor or time fn, is_time)
-        fields: list[tuple[str, Any, bool]] = []
+        if reader is None:
+            reader = event_reader(registry, text)
+        parts: list[str | tuple[str, Any, Any]] = []  # literal, or (key, read, time text)
+        fields: list[tuple[str, Any, Any]] = []
         last = 0
         for token in output_tokens(text):
             parts.append(text[last : token.start])
@@ -119,22 +170,12 @@ class OutputFormat:
             if token.name is None:
                 parts.append("%")
                 continue
-            name, arg = token.name, token.arg
-            if name in _DROPPED:
+            if token.name in _DROPPED:
                 continue
-            key = token.key
-            if arg is None and name in TIME_FIELDS and not token.transformers:
-                part = (key, TIME_FIELDS[name], True)
-            elif registry is None:
-                part = (key, None, False)
-            else:
-                try:
-                    bound = registry.bind(name, arg)
-                    if bound.any_of:  # %proc.aname: libsinsp extracts no ancestor but the process itself ([0])
-                        bound = registry.bind(name, "0")
-                except UnknownField as error:
-                    raise RuleLoadError(f"output format '{text}': {error.args[0] if error.args else error}") from None
-                part = (key, _transformed(bound.extract, token.transformers), False)
+            read, timed = reader(token)
+            if timed is None and read is not None:
+                read = _transformed(read, token.transformers)
+            part = (token.key, read, timed)
             parts.append(part)
             fields.append(part)
         parts.append(text[last:])
@@ -146,19 +187,23 @@ class OutputFormat:
         return tuple(key for key, _, _ in self._fields)
 
     def render(self, event: Any, time_ns: int) -> tuple[str, dict[str, Any]]:
-        """(formatted text, ``output_fields``) for one event."""
+        """(formatted text, ``output_fields``) for one event; ``time_ns``: the alert's time."""
         out: list[str] = []
         values: dict[str, Any] = {}
         for part in self._parts:
             if part.__class__ is str:
                 out.append(part)
                 continue
-            key, fn, is_time = part
-            if is_time:
-                text, json_value = fn(time_ns)
+            key, read, timed = part
+            if timed is not None:
+                if read is None:
+                    text, json_value = timed(time_ns)
+                else:  # another event's time (a correlation's step): <NA> when it has none
+                    ns = read(event)
+                    text, json_value = timed(ns) if ns.__class__ is int else (NA, None)
             else:
                 try:
-                    value = fn(event) if fn is not None else MISSING
+                    value = read(event) if read is not None else MISSING
                 except Exception:  # noqa: BLE001 - an odd event prints <NA>, never fails the alert
                     value = MISSING
                 text, json_value = value_text(value), value_json(value)

@@ -1,7 +1,9 @@
 """A completed correlation as a Peregrine :class:`~pipeline.alerts.Alert`, so scan and
 the worker print, send and index it like any rule's alert.
 
-The correlation's own data goes into ``output_fields`` under ``corr.*``:
+``output_fields`` holds the value of each ``%field`` of the output, as a rule alert's
+(``step.drop.fd.name``, ``toupper(user.name)``, ``corr.count``...), and the correlation's
+own data under ``corr.*``:
 ``corr.type``, ``corr.group`` (``{by field: value}``), ``corr.group_key``,
 ``corr.events`` (each contributing event's id, time, step and summary) and
 ``corr.suppressed`` (matches not alerted since the previous alert, under
@@ -27,8 +29,9 @@ def correlation_uuid(alert: CorrelationAlert) -> str:
 
 
 def as_alert(alert: CorrelationAlert, hostname: str) -> Alert:
-    message = " ".join(alert.output.split())
-    fields = dict(alert.group)
+    message = alert.output
+    fields = dict(alert.fields)
+    fields.update(alert.group)
     fields.update({
         "evt.time": alert.time,
         "corr.type": alert.kind,

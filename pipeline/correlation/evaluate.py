@@ -51,13 +51,13 @@ that came back may have moved on meanwhile; the larger of the two is kept).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Collection, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import time_ns
 from typing import Any
 
 from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
+from pipeline.correlation.output import Match
 from pipeline.correlation.state import (GroupIndex, State, Store, group_key, jsonable, new_state, newest_time, plain_json,
                                         split_key)
 from pipeline.errors import ConfigError
@@ -77,8 +77,6 @@ SUMMARY_FIELDS = {
     "aws_cloudtrail": ("ct.name", "ct.user", "ct.srcip", "ct.error"),
 }
 SUMMARY_MAX = 200
-_OUTPUT_FIELD = re.compile(r"%%|%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:\[[^\]]*\])?)")
-NA = "<NA>"
 UNTIL = -1  # the step index of a sequence's `until`
 
 
@@ -110,6 +108,7 @@ class CorrelationAlert:
     time: int  # event time of the event that completed the match
     events: tuple[ContributingEvent, ...]
     suppressed: int = 0  # matches of this rule and group not alerted since the previous alert
+    fields: dict[str, Any] = field(default_factory=dict)  # the output's values, as a rule alert's output_fields
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -281,6 +280,8 @@ class CorrelationEvaluator:
             if isinstance(correlation, Sequence) and correlation.until is not None:
                 entries.append((f"{number}:until", correlation.until.condition, correlation.source))
                 self._entry[f"{number}:until"] = (number, UNTIL)
+            if correlation.output_format is None:
+                raise ConfigError(f"correlation '{correlation.name}' has no compiled output; load it with CorrelationLoader")
             if correlation.span_ns > self.limits.max_window_ns:
                 raise ConfigError(
                     f"correlation '{correlation.name}' spans {correlation.span_ns}ns, over the limit max_window ({self.limits.max_window_ns}ns)"
@@ -669,12 +670,14 @@ class CorrelationEvaluator:
         state["a"] = current.time
         state["s"] = 0
         self.stats.alerts += 1
-        output = _format(correlation, records, current.raw, group, count, distinct)
+        match = Match(current.raw, {record["step"]: record for record in records}, group, count, distinct, correlation.name)
+        output, fields = correlation.output_format.render(match, current.time)
         return CorrelationAlert(
             rule=correlation.name,
             kind=correlation.kind,
             priority=correlation.priority,
             output=output,
+            fields=fields,
             source=correlation.source,
             tags=correlation.tags,
             group=group,
@@ -701,36 +704,6 @@ def _bind(step: Step, event: Any, bound: dict[str, Any]) -> dict[str, Any]:
         value = extract(event)
         out[name] = jsonable(value) if _present(value) else None
     return out
-
-
-def _format(correlation: Correlation, records: list[dict[str, Any]], event: Any, group: dict[str, Any], count: int, distinct: int) -> str:
-    by_step = {record["step"]: record for record in records}
-    refs = {ref.text: ref for ref in correlation.output_fields}
-    last = dict(correlation.last_record)
-
-    def value(match: re.Match) -> str:
-        text = match.group(1)
-        if text is None:
-            return "%"
-        ref = refs.get(text)
-        if ref is None:
-            return match.group(0)
-        if ref.special == "count":
-            return str(count)
-        if ref.special == "distinct":
-            return str(distinct)
-        if ref.special == "group":
-            return " ".join(f"{k}={v}" for k, v in group.items())
-        if ref.special == "rule":
-            return correlation.name
-        if ref.step is not None:
-            found = by_step.get(ref.step, {}).get("f", {}).get(ref.field)
-            return NA if found is None else str(found)
-        extract = last.get(ref.field)
-        found = extract(event) if extract is not None else None
-        return str(found) if _present(found) else NA
-
-    return _OUTPUT_FIELD.sub(value, correlation.output)
 
 
 __all__ = ["ContributingEvent", "CorrelationAlert", "CorrelationEvaluator", "CorrelationStats"]

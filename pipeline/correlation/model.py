@@ -97,21 +97,6 @@ class CorrelationLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class OutputField:
-    """A ``%...`` reference in a correlation's output.
-
-    ``step`` is the step name for ``%step.<name>.<field>`` (None: the event
-    that completed the match); ``special`` is ``count``, ``distinct`` or
-    ``group`` for ``%corr.<special>``.
-    """
-
-    text: str
-    field: str | None
-    step: str | None = None
-    special: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Step:
     """One step of a sequence (also the single matcher of threshold/distinct rules).
 
@@ -129,7 +114,7 @@ class Step:
     matches: tuple[tuple[Extract, str], ...] = field(default=(), compare=False, repr=False)
     match_names: tuple[tuple[str, str], ...] = ()
     rule: str | None = None
-    # fields the output reads from this step's event: (output key, extractor)
+    # fields the output reads from this step's event (%step.<name>.<field>): (field, extractor)
     record: tuple[tuple[str, Extract], ...] = field(default=(), compare=False, repr=False)
     # the condition with every macro inlined, for the evaluator's evt.type-indexed engine
     condition: Any = field(default=None, compare=False, repr=False)
@@ -148,9 +133,8 @@ class _Common:
     throttle_ns: int | None = None  # None: the limits' default
     location: SourceLocation | None = field(default=None, compare=False)
     by_extract: tuple[Extract, ...] = field(default=(), compare=False, repr=False)
-    output_fields: tuple[OutputField, ...] = field(default=(), compare=False, repr=False)
-    # extractors for plain %fields of the output, read from the last event
-    last_record: tuple[tuple[str, Extract], ...] = field(default=(), compare=False, repr=False)
+    # the output compiled by the rules' formatter (pipeline/correlation/output.py): render(Match, time)
+    output_format: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,17 +25,17 @@ from pipeline.correlation.model import (
     Correlation,
     CorrelationLimits,
     DistinctCount,
-    OutputField,
     Sequence,
     Step,
     Threshold,
 )
+from pipeline.correlation.output import CompiledOutput, compile_output
 from pipeline.errors import ConditionSyntaxError, ConfigError, RuleError, RuleLoadError, SourceLocation
 from pipeline.fields.registry import UnknownField
 from pipeline.rules.findings import Findings
 from pipeline.rules.model import Priority
 from pipeline.rules.parser import parse_condition
-from pipeline.rules.resolve import expand_lists, field_refs, macro_refs, output_fields
+from pipeline.rules.resolve import expand_lists, field_refs, macro_refs
 from pipeline.rules.yaml_source import (
     MappingNode,
     Node,
@@ -65,7 +65,6 @@ DEFAULT_BY = ("container.id",)
 DURATION = re.compile(r"\s*(\d+)\s*(ns|us|ms|s|m|h|d)?\s*")
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS_PER_SECOND, "m": 60 * NS_PER_SECOND, "h": 3600 * NS_PER_SECOND, "d": 86400 * NS_PER_SECOND}
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-SPECIAL_OUTPUT = frozenset({"count", "distinct", "group", "rule"})
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})
 
@@ -506,31 +505,9 @@ class _Compiler:
 
     # -- output
 
-    def _output(self, raw: _RawItem, registry, step_names: set[str]) -> tuple[str, tuple[OutputField, ...]]:
+    def _output(self, raw: _RawItem, registry, step_names: set[str]) -> CompiledOutput:
         text = self._text(raw, "output", required=True)
-        refs: list[OutputField] = []
-        for offset, name, arg in output_fields(text.text):
-            full = name if arg is None else f"{name}[{arg}]"
-            where = text.locate(offset)
-            if name.startswith("corr."):
-                special = name[5:]
-                if special not in SPECIAL_OUTPUT:
-                    raise self._fail(where, f"unknown output field '%{name}'; expected one of {', '.join('%corr.' + s for s in sorted(SPECIAL_OUTPUT))}")
-                refs.append(OutputField(full, None, special=special))
-                continue
-            if name.startswith("step."):
-                step, _, field_name = name[5:].partition(".")
-                if step not in step_names:
-                    raise self._fail(where, f"'%{name}' names no step of correlation '{raw.name}' (steps: {', '.join(sorted(step_names)) or 'none'})")
-                if not field_name:
-                    raise self._fail(where, f"'%{name}' needs a field after the step name, e.g. %step.{step}.proc.cmdline")
-                field_full = field_name if arg is None else f"{field_name}[{arg}]"
-                self._bind(registry, field_full, where, " (in the output)")
-                refs.append(OutputField(full, field_full, step=step))
-                continue
-            self._bind(registry, full, where, " (in the output)")
-            refs.append(OutputField(full, full))
-        return text.text, tuple(refs)
+        return compile_output(text.text, registry, raw.name, step_names, lambda offset, message: self._fail(text.locate(offset), message))
 
     # -- items
 
@@ -622,10 +599,10 @@ class _Compiler:
                 text = self._text(raw, "until")
                 matcher, inlined = self._condition(text, registry)
                 until = Step("until", text.text, matcher, condition=inlined)
-        output, refs = self._output(raw, registry, names)
-        steps = [self._with_record(step, refs, registry) for step in steps]
+        output = self._output(raw, registry, names)
+        steps = [dataclasses.replace(step, record=output.records[step.name]) if step.name in output.records else step for step in steps]
         return Sequence(
-            **common, output=output, output_fields=refs, last_record=self._last_record(refs, registry),
+            **common, output=output.format.text, output_format=output.format,
             steps=tuple(steps), maxspan_ns=maxspan, until=until,
         )
 
@@ -637,27 +614,15 @@ class _Compiler:
             raise self._fail((raw.location, raw.source_line), f"{kind} correlation '{raw.name}' needs a 'condition' or a 'rule'")
         first = next(iter(raw.keys[k] for k in ("condition", "rule") if k in raw.keys))
         step = self._step("event", mapping, first[2], first[0], registry, common["source"], set())
-        output, refs = self._output(raw, registry, set())
-        last = self._last_record(refs, registry)
+        output = self._output(raw, registry, set())
+        common.update(output=output.format.text, output_format=output.format)
         if kind == "threshold":
-            return Threshold(**common, output=output, output_fields=refs, last_record=last, step=step, window_ns=window, count=count)
+            return Threshold(**common, step=step, window_ns=window, count=count)
         field_text = self._text(raw, "field", required=True)
         bound = self._bind(registry, field_text.text, (field_text.node, field_text.source))
         return DistinctCount(
-            **common, output=output, output_fields=refs, last_record=last, step=step, window_ns=window, count=count,
-            field_name=field_text.text, field_extract=bound.extract,
+            **common, step=step, window_ns=window, count=count, field_name=field_text.text, field_extract=bound.extract,
         )
-
-    def _with_record(self, step: Step, refs: tuple[OutputField, ...], registry) -> Step:
-        wanted = sorted({ref.field for ref in refs if ref.step == step.name and ref.field})
-        if not wanted:
-            return step
-        record = tuple((name, self._bind(registry, name, (None, None)).extract) for name in wanted)
-        return dataclasses.replace(step, record=record)
-
-    def _last_record(self, refs: tuple[OutputField, ...], registry) -> tuple:
-        wanted = sorted({ref.field for ref in refs if ref.step is None and ref.field})
-        return tuple((name, self._bind(registry, name, (None, None)).extract) for name in wanted)
 
 
 __all__ = ["CorrelationLoader", "load_correlations", "load_rules_and_correlations", "without_unused_warnings", "parse_duration", "format_duration", "KINDS"]
