@@ -1,6 +1,7 @@
 """Dead letters: what the worker could not process, set aside with why and where.
 
-A record names the reason (undecodable, oversized, schema, evaluation_error),
+A record names the reason (undecodable, oversized, schema, evaluation_error,
+unknown_correlation: a regroup envelope for a correlation the worker does not regroup),
 a human detail, the Kafka coordinates of the message (topic, partition,
 offset) and the original bytes: as text when they are UTF-8, else base64.
 For an event-level failure (schema, evaluation) inside a batch message,
@@ -25,7 +26,8 @@ UNDECODABLE = "undecodable"
 OVERSIZED = "oversized"
 SCHEMA = "schema"
 EVALUATION_ERROR = "evaluation_error"
-REASONS = (UNDECODABLE, OVERSIZED, SCHEMA, EVALUATION_ERROR)
+UNKNOWN_CORRELATION = "unknown_correlation"
+REASONS = (UNDECODABLE, OVERSIZED, SCHEMA, EVALUATION_ERROR, UNKNOWN_CORRELATION)
 MAX_KEPT_BYTES = 1_048_576  # an oversized message keeps at most its first MiB, less if the record would not fit
 MAX_DETAIL_BYTES = 4096  # a detail can quote the value it refuses
 

@@ -42,7 +42,7 @@ WEBHOOK_OVERSIZED = Counter(
     ["outcome"], registry=REGISTRY,  # trimmed (request/response objects removed) or dropped
 )
 
-for reason in ("undecodable", "oversized", "schema", "evaluation_error", "index_rejected"):
+for reason in ("undecodable", "oversized", "schema", "evaluation_error", "unknown_correlation", "index_rejected"):
     DEAD_LETTERS.labels(reason)
 for outcome in ("audited", "no_object", "rejected", "dry_run", "owned", "error"):
     LIVE_AUDIT.labels(outcome)

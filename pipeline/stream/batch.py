@@ -33,7 +33,7 @@ from pipeline.ingest.keys import HOST, host_key
 from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
-from pipeline.stream.regroup import envelope, open_envelope
+from pipeline.stream.regroup import envelope, not_regrouped, open_envelope
 from pipeline.stream.settings import REGROUP
 
 log = logging.getLogger("peregrine.batch")
@@ -144,6 +144,9 @@ class BatchProcessor:
         # the correlator when some correlations are regrouped (pipeline/stream/regroup.py)
         correlator = getattr(scanner, "correlator", None)
         self._regrouping = correlator if correlator is not None and correlator.regroup else None
+        # what an envelope read back from the regroup topic may name (the rules may have changed since)
+        self._regrouped_names = correlator.regroup if correlator is not None else frozenset()
+        self._loaded_names = frozenset(c.name for c in correlator.correlations) if correlator is not None else frozenset()
 
     def partition_of(self, container_id: str) -> int:
         found = self._partition_cache.get(container_id)
@@ -361,17 +364,25 @@ class BatchProcessor:
 
     def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict], refusals: "_Refusals") -> None:
         """A message of the regroup topic: its events, for the correlations they were sent for,
-        in this (the group's) partition. Their rules ran when they first arrived."""
+        in this (the group's) partition. Their rules ran when they first arrived. An envelope for
+        a correlation not regrouped here is a dead letter (the others it names are evaluated)."""
         for index, item in enumerate(envelopes):
             if item.__class__ is Refused:
                 refusals.add(dl.UNDECODABLE, item.detail, index=index, original=item.original)
                 continue
             try:
                 source, names, event = open_envelope(item)
-                alerts = self.scanner.scan_regrouped(event, source, names)
             except ValueError as error:
                 refusals.add(dl.SCHEMA, str(error), item, index)
                 continue
+            unknown = not_regrouped(names, self._regrouped_names, self._loaded_names)
+            if unknown is not None:
+                refusals.add(dl.UNKNOWN_CORRELATION, unknown, item, index)
+                names = [name for name in names if name in self._regrouped_names]
+                if not names:
+                    continue
+            try:
+                alerts = self.scanner.scan_regrouped(event, source, names)
             except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
                 refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index)
                 continue

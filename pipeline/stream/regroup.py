@@ -13,12 +13,15 @@ the table's partition count, so Faust gives partition p of both to one
 worker). With one partition every group meets anyway: nothing is regrouped.
 
 A message on the regroup topic is NDJSON, one envelope per line:
-``{"source": ..., "correlations": [names], "event": {...}}``.
+``{"source": ..., "correlations": [names], "event": {...}}``. An envelope naming a
+correlation that the reading worker does not regroup (the rules changed between forwarding
+and reading) is an ``unknown_correlation`` dead letter, the envelope kept whole; the names it
+does regroup are evaluated.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 import orjson
 
@@ -47,3 +50,25 @@ def open_envelope(item: Any) -> tuple[str, list[str], dict]:
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ValueError("a regroup envelope needs 'correlations', a non-empty list of names")
     return source, names, event
+
+
+def not_regrouped(names: list[str], regrouped: Collection[str], loaded: Collection[str]) -> str | None:
+    """Why the correlations among ``names`` that are not in ``regrouped`` cannot take this
+    envelope's event (a dead letter's detail), or None when every one is regrouped here.
+    ``loaded``: the names of the correlations this worker runs."""
+    for name in names:  # the usual case, every name regrouped here, allocates nothing
+        if name not in regrouped:
+            break
+    else:
+        return None
+    reasons = []
+    for name in names:
+        if name in regrouped:
+            continue
+        if name in loaded:
+            reasons.append(f"'{name}' is loaded but not regrouped (its 'by' includes its topic's key, or there is one "
+                           "partition): its events are correlated where they arrive")
+        else:
+            reasons.append(f"'{name}' is not loaded (removed, renamed or disabled)")
+    return ("regroup envelope names correlations this worker does not regroup (the rules or PEREGRINE_PARTITIONS changed "
+            "after it was forwarded); its event was not correlated for them: " + "; ".join(reasons))

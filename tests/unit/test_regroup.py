@@ -133,3 +133,37 @@ def test_a_regrouped_group_is_recovered_from_the_table_on_its_own_clock_after_a_
     assert set(restarted.scanner.correlator.clocks) == {(partition, "k8s_audit@regrouped")}
     alerts = through_both_stages(settings, restarted, events[15:])
     assert [(a.rule, len(a.output_fields["corr.events"])) for _, a in alerts] == [(EXEC, 20)]
+
+
+def test_an_envelope_for_a_correlation_no_longer_loaded_is_a_dead_letter_not_a_silent_drop():
+    settings, processor, table = worker(2)
+    topic = settings.regroup_topic
+    gone = orjson.dumps({"source": "k8s_audit", "correlations": ["Removed since"], "event": forbidden_exec(1, "eve", "ns-a")})
+    both = orjson.dumps({"source": "k8s_audit", "correlations": ["Removed since", EXEC], "event": forbidden_exec(2, "eve", "ns-a")})
+    result = processor.process([Message(topic, 0, 7, b"k", gone + b"\n" + both, Ref(topic, 0))], None)
+
+    assert [(d.reason, d.offset, d.index, d.original) for d in result.dead_letters] == [
+        ("unknown_correlation", 7, 0, gone), ("unknown_correlation", 7, 1, both)]
+    assert "'Removed since' is not loaded" in result.dead_letters[0].detail
+    assert "changed after it was forwarded" in result.dead_letters[0].detail
+    # the correlation it also names, still regrouped here, took the event
+    (stored,) = [value for key, value in table.items() if key == f'{EXEC}\x1f["eve"]']
+    assert [entry["id"] for entry in orjson.loads(stored.partition(b"|")[2])["t"]] == ["a2"]
+
+
+def test_an_envelope_for_a_correlation_loaded_but_not_regrouped_says_so():
+    settings, processor, _ = worker(2)
+    topic = settings.regroup_topic
+    line = orjson.dumps({"source": "syscall", "correlations": ["Drop and execute"], "event": {"evt.type": "execve"}})
+    result = processor.process([Message(topic, 1, 3, None, line, Ref(topic, 1))], None)
+    (letter,) = result.dead_letters
+    assert (letter.reason, letter.index) == ("unknown_correlation", 0)
+    assert "'Drop and execute' is loaded but not regrouped" in letter.detail and result.alerts == []
+
+
+def test_the_dead_letter_reason_is_counted_from_the_start():
+    from pipeline import deadletter as dl
+    from pipeline.metrics import exposition
+
+    assert dl.UNKNOWN_CORRELATION in dl.REASONS
+    assert b'peregrine_dead_letters_total{reason="unknown_correlation"}' in exposition()
