@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -22,6 +22,14 @@ def webhook(
     tls_cert: Optional[Path] = typer.Option(None, "--tls-cert", help="PEM certificate (chain): serve HTTPS"),
     tls_key: Optional[Path] = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
     client_ca: Optional[Path] = typer.Option(None, "--client-ca", help="PEM CA bundle: POSTs need a client certificate it signed (mutual TLS; with --tls-cert)"),
+    client_name: Optional[List[str]] = typer.Option(
+        None, "--client-name",
+        help="With --client-ca: only a certificate with this subject CN or DNS name may post (repeat for more; "
+             "else PEREGRINE_WEBHOOK_CLIENT_NAMES, separated by commas; none: any the CA signed)"),
+    read_timeout: Optional[float] = typer.Option(
+        None, "--read-timeout",
+        help="Seconds for a request's head (from the connection's opening or last answer), then for its body; "
+             "else the connection is closed, with 408 for a body (default PEREGRINE_WEBHOOK_READ_TIMEOUT_S or 30)"),
     max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", min=1, help="Larger bodies get 413 (default 32 MiB)"),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
 ) -> None:
@@ -36,7 +44,8 @@ def webhook(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
     settings = WebhookSettings.from_env(listen=listen, token_file=token_file, tls_cert=tls_cert, tls_key=tls_key,
-                                        client_ca=client_ca, max_body_bytes=max_body_bytes)
+                                        client_ca=client_ca, client_names=client_name, read_timeout_s=read_timeout,
+                                        max_body_bytes=max_body_bytes)
     try:
         asyncio.run(serve(settings, lambda message: print(message, flush=True)))
     except KeyboardInterrupt:

@@ -5,11 +5,20 @@ led) and ``GET /metrics``.
 Answers, in the order they are checked: 401 without a client certificate
 when ``--client-ca`` is set (mutual TLS: a certificate the CA did not sign
 fails the handshake; the probes, which have none, still reach /healthz and
-/readyz); 401 without the bearer token; 413
+/readyz); 403 for a certificate none of whose names is a ``--client-name``;
+401 without the bearer token; 413
 for a body over the limit (before it is read, when Content-Length says so);
+408, and the connection closed, for a body not read within the read timeout;
 400 with ``{"reason": ...}`` for a body that is not an audit EventList or
 Event; 503 when Kafka does not ack (the API server retries); 200 once Kafka
 has acked every event of the request.
+
+Slow clients: aiohttp reads a request's head and body with no deadline of its own, so a
+client sending a byte now and then held a connection, its descriptor and (while its body
+came) one of the ``max_concurrent`` slots for ever. aiohttp's keep-alive timer, set to the
+read timeout, closes a connection whose request head is not complete within it of the
+connection's opening or of its previous answer (idle keep-alive connections alike); the
+body is read under the same deadline.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from aiohttp import web
 
 from pipeline import metrics
 from pipeline.errors import ConfigError
+from pipeline.webhook.client_names import ClientIdentity, ClientNames
 from pipeline.webhook.eventlist import BadAuditBody, parse_body, to_batch
 from pipeline.webhook.producer import AuditProducer, KafkaRefused
 from pipeline.webhook.settings import WebhookSettings
@@ -36,6 +46,7 @@ log = logging.getLogger("peregrine.webhook")
 SETTINGS = web.AppKey("settings", WebhookSettings)
 PRODUCER = web.AppKey("producer", AuditProducer)
 TOKEN = web.AppKey("token", BearerToken)
+CLIENT_NAMES = web.AppKey("client_names", ClientNames)
 READINESS = web.AppKey("readiness", object)
 IN_FLIGHT = web.AppKey("in_flight", list)  # [posts being read, parsed or waiting on Kafka]
 SHUTDOWN_TIMEOUT_S = 20.0
@@ -48,8 +59,15 @@ def _answer(status: int, body: dict, headers: dict[str, str] | None = None) -> w
 
 async def receive(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    if settings.client_ca is not None and not _peer_certificate(request):
-        return _answer(401, {"reason": "a client certificate signed by the webhook's --client-ca is required"})
+    if settings.client_ca is not None:
+        certificate = _peer_certificate(request)
+        if not certificate:
+            return _answer(401, {"reason": "a client certificate signed by the webhook's --client-ca is required"})
+        identity = ClientIdentity.of(certificate)
+        if not request.app[CLIENT_NAMES].admits(identity):
+            log.warning("refused a post from %s: a client certificate the CA signed, but for none of --client-name %s",
+                        identity, ", ".join(sorted(settings.client_names)))
+            return _answer(403, {"reason": f"the client certificate ({identity}) names none of the webhook's --client-name"})
     if not request.app[TOKEN].accepts(request.headers.get("Authorization")):
         return _answer(401, {"reason": "missing or wrong bearer token"}, {"WWW-Authenticate": 'Bearer realm="peregrine"'})
     limit = settings.max_body_bytes
@@ -69,9 +87,14 @@ async def receive(request: web.Request) -> web.Response:
 async def _receive(request: web.Request, settings: WebhookSettings) -> web.Response:
     limit = settings.max_body_bytes
     try:
-        body = await request.read()
+        async with asyncio.timeout(settings.read_timeout_s):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _answer(413, {"reason": f"body is over the limit of {limit} bytes"})
+    except TimeoutError:
+        log.warning("answering 408 to %s: its body was not read within %gs (PEREGRINE_WEBHOOK_READ_TIMEOUT_S)",
+                    request.remote, settings.read_timeout_s)
+        return await _answer_and_close(request, 408, {"reason": f"the body did not arrive within {settings.read_timeout_s:g}s"})
     try:
         events = parse_body(body)
     except BadAuditBody as error:
@@ -91,6 +114,17 @@ async def _receive(request: web.Request, settings: WebhookSettings) -> web.Respo
         return _answer(503, {"reason": str(error)}, {"Retry-After": "1"})
     metrics.WEBHOOK_EVENTS.inc(len(batch.records))
     return _answer(200, {"accepted": len(batch.records), "trimmed": trimmed, "dropped": len(batch.dropped)})
+
+
+async def _answer_and_close(request: web.Request, status: int, body: dict) -> web.Response:
+    """Send the answer, then close the connection at once: aiohttp would otherwise go on reading
+    (and dropping) the rest of the body for up to 10 s, which a slow client sends slowly."""
+    response = _answer(status, body)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 def _peer_certificate(request: web.Request) -> dict | None:
@@ -153,6 +187,7 @@ def build_app(settings: WebhookSettings, producer: AuditProducer, token: BearerT
     app[READINESS] = Readiness(producer)
     app[IN_FLIGHT] = [0]
     app[TOKEN] = token
+    app[CLIENT_NAMES] = ClientNames.of(settings.client_names)
     app.router.add_post(settings.path, receive)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -187,11 +222,13 @@ def _family(host: str) -> socket.AddressFamily:
 class Receiver:
     """The running receiver: Kafka producer started, then the port bound."""
 
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, producer: AuditProducer | None = None) -> None:
         self.settings = settings
-        self.producer = AuditProducer(settings.broker, settings.topic, max_event_bytes=settings.max_event_bytes,
-                                      timeout_s=settings.produce_timeout_s, startup_timeout_s=settings.startup_timeout_s,
-                                      pipeline=settings.pipeline)
+        if producer is None:  # tests give one that needs no Kafka
+            producer = AuditProducer(settings.broker, settings.topic, max_event_bytes=settings.max_event_bytes,
+                                     timeout_s=settings.produce_timeout_s, startup_timeout_s=settings.startup_timeout_s,
+                                     pipeline=settings.pipeline)
+        self.producer = producer
         self.token = BearerToken(settings.token, settings.token_file)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -206,7 +243,12 @@ class Receiver:
     async def start(self) -> None:
         context = tls_context(self.settings)
         await self.producer.start()
-        runner = web.AppRunner(build_app(self.settings, self.producer, self.token), access_log=None)
+        # keepalive_timeout: aiohttp's keep-alive timer runs from a connection's opening and from each
+        # answer until the next request head is complete: the read deadline for heads, and for idle
+        # connections. shutdown_timeout: within Kubernetes' 30 s grace period, with room to close the
+        # producer (aiohttp's 60 s default outlived it: a slow client's request kept the pod until SIGKILL)
+        runner = web.AppRunner(build_app(self.settings, self.producer, self.token), access_log=None,
+                               keepalive_timeout=self.settings.read_timeout_s, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         listen = self.settings.listen
         try:
@@ -216,9 +258,7 @@ class Receiver:
             await self.producer.stop()
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise ConfigError(f"cannot listen on {listen}: {reason}") from None
-        # within Kubernetes' 30 s grace period, with room to close the producer (aiohttp's 60 s
-        # default outlived it: a slow client's request kept the pod until SIGKILL)
-        await web.SockSite(runner, sock, ssl_context=context, shutdown_timeout=SHUTDOWN_TIMEOUT_S).start()
+        await web.SockSite(runner, sock, ssl_context=context).start()
         self._runner = runner
         self.port = sock.getsockname()[1]
 
@@ -233,12 +273,16 @@ async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
     """Run until SIGTERM or SIGINT."""
     receiver = Receiver(settings)
     await receiver.start()
+    names = f" for {', '.join(settings.client_names)}" if settings.client_names else ""
     if receiver.token.required:
-        auth = "bearer token required" + (", and a client certificate" if settings.client_ca is not None else "")
+        auth = "bearer token required" + (f", and a client certificate{names}" if settings.client_ca is not None else "")
     elif settings.client_ca is not None:
-        auth = f"a client certificate signed by {settings.client_ca} required, no token"
+        auth = f"a client certificate{names} signed by {settings.client_ca} required, no token"
     else:
         auth = "NO token: anyone who reaches the port can post"
+    if settings.client_ca is not None and not settings.client_names:
+        log.warning("--client-ca without --client-name: any client certificate %s signed may post; "
+                    "give --client-name the CN of the API server's", settings.client_ca)
     say(f"peregrine webhook listening on {receiver.url} ({auth}); events to {settings.topic} on {settings.broker}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

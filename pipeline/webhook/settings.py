@@ -24,6 +24,8 @@ DEFAULT_MAX_CONCURRENT = 4
 DEFAULT_MAX_EVENT_BYTES = 1_000_000
 DEFAULT_PRODUCE_TIMEOUT_S = 10.0
 DEFAULT_STARTUP_TIMEOUT_S = 15.0
+#: A request's head, then its body, must arrive within this; the API server sends a batch at once.
+DEFAULT_READ_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ class WebhookSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None  # mutual TLS: the CAs whose client certificates may POST
+    # and the identities (subject CN or DNS SAN) among them that may; empty: any the CAs signed
+    client_names: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     # posts read and held at once (a body costs 3 to 20 times its size in memory until Kafka
@@ -64,6 +68,9 @@ class WebhookSettings:
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     produce_timeout_s: float = DEFAULT_PRODUCE_TIMEOUT_S  # Kafka must ack a request's events within this, else 503
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+    # a connection's request head must arrive within this of its opening (or of its previous
+    # answer: idle keep-alive connections close after it too), and the body within this of the head
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
     pipeline: Any = None  # the PipelineSettings it came from: Kafka security options (None: PLAINTEXT)
 
     @property
@@ -75,6 +82,10 @@ class WebhookSettings:
             raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
         if self.client_ca is not None and self.tls_cert is None:
             raise ConfigError("--client-ca needs --tls-cert and --tls-key: client certificates are checked in the TLS handshake")
+        if self.client_names and self.client_ca is None:
+            raise ConfigError("--client-name needs --client-ca: the names are read from client certificates the CA signed")
+        if any(not name.strip() for name in self.client_names):
+            raise ConfigError(f"--client-name: an empty name among {list(self.client_names)}")
         for name in ("tls_cert", "tls_key", "client_ca", "token_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -126,6 +137,11 @@ class WebhookSettings:
         key = flags.get("tls_key") or get("TLS_KEY")
         client_ca = flags.get("client_ca") or get("CLIENT_CA")
         max_body = flags.get("max_body_bytes")
+        read_timeout = flags.get("read_timeout_s")
+        names = flags.get("client_names")
+        # flags one name each (a CN may hold a comma); the variable's names are separated by commas
+        client_names = (tuple(str(n).strip() for n in names) if names  # type: ignore[attr-defined]
+                        else tuple(n.strip() for n in (get("CLIENT_NAMES") or "").split(",") if n.strip()))
         settings = cls(
             broker=pipeline.broker,
             topic=pipeline.k8s_audit_topic,
@@ -136,11 +152,14 @@ class WebhookSettings:
             tls_cert=Path(str(cert)) if cert else None,
             tls_key=Path(str(key)) if key else None,
             client_ca=Path(str(client_ca)) if client_ca else None,
+            client_names=client_names,  # type: ignore[arg-type]
             max_body_bytes=int(max_body) if max_body is not None else number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),  # type: ignore[arg-type]
             max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             max_concurrent=number("MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT),
             produce_timeout_s=seconds("PRODUCE_TIMEOUT_S", DEFAULT_PRODUCE_TIMEOUT_S),
             startup_timeout_s=seconds("STARTUP_TIMEOUT_S", DEFAULT_STARTUP_TIMEOUT_S),
+            read_timeout_s=(checked_seconds("--read-timeout", float(read_timeout)) if read_timeout is not None  # type: ignore[arg-type]
+                            else seconds("READ_TIMEOUT_S", DEFAULT_READ_TIMEOUT_S)),
             pipeline=pipeline,
         )
         settings.check()
