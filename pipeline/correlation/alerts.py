@@ -5,7 +5,8 @@ the worker print, send and index it like any rule's alert.
 (``step.drop.fd.name``, ``toupper(user.name)``, ``corr.count``...), and the correlation's
 own data under ``corr.*``:
 ``corr.type``, ``corr.group`` (``{by field: value}``), ``corr.group_key``,
-``corr.events`` (each contributing event's id, time, step and summary) and
+``corr.events`` (each contributing event's id, time, step and summary; a threshold or
+distinct count lists its newest 50), ``corr.count`` (the events in the match) and
 ``corr.suppressed`` (matches not alerted since the previous alert, under
 throttling); the group fields themselves are there too. The ``uuid`` is
 derived from the rule, the group key and the contributing event ids, so a
@@ -39,6 +40,7 @@ def as_alert(alert: CorrelationAlert, hostname: str) -> Alert:
         "corr.group_key": alert.group_key,
         "corr.events": [event.to_dict() for event in alert.events],
         "corr.suppressed": alert.suppressed,
+        "corr.count": alert.count,
     })
     return Alert(
         uuid=correlation_uuid(alert),

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from time import time_ns
 from typing import Any
 
+from pipeline.correlation import window
 from pipeline.correlation.model import Correlation, CorrelationLimits, DistinctCount, Sequence, Step, Threshold
 from pipeline.correlation.output import Match
 from pipeline.correlation.state import (GroupIndex, State, Store, group_key, jsonable, new_state, newest_time, plain_json,
@@ -109,6 +110,7 @@ class CorrelationAlert:
     events: tuple[ContributingEvent, ...]
     suppressed: int = 0  # matches of this rule and group not alerted since the previous alert
     fields: dict[str, Any] = field(default_factory=dict)  # the output's values, as a rule alert's output_fields
+    count: int = 0  # events in the match (a large threshold's alert lists only the newest of them)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +125,7 @@ class CorrelationAlert:
             "time": self.time,
             "events": [event.to_dict() for event in self.events],
             "suppressed": self.suppressed,
+            "count": self.count,
         }
 
 
@@ -600,65 +603,48 @@ class CorrelationEvaluator:
     def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, clock: Hashable, watermark: int,
                   alerts: list[CorrelationAlert]) -> None:
         event, time = current.raw, current.time
-        distinct_value = None
-        if isinstance(correlation, DistinctCount):
+        distinct = isinstance(correlation, DistinctCount)
+        if distinct:
             value = correlation.field_extract(event)
             if not _present(value):
                 return
-            distinct_value = plain_json(value) or json.dumps(jsonable(value), default=str)
+            distinct_text = plain_json(value) or json.dumps(jsonable(value), default=str)
         values = self._group(correlation, event)
         if values is None:
             return
         key = group_key(correlation.name, values)
         state = self._store.get(key) or new_state()
-        window = correlation.window_ns
-        record = current.record(correlation.step)
-        # the newest entry always stays in the window (and within ``count``): the group lives
-        # until ``newest + window`` unless it completes
         by_id = current.fields.unique_ids
-        if _replayed(record, state.get("f", ()), by_id):
-            return  # an event the last alert counted, delivered again: it counts no second time
-        if distinct_value is None:
-            entries = state.get("t", [])
-            if _replayed(record, entries, by_id):
-                return  # the same event again (at least once: a replay after a crash or a rebalance)
-            entries.append(record)
-            newest = max(entry["t"] for entry in entries)
-            entries = sorted((e for e in entries if e["t"] > newest - window), key=lambda e: e["t"])[-correlation.count :]
-            state["t"] = entries
-            distinct = len(entries)
+        if window.is_legacy(state):
+            window.upgrade(state, by_id, distinct)
+        span = correlation.window_ns
+        record = current.record(correlation.step)
+        if distinct:  # one sighting per value; the events of an alert are known by value and time
+            digest = window.digest(distinct_text)
+            replay = window.sighting(digest, time) if "fh" in state else None
         else:
-            seen: dict[str, Any] = state.get("v", {})
-            previous = seen.get(distinct_value)
-            if previous is None or previous["t"] <= time:
-                seen[distinct_value] = record
-            times = [entry["t"] for entry in seen.values()]
-            newest = max(times)
-            if min(times) <= newest - window:  # rebuilt only when something left the window
-                seen = {k: e for k, e in seen.items() if e["t"] > newest - window}
-            if len(seen) > correlation.count:  # only after a late event: keep the newest
-                seen = dict(sorted(seen.items(), key=lambda item: item[1]["t"])[-correlation.count :])
-            state["v"] = seen
-            distinct = len(seen)
-        fired = state.get("f")
-        if fired:  # the ids of what the last alert counted, while a replay of them can still come
-            fired = [entry for entry in fired if entry["t"] > newest - window]
-            if fired:
-                state["f"] = fired
-            else:
-                state.pop("f", None)
+            event_id = record["id"]
+            digest = window.event_digest(event_id, time, by_id)
+            # an event without an id of its own (an ordinal) cannot be told from a replay
+            replay = None if isinstance(event_id, str) and event_id.startswith("#") else digest
+        if replay is not None and window.counted(state, replay):
+            return  # counted already, or by the last alert: the same event delivered again (at least once)
+        window.add(state, time, digest, record, distinct)
+        # the newest event always stays in the window (and within ``count``): the group lives
+        # until ``newest + window`` unless it completes
+        total = window.prune(state, span, correlation.count)
+        newest = window.newest(state)
+        remembered = window.forget_fired(state, newest, span)
         live = True
-        if distinct >= correlation.count:
-            counted = state["t"] if distinct_value is None else sorted(state["v"].values(), key=lambda e: e["t"])
-            if not self._throttled(correlation, state, time):
-                alerts.append(self._alert(correlation, values, key, current, counted, state, len(counted), distinct))
-            state["f"] = [{"id": entry["id"], "t": entry["t"]} for entry in counted]
-            state.pop("t", None)
-            state.pop("v", None)
+        if total >= correlation.count:
+            throttled = self._throttled(correlation, state, time)
+            listed = window.fire(state)
+            if not throttled:
+                alerts.append(self._alert(correlation, values, key, current, listed, state, total, total))
+            remembered = newest + span
             live = False
         throttle_until = self._throttle_deadline(correlation, state)
-        remembered = newest + window if state.get("f") else 0
-        deadline = max(newest + window, throttle_until) if live else max(throttle_until, remembered)
+        deadline = max(newest + span, throttle_until) if live else max(throttle_until, remembered)
         self._save(key, state, deadline, live or max(throttle_until, remembered) >= watermark, clock)
 
     # -- alerts
@@ -685,6 +671,7 @@ class CorrelationEvaluator:
             time=current.time,
             events=tuple(ContributingEvent(r["id"], r["t"], r["sum"], r["step"]) for r in records),
             suppressed=suppressed,
+            count=count,
         )
 
 

@@ -12,8 +12,9 @@ longer match or throttle anything, i.e. when it may be dropped):
 * sequence: ``{"p": [partial, ...], "a", "s", "d"}``, a partial being
   ``{"n": next step index, "f": first time, "l": last time, "e": [event, ...],
   "b": {bound name: value}}``;
-* threshold: ``{"t": [event, ...], "a", "s", "d"}`` (at most ``count`` events, oldest first);
-* distinct: ``{"v": {value key: event}, "a", "s", "d"}`` (at most ``count`` values).
+* threshold and distinct: ``{"wb", "wt", "wh", "wx", "fh", "ft", "a", "s", "d"}``, the events
+  counted (at most ``count``) as time and digest, a distinct count's values as digests
+  (``"wv"``), the newest events' records (:mod:`pipeline.correlation.window`).
 
 An event record is ``{"id", "t", "sum", "step", "f": {field: value}}``.
 
@@ -178,7 +179,11 @@ def newest_time(state: State) -> int:
     newest = state.get("a") or 0
     for partial in state.get("p", ()):
         newest = max(newest, partial.get("l") or 0)
-    for entry in state.get("t", ()):
+    times = state.get("wt")
+    if times:
+        newest = max(newest, state["wb"] + times[-1])
+    newest = max(newest, state.get("ft") or 0)
+    for entry in state.get("t", ()):  # a group an earlier Peregrine wrote (pipeline/correlation/window.py)
         newest = max(newest, entry.get("t") or 0)
     for entry in state.get("v", {}).values():
         newest = max(newest, entry.get("t") or 0)

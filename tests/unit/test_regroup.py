@@ -148,7 +148,7 @@ def test_an_envelope_for_a_correlation_no_longer_loaded_is_a_dead_letter_not_a_s
     assert "changed after it was forwarded" in result.dead_letters[0].detail
     # the correlation it also names, still regrouped here, took the event
     (stored,) = [value for key, value in table.items() if key == f'{EXEC}\x1f["eve"]']
-    assert [entry["id"] for entry in orjson.loads(stored.partition(b"|")[2])["t"]] == ["a2"]
+    assert [entry["id"] for entry in orjson.loads(stored.partition(b"|")[2])["wx"]] == ["a2"]  # its newest counted events (pipeline/correlation/window.py)
 
 
 def test_an_envelope_for_a_correlation_loaded_but_not_regrouped_says_so():
