@@ -15,8 +15,12 @@ is the subset Peregrine writes):
 - ``metadata``: ``product`` (Peregrine), ``version`` the OCSF schema version;
 - ``resources``: the container and the Kubernetes pod (or the audit event's
   target object) when the rule's output carries them;
-- ``evidences``: the process (with its parent and user) and the container,
-  or for audit/cloud alerts the acting user, when present;
+- ``evidences``: the process (with its parent and user), or for audit/cloud
+  alerts the acting user, when present. OCSF 1.1.0's Evidence Artifacts have
+  no container: the container is the process's ``container`` (the Container
+  profile, named in ``metadata.profiles``), and only when it is whole, as
+  OCSF requires it: its id and its image's id (``container.image.id``);
+  otherwise the container is a resource only;
 - ``unmapped``: Falco's ``output_fields``, every one of them.
 
 Only fields the rule's output prints are in ``output_fields``, so what can be
@@ -39,6 +43,8 @@ CLASS_UID = 2004
 CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
 STATUS_NEW = 1
+#: the OCSF profile that gives a process its ``container``
+CONTAINER_PROFILE = "container"
 
 # Falco priority -> OCSF severity_id (0 Unknown, 1 Informational, 2 Low, 3 Medium, 4 High, 5 Critical, 6 Fatal)
 SEVERITY: dict[Priority, int] = {
@@ -99,23 +105,26 @@ def _process(fields: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _container(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The OCSF container, when the output carries what OCSF requires of one: its uid and an
+    image with its uid (``container.image.id``); None otherwise, and for the host."""
     uid = fields.get("container.id")
     if not _present(uid) or uid == "host":
         return None
-    container: dict[str, Any] = {"uid": str(uid)}
+    image = _pick(fields, (("uid", "container.image.id"), ("name", "container.image.repository"), ("name", "container.image"),
+                           ("tag", "container.image.tag")))
+    if "uid" not in image:
+        return None
+    container: dict[str, Any] = {"uid": str(uid), "image": image}
     if _present(fields.get("container.name")):
-        container["name"] = fields["container.name"]
-    image = _pick(fields, (("name", "container.image.repository"), ("name", "container.image"), ("tag", "container.image.tag"),
-                           ("uid", "container.image.id")))
-    if image:
-        container["image"] = image
+        container["name"] = str(fields["container.name"])
     return container
 
 
-def _resources(fields: Mapping[str, Any], container: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _resources(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
     resources: list[dict[str, Any]] = []
-    if container is not None:
-        resources.append({"type": "container", "uid": container["uid"], **({"name": container["name"]} if "name" in container else {})})
+    uid = fields.get("container.id")
+    if _present(uid) and uid != "host":
+        resources.append({"type": "container", "uid": str(uid), **_pick(fields, (("name", "container.name"),))})
     pod = _pick(fields, (("name", "k8s.pod.name"), ("namespace", "k8s.ns.name")))
     if "name" in pod:
         resources.append({"type": "kubernetes pod", **pod})
@@ -126,19 +135,18 @@ def _resources(fields: Mapping[str, Any], container: dict[str, Any] | None) -> l
     return resources
 
 
-def _evidences(fields: Mapping[str, Any], container: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _evidences(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One Evidence Artifacts object: the process (in its container, when whole) and the actor."""
     evidence: dict[str, Any] = {}
     process = _process(fields)
     if process is not None:
+        container = _container(fields)
+        if container is not None:
+            process["container"] = container
         evidence["process"] = process
-    if container is not None:
-        evidence["container"] = container
     actor = _user(fields, ("ka.user.name", "ct.user"))
     if actor is not None:
         evidence["actor"] = {"user": actor}
-    # OCSF wants at least one of actor, process, ...: a container alone goes under data
-    if evidence and not ({"process", "actor"} & evidence.keys()):
-        evidence["data"] = {"container_id": container["uid"]} if container is not None else {}
     return [evidence] if evidence else []
 
 
@@ -147,7 +155,6 @@ def ocsf_finding(alert: Alert) -> dict[str, Any]:
     fields = dict(alert.output_fields)
     time_ms = alert.time_ns // 1_000_000
     severity_id = SEVERITY.get(alert.priority, 0)
-    container = _container(fields)
     finding: dict[str, Any] = {
         "class_uid": CLASS_UID,
         "class_name": "Detection Finding",
@@ -178,12 +185,14 @@ def ocsf_finding(alert: Alert) -> dict[str, Any]:
         },
         "unmapped": fields,
     }
-    resources = _resources(fields, container)
+    resources = _resources(fields)
     if resources:
         finding["resources"] = resources
-    evidences = _evidences(fields, container)
+    evidences = _evidences(fields)
     if evidences:
         finding["evidences"] = evidences
+        if "container" in evidences[0].get("process", {}):
+            finding["metadata"]["profiles"] = [CONTAINER_PROFILE]
     return finding
 
 

@@ -70,18 +70,61 @@ def test_a_shell_in_a_container_maps_process_parent_and_container(scanner):
     assert evidence["process"]["parent_process"]["name"] == fields["proc.pname"]
     assert evidence["process"]["user"]["name"] == fields["user.name"]
     assert "name" not in evidence["process"]  # proc.name is not in this rule's output
-    assert evidence["container"] == {"uid": fields["container.id"], "image": {"name": fields["container.image.repository"]}}
     pod = next(r for r in finding["resources"] if r["type"] == "kubernetes pod")
     assert pod == {"type": "kubernetes pod", "name": fields["k8s.pod.name"], "namespace": fields["k8s.ns.name"]}
     assert {"type": "container", "uid": fields["container.id"]}.items() <= finding["resources"][0].items()
     assert finding["finding_info"]["types"] == list(alert.tags)
 
 
+def test_evidences_hold_only_what_ocsf_1_1_0_evidence_artifacts_define(scanner):
+    """OCSF 1.1.0's Evidence Artifacts have actor, api, connection_info, data, dst_endpoint, file,
+    process, query and src_endpoint: no container (it was written there)."""
+    defined = {"actor", "api", "connection_info", "data", "dst_endpoint", "file", "process", "query", "src_endpoint"}
+    alert = alerts_of(scanner, "syscall_interactive_shell.positive.jsonl")[0]
+    assert alert.output_fields["container.id"] and alert.output_fields["container.image.repository"]
+    for fields in (alert.output_fields, {**alert.output_fields, "container.image.id": "sha256:77af4d6b9913"}):
+        finding = ocsf_finding(replace(alert, output_fields=fields))
+        assert finding["evidences"] and all(evidence.keys() <= defined for evidence in finding["evidences"])
+    bare = ocsf_finding(replace(alert, output_fields={"evt.time": alert.time_ns, "container.id": "9f3c2a7b1e4d"}))
+    assert "evidences" not in bare and bare["resources"] == [{"type": "container", "uid": "9f3c2a7b1e4d"}]
+
+
+def test_the_process_carries_its_container_through_the_container_profile_only_when_whole(scanner):
+    """OCSF's container needs its uid and an image with its uid (container.image.id): without
+    the image id the container is a resource only, never an object missing what OCSF requires."""
+    alert = alerts_of(scanner, "syscall_interactive_shell.positive.jsonl")[0]
+    fields = alert.output_fields
+    without_image_id = ocsf_finding(alert)
+    assert "container" not in without_image_id["evidences"][0]["process"]
+    assert "profiles" not in without_image_id["metadata"]
+    whole = {**fields, "container.image.id": "sha256:77af4d6b9913", "container.name": "web"}
+    finding = ocsf_finding(replace(alert, output_fields=whole))
+    assert finding["evidences"][0]["process"]["container"] == {
+        "uid": fields["container.id"], "name": "web",
+        "image": {"uid": "sha256:77af4d6b9913", "name": fields["container.image.repository"]}}
+    assert finding["metadata"]["profiles"] == ["container"]
+    assert {"type": "container", "uid": fields["container.id"], "name": "web"} in finding["resources"]
+    assert not list(VALIDATOR.iter_errors(orjson.loads(orjson.dumps(finding))))
+
+
+def test_the_schema_refuses_a_container_ocsf_1_1_0_does_not_take(scanner):
+    alert = alerts_of(scanner, "syscall_interactive_shell.positive.jsonl")[0]
+    finding = orjson.loads(ocsf_json(alert))
+    in_evidence = {**finding, "evidences": [{**finding["evidences"][0], "container": {"uid": "9f3c2a7b1e4d"}}]}
+    no_image_id = {**finding, "metadata": {**finding["metadata"], "profiles": ["container"]},
+                   "evidences": [{"process": {**finding["evidences"][0]["process"],
+                                              "container": {"uid": "9f3c2a7b1e4d", "image": {"name": "web"}}}}]}
+    no_profile = {**finding, "evidences": [{"process": {**finding["evidences"][0]["process"],
+                                                        "container": {"uid": "9f3c2a7b1e4d", "image": {"uid": "77af4d6b9913"}}}}]}
+    for wrong in (in_evidence, no_image_id, no_profile):
+        assert list(VALIDATOR.iter_errors(wrong))
+
+
 def test_an_audit_alert_has_the_user_as_actor_and_the_target_as_resource(scanner):
     alert = alerts_of(scanner, "k8s_audit_privileged_pod.positive.jsonl")[0]
     finding = ocsf_finding(alert)
     fields = alert.output_fields
-    assert "container" not in finding["evidences"][0]
+    assert "process" not in finding["evidences"][0]
     assert finding["evidences"][0]["actor"]["user"]["name"] == fields["ka.user.name"]
     target = [r for r in finding["resources"] if r["type"].startswith("kubernetes")]
     assert target and target[0]["name"] == fields["ka.target.name"]
