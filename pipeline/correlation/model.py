@@ -39,6 +39,9 @@ class CorrelationLimits:
     beyond it the least recently touched group is evicted and counted.
     ``max_partials_per_group``: open partial matches of one sequence in one
     group; beyond it the oldest is dropped and counted.
+    ``max_held_per_group``: events of one sequence group held for an earlier
+    step that may still arrive (pipeline/correlation/held.py); beyond it the
+    oldest is dropped and counted.
     ``max_count``: the largest ``count`` of a threshold or distinct rule
     (their state holds up to ``count`` entries per group).
     ``allowed_lateness_ns``: how far behind the newest event time an event
@@ -57,6 +60,7 @@ class CorrelationLimits:
     max_window_ns: int = 3600 * NS_PER_SECOND
     max_groups: int = 200_000
     max_partials_per_group: int = 8
+    max_held_per_group: int = 16
     max_count: int = 10_000
     allowed_lateness_ns: int = 5 * NS_PER_SECOND
     throttle_ns: int = 0
@@ -66,13 +70,13 @@ class CorrelationLimits:
     def from_settings(cls, settings: "dict[str, Any] | None") -> "CorrelationLimits":
         """From a settings mapping as written in a config file or environment:
         ``max_window``, ``allowed_lateness``, ``throttle`` as durations (``1h``, ``5s``);
-        ``max_groups``, ``max_partials_per_group``, ``max_count`` as integers."""
+        ``max_groups``, ``max_partials_per_group``, ``max_held_per_group``, ``max_count`` as integers."""
         from pipeline.correlation.parse import parse_duration
 
         values: dict[str, int] = {}
         durations = {"max_window": "max_window_ns", "allowed_lateness": "allowed_lateness_ns", "throttle": "throttle_ns",
                      "max_future": "max_future_ns"}
-        counts = ("max_groups", "max_partials_per_group", "max_count")
+        counts = ("max_groups", "max_partials_per_group", "max_held_per_group", "max_count")
         for key, value in (settings or {}).items():
             if key in durations:
                 ns = parse_duration(str(value))
@@ -89,7 +93,7 @@ class CorrelationLimits:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        for name in ("max_window_ns", "max_groups", "max_partials_per_group", "max_count"):
+        for name in ("max_window_ns", "max_groups", "max_partials_per_group", "max_held_per_group", "max_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"correlation limit {name} must be at least 1, got {getattr(self, name)}")
         if self.allowed_lateness_ns < 0 or self.throttle_ns < 0 or self.max_future_ns < 0:

@@ -9,9 +9,10 @@ Shapes (``"a"``: event time of the last alert or None; ``"s"``: alerts
 suppressed since it; ``"d"``: the event time after which the group can no
 longer match or throttle anything, i.e. when it may be dropped):
 
-* sequence: ``{"p": [partial, ...], "a", "s", "d"}``, a partial being
+* sequence: ``{"p": [partial, ...], "h": [held, ...], "a", "s", "d"}``, a partial being
   ``{"n": next step index, "f": first time, "l": last time, "e": [event, ...],
-  "b": {bound name: value}}``;
+  "b": {bound name: value}, "u": time of a held until after it}``, and ``"h"`` the
+  events held for an earlier step that may still arrive (:mod:`pipeline.correlation.held`);
 * threshold and distinct: ``{"wb", "wt", "wh", "wx", "fh", "ft", "a", "s", "d"}``, the events
   counted (at most ``count``) as time and digest, a distinct count's values as digests
   (``"wv"``), the newest events' records (:mod:`pipeline.correlation.window`).
@@ -179,6 +180,8 @@ def newest_time(state: State) -> int:
     newest = state.get("a") or 0
     for partial in state.get("p", ()):
         newest = max(newest, partial.get("l") or 0)
+    for entry in state.get("h", ()):
+        newest = max(newest, entry.get("t") or 0)
     times = state.get("wt")
     if times:
         newest = max(newest, state["wb"] + times[-1])
