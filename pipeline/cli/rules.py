@@ -102,20 +102,27 @@ def _correlations(files: list[str], ruleset):
 
 
 def _rules_files(paths: list[str]) -> list[str]:
-    """Files as given; a directory stands for its *.yaml and *.yml files, sorted by name."""
+    """Files as given; a directory stands for its *.yaml and *.yml files, sorted by name.
+
+    An empty directory adds nothing, as in Falco (whose rules.d is empty until a rule author
+    adds to it); only when no path gives any file is there nothing to load, an error.
+    """
     from pathlib import Path
 
     from pipeline.errors import RuleLoadError
 
     files: list[str] = []
+    empty: list[str] = []
     for path in paths:
         if Path(path).is_dir():
             found = sorted(p for p in Path(path).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
             if not found:
-                raise RuleLoadError(f"no *.yaml rules files in directory {path}")
+                empty.append(path)
             files.extend(str(p) for p in found)
         else:
             files.append(path)
+    if not files and empty:
+        raise RuleLoadError(f"no *.yaml rules files in directory {', '.join(empty)}")
     return files
 
 

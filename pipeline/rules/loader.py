@@ -332,6 +332,8 @@ class _Compilation:
 
     def _compile_rule(self, info: RuleInfo) -> Rule | None:
         findings_before = len(self.findings.errors)
+        if not self._exception_fields_known(info):
+            return None
         textmap = self._joined(info.condition)
         condition = self._parse(textmap)
         parts: list[tuple[Node, TextMap]] = []
@@ -465,6 +467,27 @@ class _Compilation:
             check(node, textmap, "")
         return problems
 
+    def _exception_fields_known(self, info: RuleInfo) -> bool:
+        """Whether every field its exceptions name is one its source has; each one that is not is
+        an error at the field, with or without values and whatever skip-if-unknown-filter says
+        (Falco's collector checks them as it reads the rule, before anything is compiled)."""
+        registry = self.loader._registry(info.source)
+        if registry is None:
+            return True
+        ok = True
+        for exception in info.exceptions:
+            if exception.fields is None:
+                continue
+            for entry in exception.fields.items if exception.fields.is_list else [exception.fields]:
+                if entry.is_list or entry.item is None:
+                    continue  # a list in a list: reported as a shape error when the condition is built
+                message = _exception_field_problem(registry, entry.item)
+                if message is not None:
+                    ok = False
+                    where = entry.scalar.locate(0) if entry.scalar is not None else (exception.location, exception.source_line)
+                    self._error(RuleLoadError, f"{message} (in exception '{exception.name}')", where)
+        return ok
+
     def _unknown_output_fields(self, info: RuleInfo) -> list[tuple[str, SourceLocation, str]]:
         """Fields in the rule's output that its source cannot give (Falco rejects the output)."""
         registry = self.loader._registry(info.source)
@@ -518,6 +541,18 @@ def _compiler_check():
     except Exception:  # noqa: BLE001 - no compiler: syntax, names and fields are still checked
         return None
     return check_condition, ConditionCompileError
+
+
+def _exception_field_problem(registry, text: str) -> str | None:
+    """Why an exception's field (``proc.name``, ``proc.aname[2]``) is not one of the registry's, or None."""
+    try:
+        node = parse_condition(f"{text} exists")
+    except ConditionSyntaxError:
+        node = None
+    left = getattr(node, "left", None)
+    if not isinstance(left, FieldRef):
+        return f"'{text}' is not a field name"
+    return _bind_problem(registry, left)
 
 
 def _bind_problem(registry, ref: FieldRef) -> str | None:

@@ -42,15 +42,17 @@ RULE_APPENDABLE = ("condition", "output", "desc", "tags", "exceptions")
 RULE_REPLACEABLE = (
     "condition", "output", "desc", "priority", "tags", "exceptions", "enabled", "warn_evttypes", "skip-if-unknown-filter",
 )
+# An item's kind is the first of these keys it has, in Falco's order (an item with both
+# 'list' and 'rule' is a list, whose 'rule' key is unknown).
 KNOWN_KEYS = {
+    "required_engine_version": frozenset({"required_engine_version"}),
+    "required_plugin_versions": frozenset({"required_plugin_versions"}),
+    "list": frozenset({"list", "items", "append", "override"}),
+    "macro": frozenset({"macro", "condition", "append", "override"}),
     "rule": frozenset(
         {"rule", "desc", "condition", "output", "priority", "source", "enabled", "tags", "exceptions",
          "warn_evttypes", "skip-if-unknown-filter", "append", "override", "capture", "capture_duration"}
     ),
-    "macro": frozenset({"macro", "condition", "append", "override"}),
-    "list": frozenset({"list", "items", "append", "override"}),
-    "required_engine_version": frozenset({"required_engine_version"}),
-    "required_plugin_versions": frozenset({"required_plugin_versions"}),
 }
 EXCEPTION_KEYS = frozenset({"name", "fields", "comps", "values"})
 
@@ -294,8 +296,9 @@ class FileReader:
         location = self.source.location(item)
         line = self.source.line(location.line)
         try:
-            if not LIST_NAME.fullmatch(name):
-                raise self._fail(f"invalid list name '{name}': it may not contain blanks, quotes, parentheses, '=' or ','", keys["list"][1])
+            if not LIST_NAME.fullmatch(name):  # Falco warns: such a list loads, though no condition can name it
+                self._warn("invalid-list-name", f"invalid list name '{name}': a list's name may not contain blanks, quotes, "
+                           "parentheses, '=' or ',', so no condition can use it", keys["list"][1])
             items = self._strings(keys, "items", item, required=True)
             append = self._append_flag(keys, item)
             appends, replaces = self._overrides(keys, {"items"}, {"items"})
@@ -318,11 +321,9 @@ class FileReader:
         location = self.source.location(item)
         line = self.source.line(location.line)
         try:
-            if not MACRO_NAME.fullmatch(name):
-                raise self._fail(
-                    f"invalid macro name '{name}': it must start with a letter and contain only letters, digits and '_'",
-                    keys["macro"][1],
-                )
+            if not MACRO_NAME.fullmatch(name):  # Falco warns: such a macro loads, though no condition can name it
+                self._warn("invalid-macro-name", f"invalid macro name '{name}': a macro's name must start with a letter and "
+                           "hold only letters, digits and '_', so no condition can use it", keys["macro"][1])
             condition = self._scalar(keys, "condition", item)
             append = self._append_flag(keys, item)
             appends, replaces = self._overrides(keys, {"condition"}, {"condition"})
@@ -437,8 +438,8 @@ class FileReader:
             update = RuleUpdate(name, location, line)
             if "condition" in chosen:
                 update.condition = self._scalar(keys, "condition", item)
-            if "exceptions" in chosen:
-                update.exceptions = self._exceptions(keys, item, appending=True)
+            if "exceptions" in chosen:  # a replace defines the exceptions anew: each needs its fields
+                update.exceptions = self._exceptions(keys, item, appending=operation == "append")
             if "output" in chosen:
                 update.output_part = self._scalar(keys, "output", item)
                 update.output = update.output_part.text.strip()
@@ -474,8 +475,9 @@ class FileReader:
             for key, (key_node, _) in entry_keys.items():
                 if key not in EXCEPTION_KEYS:
                     self._warn("unknown-key", f"unknown key '{key}' in exception '{name}'; it is ignored", key_node)
-            if any(other.name == name for other in out):
-                raise self._fail(f"exception names in one rule must be unique; '{name}' is repeated", entry_keys["name"][1])
+            if any(other.name == name for other in out):  # Falco warns and keeps both; appends go to the first
+                self._warn("exception-name-not-unique", f"exception '{name}' is defined twice in the same rule "
+                           "(values appended later go to the first)", entry_keys["name"][1])
             location = self.source.location(entry)
             info = ExceptionInfo(name, location, self.source.line(location.line))
             if "fields" in entry_keys and not _is_null(entry_keys["fields"][1]):

@@ -167,7 +167,6 @@ def test_replacing_exceptions() -> None:
         ("- name: x\n  fields: [proc.name, fd.name]\n  values: [[a]]", "one entry per field (2)", 12),
         ("- name: x\n  fields: proc.name\n  values: [[a]]", "values must be a list of strings", 12),
         ("- name: x\n  values: [a]", "exception 'x' needs 'fields'", 10),
-        ("- name: x\n  fields: proc.name\n- name: x\n  fields: fd.name", "'x' is repeated", 12),
     ],
 )
 def test_bad_exceptions_are_errors_at_their_position(exceptions: str, message: str, line: int) -> None:
