@@ -26,3 +26,21 @@ def result(findings, check: str, name: str, container: str | None = None) -> boo
     matches = [f for f in findings if f.check == check and f.name == name and f.container == container]
     assert len(matches) == 1, f"{check} on {name}/{container}: {len(matches)} findings"
     return matches[0].success
+
+
+def exempt_pod(annotations=None, containers=None, host_network=True) -> dict:
+    """A kube-system Pod of the dns-controller, on the host network (what the exemption tests audit)."""
+    metadata = {"name": "dns-controller-7d9", "namespace": "kube-system"}
+    if annotations:
+        metadata["annotations"] = annotations
+    spec = {"containers": containers or [{"name": "sidecar-istio-proxy", "image": "istio/proxyv2:1.20"}]}
+    if host_network:
+        spec["hostNetwork"] = True
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+EXEMPTING_CONFIG = {
+    "checks": {"hostNetworkSet": "danger", "runAsRootAllowed": "danger"},
+    "exemptions": [{"namespace": "kube-system", "controllerNames": ["dns-controller"], "rules": ["runAsRootAllowed"]}],
+}
+HOST_NETWORK_EXEMPT = {"polaris.fairwinds.com/hostNetworkSet-exempt": "true"}

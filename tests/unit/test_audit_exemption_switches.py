@@ -9,26 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from audit_helpers import EXEMPTING_CONFIG, HOST_NETWORK_EXEMPT, exempt_pod
+
 from pipeline.audit import audit_objects
 from pipeline.audit.config import config_from_mapping
 from pipeline.errors import AuditError
-
-
-def _pod(annotations=None, containers=None, host_network=True):
-    metadata = {"name": "dns-controller-7d9", "namespace": "kube-system"}
-    if annotations:
-        metadata["annotations"] = annotations
-    spec = {"containers": containers or [{"name": "sidecar-istio-proxy", "image": "istio/proxyv2:1.20"}]}
-    if host_network:
-        spec["hostNetwork"] = True
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
-
-
-EXEMPTING = {
-    "checks": {"hostNetworkSet": "danger", "runAsRootAllowed": "danger"},
-    "exemptions": [{"namespace": "kube-system", "controllerNames": ["dns-controller"], "rules": ["runAsRootAllowed"]}],
-}
-ANNOTATED = {"polaris.fairwinds.com/hostNetworkSet-exempt": "true"}
 
 
 def _failed(obj, document) -> set[str]:
@@ -42,7 +27,7 @@ def _failed(obj, document) -> set[str]:
     ({"disallowAnnotationExemptions": True}, {"hostNetworkSet"}),
 ])
 def test_disallow_exemption_switches_in_the_config(switches, failing):
-    assert _failed(_pod(ANNOTATED), {**EXEMPTING, **switches}) == failing
+    assert _failed(exempt_pod(HOST_NETWORK_EXEMPT), {**EXEMPTING_CONFIG, **switches}) == failing
 
 
 def test_a_disallow_switch_must_be_a_boolean():
@@ -54,7 +39,7 @@ def test_container_names_are_prefixes_as_in_polaris():
     containers = [{"name": "sidecar-istio-proxy", "image": "istio/proxyv2:1.20"}, {"name": "dns", "image": "dns:1.0"}]
     document = {"checks": {"runAsRootAllowed": "danger", "hostNetworkSet": "danger"},
                 "exemptions": [{"containerNames": ["sidecar"], "rules": ["runAsRootAllowed", "hostNetworkSet"]}]}
-    findings = audit_objects([_pod(containers=containers)], config_from_mapping(document, "polaris.yaml"))
+    findings = audit_objects([exempt_pod(containers=containers)], config_from_mapping(document, "polaris.yaml"))
     assert {(f.check, f.container) for f in findings if not f.success} == {
         ("runAsRootAllowed", "dns"),
         ("hostNetworkSet", None),  # a pod-level check has no container name to match

@@ -12,34 +12,19 @@ from __future__ import annotations
 import io
 import json
 
+from audit_helpers import EXEMPTING_CONFIG, HOST_NETWORK_EXEMPT, exempt_pod
+
 from pipeline.audit import audit_objects
 from pipeline.audit.config import config_from_mapping
 from pipeline.audit.manifests import read_text
 from pipeline.cli.main import main
 
 
-def _pod(annotations=None, containers=None, host_network=True):
-    metadata = {"name": "dns-controller-7d9", "namespace": "kube-system"}
-    if annotations:
-        metadata["annotations"] = annotations
-    spec = {"containers": containers or [{"name": "sidecar-istio-proxy", "image": "istio/proxyv2:1.20"}]}
-    if host_network:
-        spec["hostNetwork"] = True
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
-
-
-EXEMPTING = {
-    "checks": {"hostNetworkSet": "danger", "runAsRootAllowed": "danger"},
-    "exemptions": [{"namespace": "kube-system", "controllerNames": ["dns-controller"], "rules": ["runAsRootAllowed"]}],
-}
-ANNOTATED = {"polaris.fairwinds.com/hostNetworkSet-exempt": "true"}
-
-
 def test_disallow_exemptions_on_the_command_line(capsys, tmp_path):
     manifest = tmp_path / "pod.yaml"
-    manifest.write_text(json.dumps(_pod(ANNOTATED)))
+    manifest.write_text(json.dumps(exempt_pod(HOST_NETWORK_EXEMPT)))
     config = tmp_path / "polaris.yaml"
-    config.write_text(json.dumps(EXEMPTING))
+    config.write_text(json.dumps(EXEMPTING_CONFIG))
 
     def failed(*switches):
         main(["audit", str(manifest), "-c", str(config), "-f", "json", *switches])
@@ -115,10 +100,10 @@ def test_broken_yaml_names_its_line_in_the_file():
 
 
 def test_standard_input(capsys, monkeypatch):
-    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(_pod())))
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(exempt_pod())))
     assert main(["audit", "-", "-f", "json"]) == 1  # hostNetworkSet is a danger
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in rows} == {"dns-controller-7d9"} and {r["file"] for r in rows} == {"-"}
-    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(_pod())))
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(exempt_pod())))
     assert main(["audit", "-", "--fix"]) == 2
     assert "--fix rewrites files: save standard input to a file and fix that" in capsys.readouterr().err
