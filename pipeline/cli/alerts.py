@@ -6,12 +6,12 @@ namespaces, containers, images, users)."""
 from __future__ import annotations
 
 import asyncio
-import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import typer
 
-from pipeline.errors import ConfigError, StackError
+from pipeline.errors import ConfigError
+from pipeline.sinks.daily_indices import daily_indices, index_day, only_indices
 
 app = typer.Typer(help="Alerts stored in OpenSearch: search them, report on them, apply retention.", no_args_is_help=True)
 
@@ -23,19 +23,7 @@ def expired_indices(names: list[str], prefix: str, days: int, today: datetime) -
         cutoff = (today - timedelta(days=days)).date()
     except OverflowError:  # more days than the calendar has before today: nothing is that old
         return []
-    pattern = re.compile(re.escape(prefix) + r"(\d{4})\.(\d{2})\.(\d{2})$")
-    old = []
-    for name in names:
-        match = pattern.match(name)
-        if not match:
-            continue
-        try:
-            day = date(*map(int, match.groups()))
-        except ValueError:
-            continue
-        if day < cutoff:
-            old.append(name)
-    return sorted(old)
+    return sorted(name for name in names if (day := index_day(name, prefix)) is not None and day < cutoff)
 
 
 MAX_NAMES_CHARS = 3000  # a DELETE's index list: OpenSearch refuses a request line over 4096 bytes
@@ -62,11 +50,13 @@ async def _client_call(url: str, fn, settings=None):
 
     from pipeline.stream.credentials import opensearch_options
 
+    from pipeline.sinks.request_errors import request_failure
+
     client = AsyncOpenSearch(hosts=[url], timeout=30, **(opensearch_options(settings) if settings is not None else {}))
     try:
         return await fn(client)
     except Exception as error:  # noqa: BLE001
-        raise StackError(f"OpenSearch at {url}: {type(error).__name__}: {error}") from None
+        raise request_failure(url, error) from None
     finally:
         await client.close()
 
@@ -84,8 +74,9 @@ def retention(
     settings = PipelineSettings.from_env()
 
     async def run(client):
-        found = await client.indices.get(index=f"{settings.index_prefix}*", ignore_unavailable=True, allow_no_indices=True)
-        old = expired_indices(list(found), settings.index_prefix, days, datetime.now(timezone.utc))
+        # closed indices too: an old index someone closed still holds its disk until deleted
+        found = await daily_indices(client, settings.index_prefix, closed=True)
+        old = expired_indices(found, settings.index_prefix, days, datetime.now(timezone.utc))
         if dry_run:
             return old
         deleted = 0
@@ -116,8 +107,15 @@ def search(
     settings = PipelineSettings.from_env()
 
     async def run(client):
-        result = await client.search(index=f"{settings.index_prefix}*", ignore_unavailable=True, body={
-            "size": size, "sort": [{"time": "desc"}], "query": {"query_string": {"query": query}}})
+        names = await daily_indices(client, settings.index_prefix)
+        if not names:
+            return []
+        # no partial results: a query some shards cannot run (one that does not parse) is an error,
+        # not an empty table from the shards the _index filter skipped
+        result = await client.search(index=f"{settings.index_prefix}*", ignore_unavailable=True,
+                                     allow_partial_search_results=False, body={
+            "size": size, "sort": [{"time": "desc"}],
+            "query": {"bool": {"must": [{"query_string": {"query": query}}], "filter": [only_indices(names)]}}})
         return [h["_source"] for h in result["hits"]["hits"]]
 
     alerts = asyncio.run(_client_call(settings.opensearch_url, run, settings))
@@ -142,7 +140,6 @@ def report(
     import orjson
 
     from pipeline.correlation.parse import parse_duration
-    from pipeline.sinks.report import alert_report
     from pipeline.stream.settings import PipelineSettings
 
     span_ns = parse_duration(since)
@@ -154,11 +151,18 @@ def report(
     end_ms = until_ms or time.time_ns() // 1_000_000
     start_ms = end_ms - span_ns // 1_000_000
     result = asyncio.run(_client_call(settings.opensearch_url,
-                                      lambda client: alert_report(client, f"{settings.index_prefix}*", start_ms, end_ms, top), settings))
+                                      lambda client: _prefix_report(client, settings.index_prefix, start_ms, end_ms, top), settings))
     if output == "json":
         typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     _print_report(result)
+
+
+async def _prefix_report(client, prefix: str, start_ms: int, end_ms: int, top: int):
+    from pipeline.sinks.report import alert_report
+
+    names = await daily_indices(client, prefix)
+    return await alert_report(client, f"{prefix}*", start_ms, end_ms, top, indices=names)
 
 
 def _print_report(result) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.sinks.daily_indices import only_indices
+
 #: (report section, document field) for the top-N sections.
 TOP_FIELDS: tuple[tuple[str, str], ...] = (
     ("rules", "rule"),
@@ -45,8 +47,9 @@ class AlertReport:
         }
 
 
-def report_query(start_ms: int, end_ms: int, top: int) -> dict[str, Any]:
-    """The search body: no hits, only aggregations, over ``[start_ms, end_ms)``."""
+def report_query(start_ms: int, end_ms: int, top: int, indices: list[str] | None = None) -> dict[str, Any]:
+    """The search body: no hits, only aggregations, over ``[start_ms, end_ms)``, of the
+    documents of ``indices`` alone when given (pipeline/sinks/daily_indices.py)."""
     aggs: dict[str, Any] = {
         "priority": {"terms": {"field": "priority", "size": len(PRIORITY_ORDER)}},
         "source": {"terms": {"field": "source", "size": 10}},
@@ -58,7 +61,8 @@ def report_query(start_ms: int, end_ms: int, top: int) -> dict[str, Any]:
     return {
         "size": 0,
         "track_total_hits": True,
-        "query": {"range": {"time": {"gte": start_ms, "lt": end_ms, "format": "epoch_millis"}}},
+        "query": {"bool": {"filter": [{"range": {"time": {"gte": start_ms, "lt": end_ms, "format": "epoch_millis"}}},
+                                      *([only_indices(indices)] if indices is not None else [])]}},
         "aggs": aggs,
     }
 
@@ -83,8 +87,11 @@ def parse_report(response: dict[str, Any], start_ms: int, end_ms: int) -> AlertR
     )
 
 
-async def alert_report(client: Any, index_pattern: str, start_ms: int, end_ms: int, top: int = 10) -> AlertReport:
-    """Run the report on ``index_pattern`` (e.g. ``peregrine-alerts-*``)."""
-    response = await client.search(index=index_pattern, body=report_query(start_ms, end_ms, top),
-                                   ignore_unavailable=True, allow_no_indices=True)
+async def alert_report(client: Any, index_pattern: str, start_ms: int, end_ms: int, top: int = 10,
+                       indices: list[str] | None = None) -> AlertReport:
+    """Run the report on ``index_pattern`` (e.g. ``peregrine-alerts-*``), on the documents of
+    ``indices`` alone when given (``peregrine alerts report``: the prefix's daily indices)."""
+    response = await client.search(index=index_pattern, body=report_query(start_ms, end_ms, top, indices),
+                                   ignore_unavailable=True, allow_no_indices=True,
+                                   allow_partial_search_results=False)  # a shard that fails is an error, not a lower count
     return parse_report(response, start_ms, end_ms)
