@@ -55,7 +55,7 @@ def test_json_alert_fields(capsys):
     first = alerts[0]
     assert first["time"] == "2024-05-01T12:00:00.124456789Z"
     assert first["priority"] == "Notice" and first["source"] == "syscall"
-    assert first["output"].startswith("12:00:00.124456789: Notice Interactive shell started in container (user=root command=bash")
+    assert first["output"].startswith("12:00:00.124456789: Notice Interactive shell started in container (user=root process=bash command=bash")
     assert first["output_fields"]["proc.tty"] == 34816
     assert first["output_fields"]["k8s.pod.name"] == "web-7c9d5f-x2k4p"
     assert first["tags"] == ["T1059", "container", "mitre_execution", "shell"]
