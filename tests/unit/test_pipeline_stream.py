@@ -62,7 +62,9 @@ def test_enriching_in_place_gives_back_the_event_as_produced_and_follows_the_tre
     sent = {"evt.type": "openat", "proc.pid": 200, "proc.pname": None, "proc.aname[2]": "collector's", "fd.name": "/x"}
     event = dict(sent)
     undo = tree.enrich_in_place(event)
-    assert event == tree.enrich(sent) and event["proc.pname"] == "java" and event["proc.aname[2]"] == "containerd-shim"
+    # a null is filled, a value the collector sent is never replaced
+    assert event == tree.enrich(sent) and event["proc.pname"] == "java" and event["proc.aname[2]"] == "collector's"
+    assert event["proc.aname[1]"] == "java" and event["proc.apid[2]"] == 10
     original = as_produced(event, undo)
     assert list(original.items()) == list(sent.items()) and orjson.dumps(original) == orjson.dumps(sent)
     assert tree.enrich_in_place({"proc.pid": 5, "proc.ppid": 4}) is None and as_produced(event, None) is event
