@@ -65,11 +65,11 @@ def test_a_shell_in_a_container_maps_process_parent_and_container(scanner):
     fields = alert.output_fields
     finding = ocsf_finding(alert)
     evidence = finding["evidences"][0]
-    assert fields["proc.cmdline"] and fields["proc.pname"] and fields["user.name"]  # what this rule prints
+    assert fields["proc.name"] and fields["proc.cmdline"] and fields["proc.pname"] and fields["user.name"]  # what this rule prints
+    assert evidence["process"]["name"] == fields["proc.name"]
     assert evidence["process"]["cmd_line"] == fields["proc.cmdline"]
     assert evidence["process"]["parent_process"]["name"] == fields["proc.pname"]
     assert evidence["process"]["user"]["name"] == fields["user.name"]
-    assert "name" not in evidence["process"]  # proc.name is not in this rule's output
     pod = next(r for r in finding["resources"] if r["type"] == "kubernetes pod")
     assert pod == {"type": "kubernetes pod", "name": fields["k8s.pod.name"], "namespace": fields["k8s.ns.name"]}
     assert {"type": "container", "uid": fields["container.id"]}.items() <= finding["resources"][0].items()
