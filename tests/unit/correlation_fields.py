@@ -37,6 +37,11 @@ K8S_AUDIT = [
     FieldDef("ka.target.namespace", FieldType.STRING),
     FieldDef("ka.response.code", FieldType.STRING),
     FieldDef("ka.auth.decision", FieldType.STRING),
+    FieldDef("ka.auth.reason", FieldType.STRING),
+    FieldDef("ka.uri", FieldType.STRING),
+    FieldDef("ka.uri.param", FieldType.STRING, arg=ArgKind.REQUIRED_KEY),
+    FieldDef("ka.req.binding.role", FieldType.STRING),
+    FieldDef("ka.req.binding.subjects", FieldType.STRING, is_list=True),
 ]
 
 

@@ -21,7 +21,7 @@ def test_registries(monkeypatch):
 def test_validate_counts_correlations_and_their_macros_are_not_unused(capsys):
     assert main(["rules", "validate", str(RULES)]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == "ok: 0 rules, 4 macros, 4 lists, 4 correlations in 1 file (0 warnings)"
+    assert out.strip() == "ok: 0 rules, 5 macros, 6 lists, 5 correlations in 1 file (0 warnings)"
     assert err == ""
 
 

@@ -12,6 +12,7 @@ LOG4SHELL = "Log4Shell exploitation chain"
 DROP = "Drop and execute"
 EXEC = "Repeated forbidden kubectl exec"
 FANOUT = "Container fans out to many IPs"
+SELF_ESCALATION = "RBAC self-escalation"
 
 
 def test_the_rules_file_loads_without_spurious_warnings():
@@ -21,8 +22,8 @@ def test_the_rules_file_loads_without_spurious_warnings():
     from pipeline.correlation.parse import load_rules_and_correlations
 
     ruleset, correlations = load_rules_and_correlations(RULES, registry_for=registry_for)
-    assert [c.name for c in correlations] == [LOG4SHELL, DROP, EXEC, FANOUT]
-    assert [c.kind for c in correlations] == ["sequence", "sequence", "threshold", "distinct"]
+    assert [c.name for c in correlations] == [LOG4SHELL, DROP, EXEC, FANOUT, SELF_ESCALATION]
+    assert [c.kind for c in correlations] == ["sequence", "sequence", "threshold", "distinct", "sequence"]
     assert ruleset.warnings == ()
 
 

@@ -14,6 +14,7 @@ from pipeline.stream.regroup import TOPIC_KEY_FIELDS, open_envelope, regrouped_c
 from pipeline.stream.settings import PipelineSettings
 
 EXEC = "Repeated forbidden kubectl exec"
+SELF_ESCALATION = "RBAC self-escalation"
 
 
 class Ref:
@@ -60,7 +61,7 @@ def test_only_correlations_not_keyed_like_their_topic_are_regrouped_and_only_wit
 
     correlations = build_processor(PipelineSettings.from_env({"PEREGRINE_PARTITIONS": "2"})).scanner.correlator.correlations
     assert {c.name: TOPIC_KEY_FIELDS[c.source] in c.by for c in correlations}[EXEC] is False
-    assert regrouped_correlations(correlations, 2) == {EXEC}  # the syscall ones are by container.id
+    assert regrouped_correlations(correlations, 2) == {EXEC, SELF_ESCALATION}  # by user; the syscall ones are by container.id
     assert regrouped_correlations(correlations, 1) == frozenset()
 
 
