@@ -363,6 +363,13 @@ class CorrelationEvaluator:
 
     # -- events
 
+    def event_time(self, event: Any, source: str) -> int:
+        """The event's time as the correlations read it; -1 when it has none (or no correlation
+        reads ``source``)."""
+        fields = self._fields.get(source)
+        time = fields.time(event) if fields is not None else None
+        return time if isinstance(time, int) and not isinstance(time, bool) else -1
+
     def process(self, event: Any, source: str, regrouped: Collection[str] | None = None) -> list[CorrelationAlert]:
         """Feed one event; returns the alerts of the matches it completes (often none).
 

@@ -175,6 +175,7 @@ class BatchProcessor:
         # container -> [tree, stored bytes, changed, last message, kafka key]
         open_trees: dict[str, list] = {}
         forwards: dict[str, list[bytes]] = defaultdict(list)
+        regrouped: list[tuple[Message, list, _Refusals]] = []
         validate = self.validate
         for position, message in enumerate(messages, start=1):
             if position % every == 0:
@@ -196,8 +197,7 @@ class BatchProcessor:
             refusals = _Refusals(result, message)
             if source == REGROUP:
                 refusals.items = len(events)
-                self._regrouped(result, message, events, refusals)
-                refusals.close()
+                regrouped.append((message, events, refusals))  # evaluated after the loop, in event time
                 continue
             if source == "aws_cloudtrail":
                 events = _expand_records(events)
@@ -258,6 +258,8 @@ class BatchProcessor:
                     state[2] = True
                 self._evaluate(result, refusals, index, event, undo, SYSCALL, state[4])
             refusals.close()
+        if regrouped:
+            yield from self._regrouped(result, regrouped, every * 32)
         if self.correlation_store is not None:
             self.correlation_store.flush()  # each group this batch changed, logged once
         for cid, lines in forwards.items():
@@ -362,31 +364,50 @@ class BatchProcessor:
                     kafka_key = b"sha256:" + hashlib.sha256(kafka_key).hexdigest().encode()
                 result.regrouped.setdefault(kafka_key, []).append(line)
 
-    def _regrouped(self, result: BatchResult, message: Message, envelopes: list[dict], refusals: "_Refusals") -> None:
-        """A message of the regroup topic: its events, for the correlations they were sent for,
-        in this (the group's) partition. Their rules ran when they first arrived. An envelope for
-        a correlation not regrouped here is a dead letter (the others it names are evaluated)."""
-        for index, item in enumerate(envelopes):
-            if item.__class__ is Refused:
-                refusals.add(dl.UNDECODABLE, item.detail, index=index, original=item.original)
-                continue
-            try:
-                source, names, event = open_envelope(item)
-            except ValueError as error:
-                refusals.add(dl.SCHEMA, str(error), item, index)
-                continue
-            unknown = not_regrouped(names, self._regrouped_names, self._loaded_names)
-            if unknown is not None:
-                refusals.add(dl.UNKNOWN_CORRELATION, unknown, item, index)
-                names = [name for name in names if name in self._regrouped_names]
-                if not names:
+    def _regrouped(self, result: BatchResult, messages: list[tuple[Message, list, "_Refusals"]],
+                   every: int) -> Generator[None, None, None]:
+        """The regroup topic's messages of a batch: their events, for the correlations they were
+        sent for, in their groups' partitions, in event time. A worker forwards a batch's events
+        group by group, so two groups sharing a regroup partition arrive one after the other:
+        taken in that order, the group with newer events moved the partition's clock and made
+        the other's events late. Their rules ran when they first arrived. An envelope for a
+        correlation not regrouped here is a dead letter (the others it names are evaluated).
+        Yields after every ``every`` events."""
+        correlator = self.scanner.correlator
+        opened: list[tuple[int, int, Message, _Refusals, int, dict, str, list[str], dict]] = []
+        for message, envelopes, refusals in messages:
+            for index, item in enumerate(envelopes):
+                if item.__class__ is Refused:
+                    refusals.add(dl.UNDECODABLE, item.detail, index=index, original=item.original)
                     continue
+                try:
+                    source, names, event = open_envelope(item)
+                except ValueError as error:
+                    refusals.add(dl.SCHEMA, str(error), item, index)
+                    continue
+                unknown = not_regrouped(names, self._regrouped_names, self._loaded_names)
+                if unknown is not None:
+                    refusals.add(dl.UNKNOWN_CORRELATION, unknown, item, index)
+                    names = [name for name in names if name in self._regrouped_names]
+                    if not names:
+                        continue
+                time = correlator.event_time(event, source) if correlator is not None else -1
+                opened.append((time, len(opened), message, refusals, index, item, source, names, event))
+        opened.sort(key=_in_time)
+        store = self.correlation_store
+        for position, (_, _, message, refusals, index, item, source, names, event) in enumerate(opened, start=1):
+            if position % every == 0:
+                yield
+            if store is not None:
+                store.bind(message.ref)  # the group's partition: its message's
             try:
                 alerts = self.scanner.scan_regrouped(event, source, names)
             except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
                 refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index)
                 continue
             result.alerts.extend((message.key, alert) for alert in alerts)
+        for _, _, refusals in messages:
+            refusals.close()
 
     @staticmethod
     def _dead(message: Message, reason: str, detail: str, event: Any = None, index: int | None = None,
@@ -399,6 +420,12 @@ class BatchProcessor:
 
 
 MAX_DEAD_LETTERS_PER_MESSAGE = 100
+
+
+def _in_time(entry: tuple) -> tuple[int, int]:
+    """An opened envelope's order: its event's time (-1 untimed: first, the correlations ignore
+    it), then its place in the batch."""
+    return entry[0], entry[1]
 
 
 class _Refusals:

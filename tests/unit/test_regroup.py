@@ -168,3 +168,27 @@ def test_the_dead_letter_reason_is_counted_from_the_start():
 
     assert dl.UNKNOWN_CORRELATION in dl.REASONS
     assert b'peregrine_dead_letters_total{reason="unknown_correlation"}' in exposition()
+
+
+def test_a_batchs_regrouped_events_are_evaluated_in_event_time_across_groups():
+    """A worker forwards a batch's events group by group. Two users whose groups share a regroup
+    partition: the one with later events written first moved the partition's clock, and the
+    other's 20 forbidden execs, minutes older, were all late (the atelier's replay lost its
+    alert so). Read back in one batch, they are evaluated in event time."""
+    settings, processor, _ = worker(2)
+    users = [f"user-{i}" for i in range(40)]
+    early, late = next((a, b) for a in users for b in users if a != b
+                       and kafka_partition(f'{EXEC}\x1f["{a}"]'.encode(), 2) == kafka_partition(f'{EXEC}\x1f["{b}"]'.encode(), 2))
+    partition = kafka_partition(f'{EXEC}\x1f["{early}"]'.encode(), 2)
+    later = [dict(forbidden_exec(n, late, "ns-a"), auditID=f"l{n}", stageTimestamp=f"2026-11-30T10:30:{n:02d}Z") for n in range(3)]
+    older = [dict(forbidden_exec(n, early, "ns-b"), auditID=f"e{n}") for n in range(20)]
+    topic = settings.regroup_topic
+
+    def message(offset: int, user: str, events: list[dict]) -> Message:
+        lines = b"\n".join(orjson.dumps({"source": "k8s_audit", "correlations": [EXEC], "event": e}) for e in events)
+        key = f'{EXEC}\x1f["{user}"]'.encode()
+        return Message(topic, partition, offset, key, lines, Ref(topic, partition))
+
+    result = processor.process([message(0, late, later), message(1, early, older)], None)
+    assert [(a.rule, a.output_fields["ka.user.name"]) for _, a in result.alerts] == [(EXEC, early)]
+    assert processor.scanner.correlator.stats.late == 0
