@@ -541,16 +541,24 @@ class CorrelationEvaluator:
         state = self._store.get(key)
         # held for an earlier step that may still arrive; not for a container's syscall sequence: one
         # collector's events, in its order (holding every exec for the lateness cost the batch processor 5-8%)
-        early = (until_hit or any(hits[1:])) and correlation.name not in self._host_scoped
+        early_capable = correlation.name not in self._host_scoped
+        early = (until_hit or any(hits[1:])) and early_capable
         if state is None:
             if not (hits[0] or early):
                 return
             state = new_state()
         span = correlation.maxspan_ns
         waiting = [entry for entry in state.get("h", ()) if entry["t"] >= watermark]
-        partials = [p for p in state.get("p", ()) if p["f"] + span >= watermark]
+        # a partial an until ended (``"u"``)
+        # (or left to an older event, ``"o"``) at or before the watermark can take no event any more
+        partials = [p for p in state.get("p", ()) if p["f"] + span >= watermark and ("u" not in p or p["u"] > watermark)
+                    and ("o" not in p or p["o"] > watermark)]
         if until_hit:
-            partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))]
+            if early:  # steps older than the until may still arrive: the partials it follows end at it
+                partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))
+                            or held.end(p, time)]
+            else:
+                partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))]
         kept: list[dict[str, Any]] = []
         grown: list[dict[str, Any]] = []  # started or advanced by this event: the held events are offered to them
         completed: list[dict[str, Any]] = []
@@ -559,11 +567,13 @@ class CorrelationEvaluator:
         for partial in partials:
             index = partial["n"]
             step = steps[index]
-            if not (hits[index] and partial["l"] <= time <= partial["f"] + span and _binds_match(step, event, partial["b"])):
+            if not (hits[index] and partial["l"] <= time <= partial["f"] + span and ("o" not in partial or time < partial["o"])
+                    and _binds_match(step, event, partial["b"])):
                 kept.append(partial)
                 continue
             if held.broken(partial, time):
-                continue  # a held until came between its last event and this one: it is over
+                kept.append(partial)  # an until came between its last event and this one; an older step may still come
+                continue
             record = current.record(step)
             if _replayed(record, partial["e"], by_id):
                 kept.append(partial)  # this very event delivered again (a replay) takes no other step
@@ -572,6 +582,8 @@ class CorrelationEvaluator:
                 # what it binds may be the wrong value (a decoy write before the payload's): the
                 # partial stays open too, for a later event to advance it another way
                 kept.append(partial)
+            elif early_capable and max(partial["l"], watermark) < time:
+                kept.append(held.left_to_older(partial, time))  # for an older event that may still arrive
             advanced = {
                 "n": index + 1,
                 "f": partial["f"],
@@ -585,21 +597,22 @@ class CorrelationEvaluator:
             if not any(_replayed(first, p["e"][:1], by_id) for p in kept + grown):
                 grown.append(held.mark({"n": 1, "f": time, "l": time, "e": [first], "b": _bind(steps[0], event, {})}, waiting))
         for partial in grown:
-            kept.extend(self._take_held(partial, waiting, steps, span, by_id, completed) if waiting else (partial,))
+            kept.extend(self._take_held(partial, waiting, steps, span, by_id, completed, watermark) if waiting else (partial,))
         if completed:
             # a chain alerts once: the partials grown from a completed match's first event go with it
             origins = {(match["e"][0]["id"], match["f"]) for match in completed}
             kept = [p for p in kept if (p["e"][0]["id"], p["f"]) not in origins]
+            if len(completed) > 1:
+                completed = _newest_per_ending(completed)
         if early:
             waiting = self._hold(correlation, current, indexes, waiting)
         if completed and waiting:  # what a match took is not held for another (in order, it would not be)
-            used = {(record["id"], record["t"]) for match in completed for record in match["e"]}
-            waiting = [entry for entry in waiting if entry["r"] is None or (entry["r"]["id"], entry["t"]) not in used]
+            waiting = held.spent(waiting, completed, last_index - 1)
         if waiting:
             state["h"] = waiting
         else:
             state.pop("h", None)
-        state["p"] = self._bounded(kept)
+        state["p"] = self._bounded(kept, watermark)
         for match in completed:
             if self._throttled(correlation, state, time):
                 continue
@@ -610,7 +623,7 @@ class CorrelationEvaluator:
         self._save(key, state, deadline, bool(state["p"]) or max(throttle_until, held_until) >= watermark, clock)
 
     def _take_held(self, partial: dict[str, Any], waiting: list[dict[str, Any]], steps: tuple[Step, ...], span: int,
-                   by_id: bool, completed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                   by_id: bool, completed: list[dict[str, Any]], watermark: int) -> list[dict[str, Any]]:
         """The partials ``partial`` grows into with the held events (itself among them unless a step
         without bindings took it on); the matches completed go to ``completed``."""
         index = partial["n"]
@@ -618,10 +631,18 @@ class CorrelationEvaluator:
         fitting = sorted((entry for entry in waiting
                           if entry["k"] == index and partial["l"] <= entry["t"] <= partial["f"] + span
                           and held.fits(entry, partial["b"]) and not held.broken(partial, entry["t"])
-                          and not _replayed(entry["r"], partial["e"], by_id)), key=lambda entry: entry["t"])
+                          and ("o" not in partial or entry["t"] < partial["o"])
+                          and not _replayed(entry["r"], partial["e"], by_id)
+                          and ("c" not in entry or not held.ended(entry, partial["b"]))), key=lambda entry: entry["t"])
         if not fitting:
             return [partial]
-        out = [partial] if step.binds else []
+        # without bindings the earliest held event takes the step; the partial stays open for an
+        # older one that may still arrive
+        if step.binds:
+            out = [partial]
+        else:
+            first = fitting[0]["t"]
+            out = [held.left_to_older(partial, first)] if max(partial["l"], watermark) < first else []
         for entry in fitting if step.binds else fitting[:1]:  # without bindings, the first event takes the step
             advanced = held.mark({
                 "n": index + 1,
@@ -633,7 +654,7 @@ class CorrelationEvaluator:
             if advanced["n"] == len(steps):
                 completed.append(advanced)
             else:
-                out.extend(self._take_held(advanced, waiting, steps, span, by_id, completed))
+                out.extend(self._take_held(advanced, waiting, steps, span, by_id, completed, watermark))
         return out
 
     def _hold(self, correlation: Sequence, current: _Event, indexes: set[int],
@@ -657,17 +678,33 @@ class CorrelationEvaluator:
             del waiting[:-limit]
         return waiting
 
-    def _bounded(self, partials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One partial per (next step, bindings), the newest; at most max_partials_per_group, newest kept."""
+    def _bounded(self, partials: list[dict[str, Any]], watermark: int) -> list[dict[str, Any]]:
+        """Of the partials at one step with the same bindings, those no other covers (the newest, unless
+        an older one can still take an earlier event: see :func:`held.covers`); at most
+        max_partials_per_group, newest kept."""
         if len(partials) <= 1:
             return partials
-        newest: dict[str, dict[str, Any]] = {}
-        for partial in partials:
+        alike: dict[str, list[dict[str, Any]]] = {}
+        for partial in reversed(partials):  # of equal ones, the last wins
             identity = f"{partial['n']}\x1f{json.dumps(partial['b'], sort_keys=True, default=str)}"
-            other = newest.get(identity)
-            if other is None or partial["f"] >= other["f"]:
-                newest[identity] = partial
-        out = sorted(newest.values(), key=lambda p: p["f"])
+            alike.setdefault(identity, []).append(partial)
+        out: list[dict[str, Any]] = []
+        for same in alike.values():
+            if len(same) == 1:
+                out.append(same[0])
+                continue
+            same.sort(key=lambda p: (-p["f"], max(p["l"], watermark), -p.get("u", held.NEVER), -p.get("o", held.NEVER)))
+            chosen: list[dict[str, Any]] = []
+            for partial in same:
+                if any(held.covers(other, partial, watermark) for other in chosen):
+                    continue
+                if chosen:  # the newest takes the events from its last on: this one is left the older ones
+                    partial = held.left_to_older(partial, max(chosen[0]["l"], watermark))
+                    if partial["o"] <= max(partial["l"], watermark):
+                        continue
+                chosen.append(partial)
+            out.extend(chosen)
+        out.sort(key=lambda p: p["f"])
         limit = self.limits.max_partials_per_group
         if len(out) > limit:
             self.stats.dropped_partials += len(out) - limit
@@ -749,6 +786,20 @@ class CorrelationEvaluator:
             suppressed=suppressed,
             count=count,
         )
+
+
+def _newest_per_ending(completed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of matches ending with the same event and bindings, the one that started last: in order,
+    the older partial would have been dropped for the newer before (``_bounded``); it stays
+    open only while an event older than the newer one's last may still arrive."""
+    newest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for match in completed:
+        last = match["e"][-1]
+        ending = (last["id"], last["t"], json.dumps(match["b"], sort_keys=True, default=str))
+        other = newest.get(ending)
+        if other is None or match["f"] >= other["f"]:
+            newest[ending] = match
+    return list(newest.values()) if len(newest) < len(completed) else completed
 
 
 def _binds_match(step: Step, event: Any, bound: dict[str, Any]) -> bool:

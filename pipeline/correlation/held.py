@@ -20,12 +20,14 @@ when it is held (no event is kept).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from pipeline.correlation.model import Step
 
 UNTIL = -1
+NEVER = 1 << 63  # the "u" of a partial no until ends
 
 Present = Callable[[Any], bool]
 Jsonable = Callable[[Any], Any]
@@ -69,10 +71,78 @@ def mark(partial: dict[str, Any], held: list[dict[str, Any]], inherited: int | N
     return partial
 
 
+def end(partial: dict[str, Any], until: int) -> bool:
+    """An ``until`` at ``until`` arrived for ``partial`` (which started at or before it): False when
+    it falls between two of the partial's events (the partial is over); else the partial is marked
+    to end there (``"u"``), and True: a step older than the until may still arrive and advance it."""
+    if until < partial["l"]:
+        return False
+    if "u" not in partial or until < partial["u"]:
+        partial["u"] = until
+    return True
+
+
+def covers(newer: dict[str, Any], older: dict[str, Any], watermark: int) -> bool:
+    """Whether ``newer`` (started no earlier than ``older``, at the same step with the same bindings)
+    can take every event ``older`` can: its last event is no later, or both are before the
+    watermark (no event that old can come), and no until ends it earlier. In order, the newest
+    partial covers the others; out of order, an older one may still take an event the newer cannot."""
+    return (max(newer["l"], watermark) <= max(older["l"], watermark)
+            and newer.get("u", NEVER) >= older.get("u", NEVER) and newer.get("o", NEVER) >= older.get("o", NEVER))
+
+
+def left_to_older(partial: dict[str, Any], time: int) -> dict[str, Any]:
+    """``partial`` for its next step's events older than ``time`` only (``"o"``): a newer partial
+    at the same step, or the one this partial became with an event at ``time``, takes the others.
+    In order none could come: such a partial is dropped once the watermark passes ``time``."""
+    if partial.get("o", NEVER) <= time:
+        return partial
+    return dict(partial, o=time)
+
+
+def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: int) -> list[dict[str, Any]]:
+    """The held events once ``completed`` matches were made (``last``: the last step's index). What a
+    match took for an earlier step is held for no other (in order, it would have been taken by
+    this chain, whose other partials close with it). The event that ended a match stays held
+    for the partials bound otherwise, which it would have ended too in order; it is marked with
+    the bindings it ended (``"c"``) so that no partial bound the same way ends with it again."""
+    used: set[tuple[Any, int]] = set()
+    endings: dict[tuple[Any, int], list[str]] = {}
+    for match in completed:
+        *earlier, ending = match["e"]
+        used.update((record["id"], record["t"]) for record in earlier)
+        if match["b"]:  # without bindings no other partial could end with it
+            endings.setdefault((ending["id"], ending["t"]), []).append(bindings_text(match["b"]))
+        else:
+            used.add((ending["id"], ending["t"]))
+    out = []
+    for entry in waiting:
+        record = entry["r"]
+        if record is None:
+            out.append(entry)
+            continue
+        event = (record["id"], entry["t"])
+        if entry["k"] == last and event in endings:
+            entry["c"] = entry.get("c", []) + endings[event]
+            out.append(entry)
+        elif event not in used:
+            out.append(entry)
+    return out
+
+
+def ended(entry: dict[str, Any], bound: dict[str, Any]) -> bool:
+    """Whether a held last step already ended a match bound as a partial with ``bound`` would be."""
+    return bindings_text(dict(bound, **entry["v"]) if entry["v"] else bound) in entry["c"]
+
+
+def bindings_text(bound: dict[str, Any]) -> str:
+    return json.dumps(bound, sort_keys=True, default=str)
+
+
 def broken(partial: dict[str, Any], time: int) -> bool:
     """Whether an ``until`` came between the partial's last event and an event at ``time``."""
     until = partial.get("u")
     return until is not None and time >= until
 
 
-__all__ = ["UNTIL", "broken", "fits", "hold", "mark", "until_after"]
+__all__ = ["NEVER", "UNTIL", "bindings_text", "broken", "covers", "end", "ended", "fits", "hold", "left_to_older", "mark", "spent", "until_after"]

@@ -11,7 +11,7 @@ longer match or throttle anything, i.e. when it may be dropped):
 
 * sequence: ``{"p": [partial, ...], "h": [held, ...], "a", "s", "d"}``, a partial being
   ``{"n": next step index, "f": first time, "l": last time, "e": [event, ...],
-  "b": {bound name: value}, "u": time of a held until after it}``, and ``"h"`` the
+  "b": {bound name: value}, "u": time of an until after it, "o": its next step's events must be older}``, and ``"h"`` the
   events held for an earlier step that may still arrive (:mod:`pipeline.correlation.held`);
 * threshold and distinct: ``{"wb", "wt", "wh", "wx", "fh", "ft", "a", "s", "d"}``, the events
   counted (at most ``count``) as time and digest, a distinct count's values as digests
