@@ -102,6 +102,7 @@ async def produce(
                                 compression_type=compression, **security)
     from pipeline.stack.health import quiet_aiokafka
 
+    connecting = time.monotonic()
     try:
         with quiet_aiokafka():  # its "Unable connect to ..." would come before our one line
             await asyncio.wait_for(producer.start(), 15)
@@ -109,7 +110,7 @@ async def produce(
         await producer.stop()
         if settings is not None:
             with quiet_aiokafka():
-                explained = await explain_kafka_failure(settings, bootstrap, 15, error)
+                explained = await explain_kafka_failure(settings, bootstrap, 15, error, probe_s=15 - (time.monotonic() - connecting))
             raise ConfigError(explained) from None
         raise ConfigError(f"cannot reach Kafka at {bootstrap}: {type(error).__name__} {error}") from None
     if max_message_bytes is None:
@@ -118,6 +119,8 @@ async def produce(
     started = time.monotonic()
     pending = []
     try:
+        await _check_topics_exist(producer, bootstrap, {topic or topics[_source(event, hint)] for event, hint in events},
+                                  flag=topic is not None)
         groups: dict[tuple[str, bytes | None], list[bytes]] = defaultdict(list)
         sizes: dict[tuple[str, bytes | None], int] = defaultdict(int)  # a group's NDJSON bytes
         done = 0
@@ -174,6 +177,23 @@ async def produce(
     finally:
         await producer.stop()
     return sent
+
+
+async def _check_topics_exist(producer, bootstrap: str, targets: set[str], *, flag: bool) -> None:
+    """The broker does not create topics: a send to a missing one waited 40 s, logging each
+    metadata retry, and ended in a traceback."""
+    from pipeline.stack.health import quiet_aiokafka
+
+    try:
+        with quiet_aiokafka():
+            cluster = await asyncio.wait_for(producer.client.fetch_all_metadata(), 15)
+    except Exception as error:  # noqa: BLE001 - a timeout or a KafkaError: no metadata
+        raise ConfigError(f"Kafka at {bootstrap} did not answer a metadata request ({type(error).__name__})") from None
+    missing = sorted(targets - cluster.topics())
+    if missing:
+        fix = "--topic" if flag else "the PEREGRINE_*_TOPIC settings"
+        raise ConfigError(f"Kafka topic(s) missing on {bootstrap}: {', '.join(missing)}; create them with "
+                          f"`peregrine stack provision` or fix {fix}")
 
 
 def replay(

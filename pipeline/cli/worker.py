@@ -3,7 +3,7 @@
 Before Faust starts, it checks what Faust would otherwise wait on forever
 or crash on later: the broker answers, the input/alert/dead-letter topics
 exist, the syscall topic's partition count, the rules load, the web port is
-free, OpenSearch takes the credentials (an OpenSearch that does not answer
+free, the state directory is writable, OpenSearch takes the credentials (an OpenSearch that does not answer
 is an outage, not a misconfiguration: a warning). A misconfiguration exits
 2 with one clear line within ``PEREGRINE_STARTUP_TIMEOUT_S``. Then the process becomes the Faust worker
 (exec), so signals and exit codes are the worker's own.
@@ -31,6 +31,7 @@ async def check_kafka(settings) -> None:
     if settings.ocsf_topic:
         wanted.append(settings.ocsf_topic)
     timeout = settings.startup_timeout_s
+    started = asyncio.get_running_loop().time()
     with quiet_aiokafka():
         security = aiokafka_options(settings)
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=int(timeout * 1000), **security)
@@ -49,7 +50,8 @@ async def check_kafka(settings) -> None:
         finally:
             await admin.close()
         if failure is not None:
-            raise ConfigError(await explain_kafka_failure(settings, settings.broker, timeout, failure))
+            left = timeout - (asyncio.get_running_loop().time() - started)
+            raise ConfigError(await explain_kafka_failure(settings, settings.broker, timeout, failure, probe_s=left))
     missing = [t for t in wanted if t not in topics]
     if missing:
         raise ConfigError(
@@ -136,6 +138,21 @@ def check_web_port(port: int) -> None:
                               "set PEREGRINE_WEB_PORT or --web-port to a free port") from None
 
 
+def check_data_dir(settings) -> None:
+    """The worker's state directory (``PEREGRINE_DATA_DIR``/<app id>: Faust's table and offset
+    files) exists and takes a file; made here if it is missing."""
+    import tempfile
+
+    state = settings.data_dir / settings.app_id
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=state):
+            pass
+    except OSError as error:
+        raise ConfigError(f"PEREGRINE_DATA_DIR={settings.data_dir}: cannot write the worker's state directory {state} "
+                          f"({error.strerror or error}); set PEREGRINE_DATA_DIR to a writable directory") from None
+
+
 def worker(
     web_port: int = typer.Option(None, "--web-port", help="Port of /health and /metrics (default PEREGRINE_WEB_PORT or 6066)"),
     store: str = typer.Option(None, "--store", help="rocksdb or memory (default PEREGRINE_STORE or rocksdb)"),
@@ -157,10 +174,10 @@ def worker(
         raise ConfigError(f"--loglevel must be one of debug, info, warning, error, critical; got {loglevel!r}")
     settings = PipelineSettings.from_env()
     check_web_port(settings.web_port)
+    check_data_dir(settings)
     build_processor(settings)  # rules and field registries load, or a clear error now
     asyncio.run(check_kafka(settings))
     asyncio.run(check_opensearch(settings, warn=lambda line: print(f"warning: {line}", file=sys.stderr)))
-    (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from typing import Any
 
@@ -101,17 +102,21 @@ def _first_address(broker: str) -> tuple[str, int]:
         return first, 9092
 
 
-async def explain_kafka_failure(settings, broker: str, timeout_s: float, error: BaseException) -> str:
-    """One line saying why the clients could not talk to ``broker``."""
+async def explain_kafka_failure(settings, broker: str, timeout_s: float, error: BaseException,
+                                probe_s: float | None = None) -> str:
+    """One line saying why the clients could not talk to ``broker`` within ``timeout_s``.
+    ``probe_s``: how long the probe connection may take (default ``timeout_s``): what is left
+    of the caller's budget, so a broker that never answers costs it once, not twice."""
     from aiokafka import errors as kafka_errors
     from aiokafka.conn import create_conn
 
     host, port = _first_address(broker)
     user = settings.kafka_sasl_username
     cause: BaseException = error
+    probe_s = timeout_s if probe_s is None else max(1.0, min(probe_s, timeout_s))
     try:
         conn = await asyncio.wait_for(
-            create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **aiokafka_options(settings)), timeout_s
+            create_conn(host, port, request_timeout_ms=int(probe_s * 1000), **aiokafka_options(settings)), probe_s
         )
         conn.close()
     except ConfigError:
@@ -130,6 +135,9 @@ async def explain_kafka_failure(settings, broker: str, timeout_s: float, error: 
     if isinstance(cause, kafka_errors.IllegalSaslStateError):
         return (f"Kafka at {host}:{port} does not speak SASL on this listener ({name}): "
                 "check PEREGRINE_KAFKA_SECURITY_PROTOCOL and the port of PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP")
+    if isinstance(cause, socket.gaierror):
+        return (f"Kafka broker {broker}: host name {host} does not resolve ({name}: {cause.strerror or cause}): "
+                "check PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP")
     if isinstance(cause, ConnectionRefusedError):
         return (f"Kafka broker {broker} refused the connection ({name}): nothing listens on {host}:{port}; is it running "
                 "(`peregrine stack status`), and is PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP right?")
@@ -140,6 +148,10 @@ async def explain_kafka_failure(settings, broker: str, timeout_s: float, error: 
     if isinstance(cause, ssl.SSLError):
         return (f"TLS to Kafka at {host}:{port} failed ({name}: {cause}): "
                 "check PEREGRINE_KAFKA_CA_FILE and PEREGRINE_KAFKA_SECURITY_PROTOCOL")
+    if not uses_tls(settings) and isinstance(cause, (ConnectionError, kafka_errors.KafkaConnectionError)):
+        return (f"Kafka at {host}:{port} closed the connection without answering ({name}): is it a Kafka listener for "
+                f"PEREGRINE_KAFKA_SECURITY_PROTOCOL ({settings.kafka_security_protocol})? a TLS listener closes a "
+                "plaintext client; check the port of PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP")
     return (f"Kafka broker {broker} did not answer within {timeout_s:.0f}s ({name}); is it running "
             "(`peregrine stack status`), is PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP right, and does "
             f"PEREGRINE_KAFKA_SECURITY_PROTOCOL ({settings.kafka_security_protocol}) match its listener?")

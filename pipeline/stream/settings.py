@@ -23,6 +23,7 @@ REGROUP = "regroup"  # the "source" of the regroup topic: envelopes, not events 
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own rule for topic (and so group) names
 _INDEX_NAME_REFUSED = re.compile(r'[\\/*?"<>| ,#:A-Z]')  # what OpenSearch refuses in an index name (and upper case)
+_KAFKA_INT32 = 2**31 - 1  # a Kafka request's byte counts are int32: aiokafka's fetcher dies on a larger one, in a loop
 # Peregrine's producers' codec (PEREGRINE_KAFKA_COMPRESSION), also for a producer made without settings.
 # zstd: aiokafka encodes lz4 at level 9 (~200 MB/s here), zstd at its default (~1.5 GB/s)
 DEFAULT_KAFKA_COMPRESSION = "zstd"
@@ -145,9 +146,16 @@ class PipelineSettings:
             raise ConfigError(f"PEREGRINE_STORE must be one of {', '.join(STORES)}, got {self.store!r}")
         if self.rule_matching not in ("first", "all"):
             raise ConfigError(f"PEREGRINE_RULE_MATCHING must be first or all, got {self.rule_matching!r}")
-        for name in ("batch_size", "max_message_bytes", "max_processes_per_container", "max_containers", "partitions"):
+        for name in ("batch_size", "max_message_bytes", "max_processes_per_container", "max_containers", "partitions",
+                     "rocksdb_block_cache_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"PEREGRINE_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_message_bytes", "fetch_max_bytes"):
+            if getattr(self, name) > _KAFKA_INT32:
+                raise ConfigError(f"PEREGRINE_{name.upper()} must be at most {_KAFKA_INT32} (Kafka's largest byte count), "
+                                  f"got {getattr(self, name)}")
+        if not 1 <= self.web_port <= 65535:
+            raise ConfigError(f"PEREGRINE_WEB_PORT (--web-port) must be a port number from 1 to 65535, got {self.web_port}")
         if self.fetch_max_bytes < self.max_message_bytes:
             raise ConfigError(f"PEREGRINE_FETCH_MAX_BYTES ({self.fetch_max_bytes}) must be at least PEREGRINE_MAX_MESSAGE_BYTES "
                               f"({self.max_message_bytes}), or the largest messages could never be fetched")
@@ -159,7 +167,26 @@ class PipelineSettings:
             stack.checked_seconds(f"PEREGRINE_{name.upper()}", getattr(self, name))
 
         self._check_names()
+        self._check_addresses()
         self._check_credentials()
+
+    def _check_addresses(self) -> None:
+        """Addresses the clients can parse: a port that is not a number was "did not answer within 30s"
+        (a DNS error on "host:abc"), an OpenSearch URL without a scheme a warning that it is away."""
+        from urllib.parse import urlsplit
+
+        for entry in self.broker.split(","):
+            if not _is_broker_address(entry.strip()):
+                raise ConfigError(f"PEREGRINE_BROKER / PEREGRINE_KAFKA_BOOTSTRAP={self.broker!r}: each broker must be "
+                                  "HOST:PORT (PORT from 1 to 65535), several separated by commas")
+        try:
+            url = urlsplit(self.opensearch_url)
+            url_port = url.port
+        except ValueError:
+            url, url_port = None, None
+        if url is None or url.scheme not in ("http", "https") or not url.hostname or url_port == 0:
+            raise ConfigError(f"PEREGRINE_OPENSEARCH_URL={self.opensearch_url!r} is not an OpenSearch URL: "
+                              "use http://HOST:PORT or https://HOST:PORT")
 
     def _check_names(self) -> None:
         """Topic names Kafka takes, one topic for each input and output, an index prefix OpenSearch
@@ -218,6 +245,14 @@ class PipelineSettings:
 
     def with_(self, **changes: object) -> "PipelineSettings":
         return replace(self, **changes)
+
+
+def _is_broker_address(entry: str) -> bool:
+    """HOST, HOST:PORT or [IPv6]:PORT, as Kafka's clients take a bootstrap address (no port: 9092)."""
+    host, colon, port = (entry, "", "") if entry.endswith("]") else entry.rpartition(":")
+    if not colon:
+        host = entry
+    return bool(host.strip("[]")) and (not colon or (port.isdigit() and 1 <= int(port) <= 65535))
 
 
 def _convert(name: str, raw: str, default: object) -> object:

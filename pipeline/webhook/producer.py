@@ -50,9 +50,11 @@ class AuditProducer:
         async def unreachable_because(error: BaseException) -> str:
             if self.pipeline is None:
                 return unreachable
-            return await explain_kafka_failure(self.pipeline, self.broker, timeout, error)
+            left = timeout - (asyncio.get_running_loop().time() - connecting)
+            return await explain_kafka_failure(self.pipeline, self.broker, timeout, error, probe_s=left)
 
         timeout = self.startup_timeout_s
+        connecting = asyncio.get_running_loop().time()
         unreachable = (f"Kafka broker {self.broker} did not answer within {timeout:.0f}s; is it running "
                        "(`peregrine stack status`) and is PEREGRINE_KAFKA_BOOTSTRAP right?")
         with quiet_aiokafka():
