@@ -51,6 +51,7 @@ that came back may have moved on meanwhile; the larger of the two is kept).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from time import time_ns
@@ -65,6 +66,8 @@ from pipeline.errors import ConfigError
 from pipeline.ingest.keys import HOST, host_key
 from pipeline.fields.registry import MISSING, UnknownField
 from pipeline.rules.model import Priority
+
+log = logging.getLogger("peregrine.correlation")
 
 REGROUPED = "@regrouped"  # a regrouped correlation's clock: (partition, its source + this)
 TIME_FIELDS = ("evt.time",)
@@ -143,6 +146,7 @@ class CorrelationStats:
     dropped_partials: int = 0  # dropped to stay under max_partials_per_group
     dropped_held: int = 0  # held events dropped to stay under max_held_per_group
     expired_groups: int = 0  # dropped because they can no longer match
+    corrupt_groups: int = 0  # dropped because their stored state could not be read
 
 
 class _SourceFields:
@@ -415,13 +419,40 @@ class CorrelationEvaluator:
         if hits:
             current = _Event(event, time, fields, self._ordinal)
             for number, indexes in hits.items():
-                correlation = self.correlations[number]
-                if isinstance(correlation, Sequence):
-                    self._sequence(correlation, current, indexes, clock, watermark, alerts)
-                else:
-                    self._windowed(correlation, current, clock, watermark, alerts)
+                self._evaluate(self.correlations[number], current, indexes, clock, watermark, alerts)
         self._expire(clock, watermark)
         return alerts
+
+    def _evaluate(self, correlation: Correlation, current: "_Event", indexes: set[int], clock: Hashable, watermark: int,
+                  alerts: list[CorrelationAlert]) -> None:
+        """One correlation's step of the event. A group whose stored state this evaluator cannot
+        read (a changelog record corrupted, or written by another version in a shape it does
+        not know) made every later event of the group raise, and the batch dead-letter each one
+        with its rule alerts: such a group is dropped, counted, and the event taken again by a
+        fresh one. An error that a fresh group raises too goes to the caller."""
+        kind = self._sequence if isinstance(correlation, Sequence) else self._windowed
+        found: list[CorrelationAlert] = []
+        try:
+            kind(correlation, current, indexes, clock, watermark, found)  # type: ignore[operator]
+        except Exception:  # noqa: BLE001 - a stored group's state is data, not code
+            values = self._group(correlation, current.raw)
+            if values is None:
+                raise
+            key = group_key(correlation.name, values)
+            self._drop_corrupt(key)
+            found = []
+            kind(correlation, current, indexes, clock, watermark, found)  # type: ignore[operator]
+        alerts.extend(found)
+
+    def _drop_corrupt(self, key: str) -> None:
+        self.stats.corrupt_groups += 1
+        log.warning("correlation group %.200s dropped: its state could not be read", key)
+        if key in self.index:
+            self.index.remove(key)
+        try:
+            self._store.pop(key, None)
+        except Exception:  # noqa: BLE001 - the deletion is what matters
+            pass
 
     def _route(self, event: Any, hits: dict[int, set[int]]) -> None:
         """Move the regrouped correlations out of ``hits`` into :attr:`routes` (an event whose
@@ -446,21 +477,28 @@ class CorrelationEvaluator:
             recovered = self._store.clocked_items()  # type: ignore[attr-defined]
         else:
             recovered = [(key, state, None) for key, state in self._store.items()]
+        corrupt: list[str] = []
         for key, state, partition in recovered:
-            source = self._clock_source.get(split_key(key)[0])
+            try:
+                source = self._clock_source.get(split_key(key)[0])
+                if source is not None:
+                    time, _ = newest_time(state), int(state.get("d") or 0)
+            except Exception:  # noqa: BLE001 - a group this evaluator cannot read: dropped, never a stopped worker
+                corrupt.append(key)
+                continue
             if source is None:
                 orphans.append(key)
                 continue
             clock = (partition, source) if self._clocked else None
             groups.append((key, state, clock))
-            if isinstance(state, dict):
-                time = newest_time(state)
-                if time > self.clocks.get(clock, 0) and (time <= self._horizon or time <= self._refresh_horizon()):
-                    self.clocks[clock] = time
+            if time > self.clocks.get(clock, 0) and (time <= self._horizon or time <= self._refresh_horizon()):
+                self.clocks[clock] = time
         self.index = GroupIndex.rebuild(groups)
         for key in orphans:
             self._store.pop(key, None)
         self.stats.expired_groups += len(orphans)
+        for key in corrupt:
+            self._drop_corrupt(key)
 
     def expire(self, watermark: int | None = None) -> int:
         """Drop every group that can no longer match or throttle: each before its own clock's
@@ -713,8 +751,8 @@ class CorrelationEvaluator:
 
     # -- thresholds and distinct counts
 
-    def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, clock: Hashable, watermark: int,
-                  alerts: list[CorrelationAlert]) -> None:
+    def _windowed(self, correlation: Threshold | DistinctCount, current: _Event, indexes: set[int], clock: Hashable,
+                  watermark: int, alerts: list[CorrelationAlert]) -> None:
         event, time = current.raw, current.time
         distinct = isinstance(correlation, DistinctCount)
         if distinct:

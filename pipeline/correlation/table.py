@@ -82,6 +82,7 @@ class TableCorrelationStore(MutableMapping):
         # key -> (binding, partition, state or _DELETED): the writes flush() makes
         self._held: dict[str, tuple[Any, int | None, Any]] = {}
         self.oversized = 0  # groups dropped because their state would not fit a changelog record
+        self.unreadable = 0  # stored values that are no group's JSON (read as no group)
 
     def bind(self, ref: Any) -> None:
         """The Faust event whose partition the next reads and writes belong to (None: unbound)."""
@@ -127,6 +128,20 @@ class TableCorrelationStore(MutableMapping):
         partition, body = cls._split(value)
         return partition, orjson.loads(body)
 
+    def _readable(self, key: str, value: Any) -> tuple[int | None, dict] | None:
+        """A stored value's (partition, state), or None for one that is not a group's JSON (a
+        corrupted changelog record): counted and logged; the group starts afresh."""
+        try:
+            partition, state = self._decode(value)
+            if isinstance(state, dict):
+                return partition, state
+        except (ValueError, TypeError):
+            pass
+        self.unreadable += 1
+        metrics.CORRELATION_GROUPS_DROPPED.inc()
+        log.warning("correlation group %.200s dropped: its stored state is not a group's JSON", key)
+        return None
+
     # -- reads and writes in the bound partition
 
     def _with(self, fn: Callable[[], Any], ref: Any = _MISSING) -> Any:
@@ -151,7 +166,10 @@ class TableCorrelationStore(MutableMapping):
         if held is not None:
             return default if held[2] is _DELETED else held[2]
         value = self._with(lambda: self.table.get(key))
-        return default if value is None else self._decode(value)[1]
+        if value is None:
+            return default
+        readable = self._readable(key, value)
+        return default if readable is None else readable[1]
 
     def __setitem__(self, key: str, state: dict) -> None:
         self._held[key] = (self._ref, self._partition, state)
@@ -168,7 +186,10 @@ class TableCorrelationStore(MutableMapping):
                 raise KeyError(key)
             return default
         self._held[key] = (self._ref, self._partition, _DELETED)
-        return self._decode(value)[1]
+        readable = self._readable(key, value)
+        if readable is not None:
+            return readable[1]
+        return {} if default is _MISSING else default  # deleted all the same
 
     def flush(self) -> None:
         """Write the held changes to the table: each changed group once, in the partition its
@@ -222,7 +243,10 @@ class TableCorrelationStore(MutableMapping):
             value = self._unbound_get(key)
             if value is None:
                 continue
-            partition, state = self._decode(value)
+            readable = self._readable(key, value)
+            if readable is None:
+                continue  # written again when its group next changes
+            partition, state = readable
             if owned is not None and partition is not None and partition not in owned:
                 continue
             out.append((key, state, partition))
