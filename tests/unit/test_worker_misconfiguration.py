@@ -3,7 +3,7 @@ ConfigError naming the setting, never a traceback or a wait. Values that no clie
 refused by the settings; a Kafka that cannot be talked to is explained by one probe
 connection, within what is left of the start-up budget. The Kafka stand-ins are local sockets
 (one that never answers, one that closes at once); the real broker's cases are in
-tests/integration/test_worker_misconfiguration.py."""
+tests/integration/test_misconfigured_stack.py."""
 
 from __future__ import annotations
 
