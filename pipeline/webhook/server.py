@@ -37,6 +37,7 @@ from pipeline import metrics
 from pipeline.errors import ConfigError
 from pipeline.webhook.client_names import ClientIdentity, ClientNames
 from pipeline.webhook.eventlist import BadAuditBody, parse_body, to_batch
+from pipeline.webhook.open_files import raise_open_files_limit
 from pipeline.webhook.producer import AuditProducer, KafkaRefused
 from pipeline.webhook.settings import WebhookSettings
 from pipeline.webhook.token import BearerToken
@@ -271,6 +272,7 @@ class Receiver:
 
 async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
     """Run until SIGTERM or SIGINT."""
+    open_files = raise_open_files_limit()
     receiver = Receiver(settings)
     await receiver.start()
     names = f" for {', '.join(settings.client_names)}" if settings.client_names else ""
@@ -283,7 +285,8 @@ async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
     if settings.client_ca is not None and not settings.client_names:
         log.warning("--client-ca without --client-name: any client certificate %s signed may post; "
                     "give --client-name the CN of the API server's", settings.client_ca)
-    say(f"peregrine webhook listening on {receiver.url} ({auth}); events to {settings.topic} on {settings.broker}")
+    say(f"peregrine webhook listening on {receiver.url} ({auth}); events to {settings.topic} on {settings.broker}; "
+        f"up to {open_files} open files")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
