@@ -591,12 +591,9 @@ class CorrelationEvaluator:
         # (or left to an older event, ``"o"``) at or before the watermark can take no event any more
         partials = [p for p in state.get("p", ()) if p["f"] + span >= watermark and ("u" not in p or p["u"] > watermark)
                     and ("o" not in p or p["o"] > watermark)]
-        if until_hit:
-            if early:  # steps older than the until may still arrive: the partials it follows end at it
-                partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))
-                            or held.end(p, time)]
-            else:
-                partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))]
+        if until_hit:  # early: steps older than the until may still arrive, the partials it follows end at it
+            partials = [p for p in partials if not (p["f"] <= time and _binds_match(until, event, p["b"]))
+                        or (early and held.end(p, time))]
         kept: list[dict[str, Any]] = []
         grown: list[dict[str, Any]] = []  # started or advanced by this event: the held events are offered to them
         completed: list[dict[str, Any]] = []
@@ -622,14 +619,8 @@ class CorrelationEvaluator:
                 kept.append(partial)
             elif early_capable and max(partial["l"], watermark) < time:
                 kept.append(held.left_to_older(partial, time))  # for an older event that may still arrive
-            advanced = {
-                "n": index + 1,
-                "f": partial["f"],
-                "l": time,
-                "e": partial["e"] + [record],
-                "b": _bind(step, event, partial["b"]),
-            }
-            (completed if advanced["n"] == last_index else grown).append(held.mark(advanced, waiting, partial.get("u")))
+            advanced = held.mark(_advanced(partial, time, record, _bind(step, event, partial["b"])), waiting, partial.get("u"))
+            (completed if advanced["n"] == last_index else grown).append(advanced)
         if hits[0] and not until_hit:
             first = current.record(steps[0])
             if not any(_replayed(first, p["e"][:1], by_id) for p in kept + grown):
@@ -682,13 +673,8 @@ class CorrelationEvaluator:
             first = fitting[0]["t"]
             out = [held.left_to_older(partial, first)] if max(partial["l"], watermark) < first else []
         for entry in fitting if step.binds else fitting[:1]:  # without bindings, the first event takes the step
-            advanced = held.mark({
-                "n": index + 1,
-                "f": partial["f"],
-                "l": entry["t"],
-                "e": partial["e"] + [entry["r"]],
-                "b": dict(partial["b"], **entry["v"]) if entry["v"] else partial["b"],
-            }, waiting, partial.get("u"))
+            bound = dict(partial["b"], **entry["v"]) if entry["v"] else partial["b"]
+            advanced = held.mark(_advanced(partial, entry["t"], entry["r"], bound), waiting, partial.get("u"))
             if advanced["n"] == len(steps):
                 completed.append(advanced)
             else:
@@ -724,7 +710,7 @@ class CorrelationEvaluator:
             return partials
         alike: dict[str, list[dict[str, Any]]] = {}
         for partial in reversed(partials):  # of equal ones, the last wins
-            identity = f"{partial['n']}\x1f{json.dumps(partial['b'], sort_keys=True, default=str)}"
+            identity = f"{partial['n']}\x1f{held.bindings_text(partial['b'])}"
             alike.setdefault(identity, []).append(partial)
         out: list[dict[str, Any]] = []
         for same in alike.values():
@@ -826,6 +812,11 @@ class CorrelationEvaluator:
         )
 
 
+def _advanced(partial: dict[str, Any], time: int, record: dict[str, Any], bound: dict[str, Any]) -> dict[str, Any]:
+    """``partial`` one step on, by the event of ``record`` at ``time``, bound so."""
+    return {"n": partial["n"] + 1, "f": partial["f"], "l": time, "e": partial["e"] + [record], "b": bound}
+
+
 def _newest_per_ending(completed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Of matches ending with the same event and bindings, the one that started last: in order,
     the older partial would have been dropped for the newer before (``_bounded``); it stays
@@ -833,7 +824,7 @@ def _newest_per_ending(completed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     newest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for match in completed:
         last = match["e"][-1]
-        ending = (last["id"], last["t"], json.dumps(match["b"], sort_keys=True, default=str))
+        ending = (last["id"], last["t"], held.bindings_text(match["b"]))
         other = newest.get(ending)
         if other is None or match["f"] >= other["f"]:
             newest[ending] = match
