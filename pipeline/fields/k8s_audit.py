@@ -2,6 +2,8 @@
 
 The ``ka.*`` names and meanings follow Falco's k8saudit plugin; ``jevt.*``
 reads the raw JSON (``jevt.value[/objectRef/name]`` is an RFC 6901 pointer).
+``ka.target.resource_subresource`` (``pods/exec``, or ``pods``) is Peregrine's own: a rule
+using it does not load in Falco.
 Per-container fields exist for ``containers``, ``initContainers`` and
 ``ephemeralContainers`` (``ka.req.pod.initContainers.privileged``); a
 list-valued field gives one item per container/volume/rule, skipping items
@@ -179,6 +181,18 @@ def _list_path(*path: str, coerce: Callable[[Any], Any] = to_str) -> Callable[[A
     return extract
 
 
+def _resource_subresource(e: Any) -> Any:
+    """``pods/exec`` for a request to a subresource, ``pods`` for one to the resource itself, as an
+    RBAC rule and an audit policy name them; MISSING without a resource (a non-resource URL).
+    Peregrine's: Falco's k8saudit plugin has only the two parts, and a correlation's ``match``
+    never equates two absent values, so one field must carry both (RBAC self-escalation)."""
+    resource = to_str(dig(e, "objectRef", "resource"))
+    if resource is _M:
+        return _M
+    subresource = to_str(dig(e, "objectRef", "subresource"))
+    return resource if subresource is _M or subresource == "" else f"{resource}/{subresource}"
+
+
 def _when_resource(resource: str, inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def extract(e: Any) -> Any:
         return inner(e) if dig(e, "objectRef", "resource") == resource else _M
@@ -202,6 +216,7 @@ _SIMPLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "ka.target.namespace": ("STRING", _path("objectRef", "namespace")),
     "ka.target.resource": ("STRING", _path("objectRef", "resource")),
     "ka.target.subresource": ("STRING", _path("objectRef", "subresource")),
+    "ka.target.resource_subresource": ("STRING", _resource_subresource),
     "ka.target.pod.name": ("STRING", _when_resource("pods", _path("objectRef", "name"))),
     "ka.req.binding.subjects": ("STRING list", _subjects),
     "ka.req.binding.role": ("STRING", _path("requestObject", "roleRef", "name")),

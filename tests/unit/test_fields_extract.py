@@ -129,6 +129,21 @@ def test_exec_binding_and_configmap():
     assert ka("ka.req.configmap.name", "exec_into_pod.json") is MISSING
 
 
+def test_resource_with_its_subresource():
+    """Peregrine's ka.target.resource_subresource: one value for what RBAC and audit policies call
+    the resource, so a correlation can bind it (an absent subresource never matches a binding)."""
+    assert ka("ka.target.resource_subresource", "exec_into_pod.json") == "pods/exec"
+    assert ka("ka.target.resource_subresource", "privileged_pod_create.json") == "pods"
+    assert ka("ka.target.resource_subresource", "clusterrolebinding_cluster_admin.json") == "clusterrolebindings"
+    event = json.loads((DATA / "exec_into_pod.json").read_text())
+    event["objectRef"]["subresource"] = ""
+    assert value("k8s_audit", "ka.target.resource_subresource", event) == "pods"
+    del event["objectRef"]
+    event["requestURI"] = "/apis"
+    assert value("k8s_audit", "ka.target.resource_subresource", event) is MISSING  # a non-resource URL
+    assert value("k8s_audit", "ka.target.resource", event) is MISSING
+
+
 def test_cloudtrail_fields():
     record = {
         "eventVersion": "1.08", "eventSource": "s3.amazonaws.com", "eventName": "PutBucketPolicy", "awsRegion": "us-east-1",
@@ -178,6 +193,18 @@ def test_schemas_accept_good_and_reject_bad_events():
         validate_event([], "aws_cloudtrail")
     with pytest.raises(UnknownSource):
         validate_event({}, "nope")
+
+
+def test_a_json_patch_request_fits_the_k8s_audit_schema():
+    """kube-apiserver records a request's body as it came: a JSON Patch (``kubectl patch
+    --type=json``) makes requestObject an array. The worker dead-lettered such events, a
+    Role patched to grant its own user more (RBAC self-escalation's grant) among them."""
+    event = json.loads((DATA / "privileged_pod_create.json").read_text())
+    event.update(verb="patch", requestObject=[{"op": "add", "path": "/rules/-", "value": {"resources": ["pods/exec"]}}])
+    validate_event(event, "k8s_audit")
+    assert value("k8s_audit", "ka.req.role.rules", event) is MISSING
+    with pytest.raises(EventError, match="at requestObject"):
+        validate_event(dict(event, requestObject="not a body"), "k8s_audit")
 
 
 def test_the_native_fast_path_promise_holds_for_every_syscall_field():
