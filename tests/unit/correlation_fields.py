@@ -33,6 +33,7 @@ K8S_AUDIT = [
     FieldDef("ka.user.name", FieldType.STRING),
     FieldDef("ka.target.resource", FieldType.STRING),
     FieldDef("ka.target.subresource", FieldType.STRING),
+    FieldDef("ka.target.resource_subresource", FieldType.STRING),
     FieldDef("ka.target.name", FieldType.STRING),
     FieldDef("ka.target.namespace", FieldType.STRING),
     FieldDef("ka.response.code", FieldType.STRING),
