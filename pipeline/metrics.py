@@ -41,6 +41,16 @@ WEBHOOK_OVERSIZED = Counter(
     "peregrine_webhook_oversized_events_total", "Audit events too large for one Kafka message",
     ["outcome"], registry=REGISTRY,  # trimmed (request/response objects removed) or dropped
 )
+WEBHOOK_STALLED_HEADS = Counter(
+    "peregrine_webhook_stalled_heads_total",
+    "Connections closed at the read timeout with a request head begun and not finished (no answer sent)", registry=REGISTRY,
+)
+WEBHOOK_CONNECTIONS = Gauge("peregrine_webhook_open_connections", "Connections the audit webhook holds open", registry=REGISTRY)
+WEBHOOK_MAX_CONNECTIONS = Gauge("peregrine_webhook_max_connections", "The audit webhook's connection cap", registry=REGISTRY)
+WEBHOOK_CONNECTIONS_REFUSED = Counter(
+    "peregrine_webhook_connections_refused_total",
+    "Connections reset as soon as accepted: the audit webhook held its cap of open connections", registry=REGISTRY,
+)
 
 for reason in ("undecodable", "oversized", "schema", "evaluation_error", "unknown_correlation", "index_rejected"):
     DEAD_LETTERS.labels(reason)

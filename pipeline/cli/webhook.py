@@ -31,6 +31,10 @@ def webhook(
         help="Seconds for a request's head (from the connection's opening or last answer), then for its body; "
              "else the connection is closed, with 408 for a body (default PEREGRINE_WEBHOOK_READ_TIMEOUT_S or 30)"),
     max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", min=1, help="Larger bodies get 413 (default 32 MiB)"),
+    max_connections: Optional[int] = typer.Option(
+        None, "--max-connections",
+        help="Connections open at once; one more is reset as soon as it is accepted, which the API server retries "
+             "(default PEREGRINE_WEBHOOK_MAX_CONNECTIONS, else the open-files limit less max(64, a tenth of it))"),
     loglevel: str = typer.Option("info", "--loglevel", "-l", help="debug, info, warning, error"),
 ) -> None:
     """Receive kube-apiserver audit events (EventList posts) and produce them to Kafka."""
@@ -45,7 +49,7 @@ def webhook(
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
     settings = WebhookSettings.from_env(listen=listen, token_file=token_file, tls_cert=tls_cert, tls_key=tls_key,
                                         client_ca=client_ca, client_names=client_name, read_timeout_s=read_timeout,
-                                        max_body_bytes=max_body_bytes)
+                                        max_body_bytes=max_body_bytes, max_connections=max_connections)
     try:
         asyncio.run(serve(settings, lambda message: print(message, flush=True)))
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 ``/k8s-audit``), ``GET /healthz`` (liveness), ``GET /readyz`` (Kafka reachable, topic
 led) and ``GET /metrics``.
 
-Answers, in the order they are checked: 401 without a client certificate
+Answers, in the order they are checked: none, the connection reset as soon as it is
+accepted, while ``max_connections`` are open (connection_cap.py); 401 without a client certificate
 when ``--client-ca`` is set (mutual TLS: a certificate the CA did not sign
 fails the handshake; the probes, which have none, still reach /healthz and
 /readyz); 403 for a certificate none of whose names is a ``--client-name``;
@@ -18,7 +19,8 @@ client sending a byte now and then held a connection, its descriptor and (while 
 came) one of the ``max_concurrent`` slots for ever. aiohttp's keep-alive timer, set to the
 read timeout, closes a connection whose request head is not complete within it of the
 connection's opening or of its previous answer (idle keep-alive connections alike); the
-body is read under the same deadline.
+body is read under the same deadline; a connection the timer closes with a request head begun
+is counted (stalled_heads.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import signal
 import socket
 import ssl
+from functools import partial
 from typing import Callable
 
 from aiohttp import web
@@ -36,10 +39,12 @@ from aiohttp import web
 from pipeline import metrics
 from pipeline.errors import ConfigError
 from pipeline.webhook.client_names import ClientIdentity, ClientNames
+from pipeline.webhook.connection_cap import CappedListener, ConnectionCap
 from pipeline.webhook.eventlist import BadAuditBody, parse_body, to_batch
-from pipeline.webhook.open_files import raise_open_files_limit
+from pipeline.webhook.open_files import default_max_connections, open_files_limit, raise_open_files_limit, reserved_files
 from pipeline.webhook.producer import AuditProducer, KafkaRefused
 from pipeline.webhook.settings import WebhookSettings
+from pipeline.webhook.stalled_heads import HeadWatchingHandler
 from pipeline.webhook.token import BearerToken
 
 log = logging.getLogger("peregrine.webhook")
@@ -221,7 +226,9 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 class Receiver:
-    """The running receiver: Kafka producer started, then the port bound."""
+    """The running receiver: Kafka producer started, then the port bound, at most
+    ``max_connections`` connections open (the setting, else what the open-files limit in
+    force at :meth:`start` leaves room for)."""
 
     def __init__(self, settings: WebhookSettings, producer: AuditProducer | None = None) -> None:
         self.settings = settings
@@ -232,6 +239,8 @@ class Receiver:
         self.producer = producer
         self.token = BearerToken(settings.token, settings.token_file)
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self.connections: ConnectionCap | None = None
         self.port: int | None = None
 
     @property
@@ -244,12 +253,10 @@ class Receiver:
     async def start(self) -> None:
         context = tls_context(self.settings)
         await self.producer.start()
-        # keepalive_timeout: aiohttp's keep-alive timer runs from a connection's opening and from each
-        # answer until the next request head is complete: the read deadline for heads, and for idle
-        # connections. shutdown_timeout: within Kubernetes' 30 s grace period, with room to close the
-        # producer (aiohttp's 60 s default outlived it: a slow client's request kept the pod until SIGKILL)
+        # shutdown_timeout: within Kubernetes' 30 s grace period, with room to close the producer
+        # (aiohttp's 60 s default outlived it: a slow client's request kept the pod until SIGKILL)
         runner = web.AppRunner(build_app(self.settings, self.producer, self.token), access_log=None,
-                               keepalive_timeout=self.settings.read_timeout_s, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         listen = self.settings.listen
         try:
@@ -259,11 +266,22 @@ class Receiver:
             await self.producer.stop()
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise ConfigError(f"cannot listen on {listen}: {reason}") from None
-        await web.SockSite(runner, sock, ssl_context=context).start()
+        self.connections = ConnectionCap(self.settings.max_connections or default_max_connections(open_files_limit()))
+        loop = asyncio.get_running_loop()
+        # the runner's server keeps the connections for a graceful shutdown; keepalive_timeout:
+        # aiohttp's keep-alive timer runs from a connection's opening and from each answer until
+        # the next request head is complete: the read deadline for heads, and for idle connections
+        handlers = partial(HeadWatchingHandler, runner.server, loop=loop, access_log=None,
+                           keepalive_timeout=self.settings.read_timeout_s)
+        self._server = await loop.create_server(handlers, sock=CappedListener(sock, self.connections),
+                                                ssl=context, backlog=512)
         self._runner = runner
-        self.port = sock.getsockname()[1]
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()  # no new connections; the runner closes the open ones
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -275,6 +293,13 @@ async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
     open_files = raise_open_files_limit()
     receiver = Receiver(settings)
     await receiver.start()
+    assert receiver.connections is not None
+    max_connections = receiver.connections.limit
+    if max_connections > default_max_connections(open_files):
+        log.warning("--max-connections %d leaves fewer than %d of the %d open files the process may hold for Kafka "
+                    "and the rest: past %d connections, accepting and producing may fail for want of descriptors; "
+                    "lower it or raise the hard limit (ulimit -Hn)", max_connections, reserved_files(open_files),
+                    open_files, default_max_connections(open_files))
     names = f" for {', '.join(settings.client_names)}" if settings.client_names else ""
     if receiver.token.required:
         auth = "bearer token required" + (f", and a client certificate{names}" if settings.client_ca is not None else "")
@@ -286,7 +311,7 @@ async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
         log.warning("--client-ca without --client-name: any client certificate %s signed may post; "
                     "give --client-name the CN of the API server's", settings.client_ca)
     say(f"peregrine webhook listening on {receiver.url} ({auth}); events to {settings.topic} on {settings.broker}; "
-        f"up to {open_files} open files")
+        f"at most {max_connections} connections open (of {open_files} open files)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

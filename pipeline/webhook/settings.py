@@ -66,6 +66,9 @@ class WebhookSettings:
     # posts read and held at once (a body costs 3 to 20 times its size in memory until Kafka
     # acks it); one more is answered 503 with Retry-After, which the API server retries
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    # connections open at once (each a file descriptor until the read timeout); one more is reset
+    # as soon as it is accepted. None: the open-files limit less a reserve (open_files.py)
+    max_connections: int | None = None
     produce_timeout_s: float = DEFAULT_PRODUCE_TIMEOUT_S  # Kafka must ack a request's events within this, else 503
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
     # a connection's request head must arrive within this of its opening (or of its previous
@@ -95,7 +98,11 @@ class WebhookSettings:
         if self.token is not None and not self.token.strip():
             raise ConfigError("PEREGRINE_WEBHOOK_TOKEN is set but empty")
         if self.max_body_bytes < 1 or self.max_event_bytes < 1 or self.max_concurrent < 1:
-            raise ConfigError("--max-body-bytes and PEREGRINE_WEBHOOK_MAX_EVENT_BYTES must be at least 1")
+            raise ConfigError("--max-body-bytes, PEREGRINE_WEBHOOK_MAX_EVENT_BYTES and PEREGRINE_WEBHOOK_MAX_CONCURRENT "
+                              "must be at least 1")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError(f"--max-connections (or PEREGRINE_WEBHOOK_MAX_CONNECTIONS) is {self.max_connections}: "
+                              "it must be at least 1; leave it unset for the default, which the open-files limit sets")
         if not self.path.startswith("/"):
             raise ConfigError(f"the webhook path must start with '/', got {self.path!r}")
 
@@ -137,6 +144,9 @@ class WebhookSettings:
         key = flags.get("tls_key") or get("TLS_KEY")
         client_ca = flags.get("client_ca") or get("CLIENT_CA")
         max_body = flags.get("max_body_bytes")
+        max_connections = flags.get("max_connections")
+        if max_connections is None and get("MAX_CONNECTIONS") is not None:
+            max_connections = number("MAX_CONNECTIONS", 0)
         read_timeout = flags.get("read_timeout_s")
         names = flags.get("client_names")
         # flags one name each (a CN may hold a comma); the variable's names are separated by commas
@@ -156,6 +166,7 @@ class WebhookSettings:
             max_body_bytes=int(max_body) if max_body is not None else number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),  # type: ignore[arg-type]
             max_event_bytes=number("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
             max_concurrent=number("MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT),
+            max_connections=int(max_connections) if max_connections is not None else None,  # type: ignore[arg-type]
             produce_timeout_s=seconds("PRODUCE_TIMEOUT_S", DEFAULT_PRODUCE_TIMEOUT_S),
             startup_timeout_s=seconds("STARTUP_TIMEOUT_S", DEFAULT_STARTUP_TIMEOUT_S),
             read_timeout_s=(checked_seconds("--read-timeout", float(read_timeout)) if read_timeout is not None  # type: ignore[arg-type]
