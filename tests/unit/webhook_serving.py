@@ -3,8 +3,12 @@ that needs no Kafka: it keeps what it is sent."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import AsyncIterator
+import ssl
+import subprocess
+from pathlib import Path
+from typing import AsyncIterator, Callable
 
 from pipeline.webhook.server import Receiver
 from pipeline.webhook.settings import Listen, WebhookSettings
@@ -41,3 +45,45 @@ async def serving(settings: WebhookSettings) -> AsyncIterator[Receiver]:
         yield receiver
     finally:
         await receiver.stop()
+
+
+def post_bytes(body: bytes = EVENTLIST, path: str = "/k8s-audit") -> bytes:
+    """A whole POST of ``body`` as it goes on the wire (HTTP/1.1: the connection stays open)."""
+    return (f"POST {path} HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def read_answer(reader: asyncio.StreamReader, within_s: float = 20.0) -> tuple[int, bytes]:
+    """(status, body) of one answer read off a raw connection, which stays open."""
+    async def read() -> tuple[int, bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        return status, await reader.readexactly(length)
+
+    return await asyncio.wait_for(read(), within_s)
+
+
+async def until(condition: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
+    """Wait for the server (in this event loop) to reach ``condition``; fail after ``within_s``."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), within_s)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"not within {within_s}s: {what}") from None
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) for 127.0.0.1, made with the openssl CLI."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=webhook",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert))
