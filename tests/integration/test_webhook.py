@@ -266,3 +266,54 @@ def test_startup_failures_are_one_line(stack, tmp_path):
 
     done = _run(["--tls-cert", str(tmp_path / "missing.crt"), "--tls-key", str(tmp_path / "missing.key")], env)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "no such file" in done.stderr
+
+
+async def test_connections_past_the_cap_are_reset_counted_and_said_at_startup(webhooks, topic_factory, bootstrap_servers):
+    """--max-connections 3 on the real command: twelve clients post at once, and those it serves
+    keep their connections; the others are reset (which the API server retries) and counted, and
+    the start-up line says what the cap is. At most three are served (fewer while the start-up
+    probe's connection is still being closed)."""
+    topic = await topic_factory(1, prefix="pg-audit")
+    hook = await webhooks(topic, args=["--max-connections", "3"])
+    assert "at most 3 connections open" in hook.log_text(), hook.log_text()
+    release = asyncio.Event()
+    holding: list[int] = []
+
+    async def post_and_hold(n: int) -> str:
+        body = eventlist(numbered(fixture_events(), 2, f"cap-{n}"))
+        try:  # the reset may come at the request's sending or at the answer's reading
+            reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
+            writer.write(b"POST /k8s-audit HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 30)
+        except ConnectionResetError:
+            return "reset"
+        assert status_line == b"HTTP/1.1 200 OK\r\n"
+        holding.append(n)
+        await release.wait()
+        writer.write_eof()  # done: the server closes its end, and frees the slot before it does
+        await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        return "served"
+
+    outcomes = [asyncio.ensure_future(post_and_hold(n)) for n in range(12)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while sum(o.done() for o in outcomes) + len(holding) < 12:  # each reset, or served and holding on
+        assert loop.time() < deadline, hook.log_text()
+        await asyncio.sleep(0.05)
+    release.set()
+    results = await asyncio.gather(*outcomes)
+    served = results.count("served")
+    assert 1 <= served <= 3 and results.count("reset") == 12 - served, (results, hook.log_text())
+    records = await read_records(bootstrap_servers, topic, expect=2 * served, settle=2.0)
+    assert {orjson.loads(r.value)["auditID"].rsplit("-", 1)[0] for r in records} == {f"cap-{n}" for n in holding}
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(hook.base + "/metrics") as response:
+            exposition = await response.text()
+    for line in (f"peregrine_webhook_connections_refused_total {12 - served}.0", "peregrine_webhook_max_connections 3.0",
+                 "peregrine_webhook_stalled_heads_total 0.0"):
+        assert line in exposition, exposition
+    assert "new connection(s): 3 are open, the cap (--max-connections" in hook.log_text()
