@@ -317,3 +317,13 @@ async def test_connections_past_the_cap_are_reset_counted_and_said_at_startup(we
                  "peregrine_webhook_stalled_heads_total 0.0"):
         assert line in exposition, exposition
     assert "new connection(s): 3 are open, the cap (--max-connections" in hook.log_text()
+
+
+async def test_a_cap_beyond_what_the_open_files_limit_leaves_room_for_is_warned_about(webhooks, topic_factory):
+    topic = await topic_factory(1, prefix="pg-audit")
+    hook = await webhooks(topic, env={"PEREGRINE_WEBHOOK_MAX_CONNECTIONS": "1000000000"})
+    log = hook.log_text()
+    assert "at most 1000000000 connections open" in log, log
+    assert "a connection cap of 1000000000 (--max-connections or PEREGRINE_WEBHOOK_MAX_CONNECTIONS) leaves fewer than" in log, log
+    assert "raise the hard limit (ulimit -Hn)" in log, log
+    assert (await hook.get("/healthz"))[0] == 200
