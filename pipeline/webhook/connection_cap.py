@@ -44,7 +44,8 @@ class ConnectionCap:
         self._unreported = 0  # refusals not logged yet
         self._next_report = float("-inf")
         metrics.WEBHOOK_MAX_CONNECTIONS.set(limit)
-        metrics.WEBHOOK_CONNECTIONS.set(0)
+        # read when scraped: a cap's count, not increments that another (a test's) could skew
+        metrics.WEBHOOK_CONNECTIONS.set_function(lambda: self.open)
 
     def take(self) -> bool:
         """A slot for a connection just accepted; False (counted, logged) when none is free."""
@@ -52,12 +53,10 @@ class ConnectionCap:
             self._refused()
             return False
         self.open += 1
-        metrics.WEBHOOK_CONNECTIONS.inc()
         return True
 
     def give_back(self) -> None:
         self.open -= 1
-        metrics.WEBHOOK_CONNECTIONS.dec()
 
     def _refused(self) -> None:
         metrics.WEBHOOK_CONNECTIONS_REFUSED.inc()

@@ -68,7 +68,7 @@ async def test_connections_past_the_cap_are_reset_and_counted_and_the_rest_serve
 async def test_held_connections_are_still_served_at_the_cap_and_a_freed_slot_is_taken_again():
     async with serving(loopback_settings(max_connections=2, read_timeout_s=30.0)) as receiver:
         first, second = await _served_and_held(receiver.port), await _served_and_held(receiver.port)
-        assert receiver.connections.open == 2 and metrics.WEBHOOK_CONNECTIONS._value.get() == 2
+        assert receiver.connections.open == 2 and metrics.REGISTRY.get_sample_value("peregrine_webhook_open_connections") == 2
         refused = _refused()
         assert await _outcome(receiver.port, asyncio.Event()) == "reset"
         assert _refused() == refused + 1

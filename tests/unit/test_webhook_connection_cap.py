@@ -20,7 +20,8 @@ def test_a_cap_gives_slots_until_it_is_full_and_counts_the_refusals():
     refused = metrics.WEBHOOK_CONNECTIONS_REFUSED._value.get()
     cap = ConnectionCap(2)
     assert [cap.take(), cap.take(), cap.take(), cap.take()] == [True, True, False, False]
-    assert cap.open == 2 and metrics.WEBHOOK_CONNECTIONS._value.get() == 2 and metrics.WEBHOOK_MAX_CONNECTIONS._value.get() == 2
+    assert cap.open == 2 and metrics.REGISTRY.get_sample_value("peregrine_webhook_open_connections") == 2
+    assert metrics.REGISTRY.get_sample_value("peregrine_webhook_max_connections") == 2
     assert metrics.WEBHOOK_CONNECTIONS_REFUSED._value.get() == refused + 2
     cap.give_back()
     assert cap.take() and not cap.take()
