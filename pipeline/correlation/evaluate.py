@@ -3,10 +3,11 @@
 :class:`CorrelationEvaluator` takes events one at a time, in the order they
 arrive, and returns the alerts of the matches they complete. Time is the
 event's own time (``evt.time``, nanoseconds), never the wall clock: the
-*watermark* of a clock is the newest event time that clock has seen minus
-the allowed lateness. An event older than its clock's watermark is late and
-takes no part (counted in :attr:`CorrelationEvaluator.stats`); a group whose
-window ends before its clock's watermark can no longer match and is dropped.
+*watermark* of a clock is the newest event time that clock has seen (a
+regrouped clock's: its merged time, below) minus the allowed lateness. An
+event older than its clock's watermark is late and takes no part (counted
+in :attr:`CorrelationEvaluator.stats`); a group whose window ends before its
+clock's watermark can no longer match and is dropped.
 
 Which clock: the store's current binding says (its ``clock``, with
 ``clocked_items()`` to recover it). A :class:`~pipeline.correlation.table.TableCorrelationStore`
@@ -39,13 +40,40 @@ namespace) are *regrouped*, as Kafka Streams repartitions before a
 ``groupBy``: ``process`` leaves (group key, correlation) in ``routes``
 instead of evaluating them, the worker sends the event to its regroup topic
 keyed by the group key, and evaluates it when it comes back
-(``process(event, source, regrouped=names)``) in the group's own partition,
-on a clock of its own (``source + REGROUPED``).
+(``process(event, source, regrouped=names, origin=...)``) in the group's own
+partition, on a clock of its own (``source + REGROUPED``).
+
+A regrouped clock merges streams: its partition of the regroup topic takes
+the events forwarded from every input partition, each as far along as its
+own consumer. Its time is therefore not the newest event time it has seen
+but, as a Flink operator's watermark over its input channels (Kafka Streams,
+likewise, takes a task's partitions in timestamp order), the *merged* time: the
+oldest of its origins' newest event times, never going back. An origin is
+the input topic partition the event was read from (``"topic:partition"``,
+carried by the envelope; envelopes an earlier Peregrine wrote name none and
+count as one legacy origin), so a partition lagging behind the others (a
+backlog, a slower worker, a partition replayed after a restart) holds the
+watermark back and loses nothing. An origin that forwards nothing while the
+clock's newest time moves more than ``regroup_idle`` on is idle (Flink's
+``withIdleness``, in event time rather than the wall clock): it is forgotten
+until it forwards again, joining then as a new origin (an event of its older
+than the watermark is late). Origins not heard from yet are treated alike:
+until the clock's newest time is ``regroup_idle`` past where the clock started
+(its first event, or its recovered time), the merged time stays at 0, so no
+event is late and no group expires. At most ``max_regroup_origins`` origins
+are kept per clock; past it the least recently heard is forgotten. The merged
+time costs O(origins) per regrouped event and nothing on the other path.
+
 ``reindex()`` rebuilds the index per clock from the stored groups; a clock
 it has not seen restarts from the newest event time its recovered groups
 record (a lower bound of what the partition had seen: never makes an event
 late that was not), a clock it already runs keeps its time (a partition
 that came back may have moved on meanwhile; the larger of the two is kept).
+A regrouped clock's groups record the newest time of any origin, which is no
+lower bound of its merged time: a regrouped clock it has not seen restarts
+with its origins unknown (merged time 0, its newest time the recovered one,
+so the rule above holds: nothing is late until ``regroup_idle`` has passed),
+one it already runs keeps its origins and merged time.
 """
 
 from __future__ import annotations
@@ -147,6 +175,8 @@ class CorrelationStats:
     dropped_held: int = 0  # held events dropped to stay under max_held_per_group
     expired_groups: int = 0  # dropped because they can no longer match
     corrupt_groups: int = 0  # dropped because their stored state could not be read
+    idle_origins: int = 0  # regroup origins left out of their clock's watermark after regroup_idle without an envelope
+    forgotten_origins: int = 0  # regroup origins forgotten to stay under max_regroup_origins
 
 
 class _SourceFields:
@@ -253,6 +283,23 @@ class _Event:
         return out
 
 
+LEGACY_ORIGIN = None  # the origin of the envelopes that name none (forwarded by an earlier Peregrine)
+
+
+class _Origins:
+    """A regrouped clock's inputs: per origin (the input topic partition an envelope was
+    forwarded from), the newest event time it forwarded and the clock's newest time when it
+    last forwarded anything (``heard``, kept in that order: the least recently heard first)."""
+
+    __slots__ = ("newest", "heard", "start", "high")
+
+    def __init__(self, start: int) -> None:
+        self.newest: dict[Hashable, int] = {}
+        self.heard: dict[Hashable, int] = {}
+        self.start = start  # the clock's newest time when it started or was recovered: the origins were unknown
+        self.high = start  # the newest event time of any origin
+
+
 class CorrelationEvaluator:
     """Runs loaded correlations over events in arrival order; see the module docstring."""
 
@@ -317,7 +364,8 @@ class CorrelationEvaluator:
         self._host_scoped = {correlation.name: correlation.by.index("container.id") for correlation in self.correlations
                              if correlation.source == "syscall" and "container.id" in correlation.by}
         self.stats = CorrelationStats()
-        self.clocks: dict[Hashable, int] = {}  # clock -> the newest event time it has seen
+        self.clocks: dict[Hashable, int] = {}  # clock -> its time: the newest event time it has seen (regrouped: merged)
+        self._origins: dict[Hashable, _Origins] = {}  # a regrouped clock -> its origins
         self._wall_clock_ns = wall_clock_ns
         self._horizon = -1  # the latest event time accepted, as of the last look at the wall clock
         self.index = GroupIndex()
@@ -350,7 +398,8 @@ class CorrelationEvaluator:
         return self._horizon
 
     def watermark(self, clock: Hashable = None) -> int:
-        """The watermark of ``clock``: its newest event time minus the allowed lateness."""
+        """The watermark of ``clock``: its time (the newest event time it has seen; for a
+        regrouped clock, the merged time of its origins) minus the allowed lateness."""
         return self.clocks.get(clock, 0) - self.limits.allowed_lateness_ns
 
     @property
@@ -374,13 +423,16 @@ class CorrelationEvaluator:
         time = fields.time(event) if fields is not None else None
         return time if isinstance(time, int) and not isinstance(time, bool) else -1
 
-    def process(self, event: Any, source: str, regrouped: Collection[str] | None = None) -> list[CorrelationAlert]:
+    def process(self, event: Any, source: str, regrouped: Collection[str] | None = None,
+                origin: Hashable = LEGACY_ORIGIN) -> list[CorrelationAlert]:
         """Feed one event; returns the alerts of the matches it completes (often none).
 
         The correlations in :attr:`regroup` are not evaluated here: an event matching one of
         their steps leaves (group key, name) in :attr:`routes`, for the caller to send to the
         regroup topic keyed by the group key. Called with ``regrouped`` (names, for an event
-        that came back from that topic), only those correlations are evaluated."""
+        that came back from that topic), only those correlations are evaluated, on the
+        merged clock of the origins (``origin``: the input topic partition the event was
+        forwarded from, ``"topic:partition"``; None for an envelope that names none)."""
         if self.routes:
             self.routes = []
         steps_matching = self._steps_matching.get(source)
@@ -401,17 +453,20 @@ class CorrelationEvaluator:
         if regrouped is not None:
             hits = {n: i for n, i in hits.items() if self.correlations[n].name in regrouped and n in self._regrouped_numbers}
             clock = self._clock(source + REGROUPED)
+            watermark = self._merged_watermark(clock, origin, time)
+            if watermark is None:
+                return []
         else:
             if self._regrouped_numbers:
                 self._route(event, hits)
             clock = self._clock(source)
-        newest = self.clocks.get(clock, 0)
-        if time > newest:
-            if time > self._horizon and time > self._refresh_horizon():
-                self.stats.future += 1
-                return []
-            self.clocks[clock] = newest = time
-        watermark = newest - self.limits.allowed_lateness_ns
+            newest = self.clocks.get(clock, 0)
+            if time > newest:
+                if time > self._horizon and time > self._refresh_horizon():
+                    self.stats.future += 1
+                    return []
+                self.clocks[clock] = newest = time
+            watermark = newest - self.limits.allowed_lateness_ns
         if time < watermark:
             self.stats.late += 1
             return []
@@ -422,6 +477,53 @@ class CorrelationEvaluator:
                 self._evaluate(self.correlations[number], current, indexes, clock, watermark, alerts)
         self._expire(clock, watermark)
         return alerts
+
+    def _merged_watermark(self, clock: Hashable, origin: Hashable, time: int) -> int | None:
+        """A regrouped clock's watermark once ``origin`` forwarded an event at ``time`` (None: the
+        event is from the future, counted): the oldest of its active origins' newest times minus
+        the lateness, never going back. An origin is idle, and forgotten, once the clock's
+        newest time moved more than ``regroup_idle`` past the last time it was heard from;
+        until the clock's newest time is that far past where the clock started (or was
+        recovered), origins not heard from yet may still forward anything: nothing is late."""
+        origins = self._origins.get(clock)
+        if origins is None or time > origins.high:
+            if time > self._horizon and time > self._refresh_horizon():
+                self.stats.future += 1
+                return None
+            if origins is None:
+                origins = self._origins[clock] = _Origins(time)
+            origins.high = time
+        high = origins.high
+        newest, heard = origins.newest, origins.heard
+        known = newest.get(origin)
+        if known is None:
+            if len(newest) >= self.limits.max_regroup_origins:
+                forgotten = next(iter(heard))
+                del heard[forgotten], newest[forgotten]
+                self.stats.forgotten_origins += 1
+            newest[origin] = time
+        else:
+            if time > known:
+                newest[origin] = time
+            del heard[origin]
+        heard[origin] = high  # ``heard`` stays in the order of its values: ``high`` only grows
+        merged = self.clocks.get(clock, 0)
+        idle = self.limits.regroup_idle_ns
+        if high - origins.start > idle:  # the origins not heard from yet are idle
+            floor = high - idle
+            quiet = []
+            for name, at in heard.items():  # the least recently heard first; ``origin`` (at ``high``) last
+                if at >= floor:
+                    break
+                quiet.append(name)
+            for name in quiet:
+                del heard[name], newest[name]
+            self.stats.idle_origins += len(quiet)
+            oldest = min(newest.values())  # ``origin`` is active: never empty
+            if oldest > merged:
+                merged = oldest
+        self.clocks[clock] = merged
+        return merged - self.limits.allowed_lateness_ns
 
     def _evaluate(self, correlation: Correlation, current: "_Event", indexes: set[int], clock: Hashable, watermark: int,
                   alerts: list[CorrelationAlert]) -> None:
@@ -474,11 +576,12 @@ class CorrelationEvaluator:
         groups: list[tuple[str, State, Hashable]] = []
         orphans: list[str] = []
         if self._clocked:
-            recovered = self._store.clocked_items()  # type: ignore[attr-defined]
+            stored = self._store.clocked_items()  # type: ignore[attr-defined]
         else:
-            recovered = [(key, state, None) for key, state in self._store.items()]
+            stored = [(key, state, None) for key, state in self._store.items()]
         corrupt: list[str] = []
-        for key, state, partition in recovered:
+        regrouped: dict[Hashable, int] = {}  # a regrouped clock -> the newest time its groups record
+        for key, state, partition in stored:
             try:
                 source = self._clock_source.get(split_key(key)[0])
                 if source is not None:
@@ -491,8 +594,20 @@ class CorrelationEvaluator:
                 continue
             clock = (partition, source) if self._clocked else None
             groups.append((key, state, clock))
-            if time > self.clocks.get(clock, 0) and (time <= self._horizon or time <= self._refresh_horizon()):
-                self.clocks[clock] = time
+            if time <= self._horizon or time <= self._refresh_horizon():
+                if source.endswith(REGROUPED):
+                    regrouped[clock] = max(time, regrouped.get(clock, 0))
+                elif time > self.clocks.get(clock, 0):
+                    self.clocks[clock] = time
+        for clock, time in regrouped.items():
+            # the groups' times are the newest of any origin, not a lower bound of the merged time:
+            # the clock starts over with its origins unknown (see the module docstring)
+            origins = self._origins.get(clock)
+            if origins is None:
+                self._origins[clock] = _Origins(time)
+                self.clocks.setdefault(clock, 0)
+            elif time > origins.high:
+                origins.high = time
         self.index = GroupIndex.rebuild(groups)
         for key in orphans:
             self._store.pop(key, None)

@@ -55,6 +55,19 @@ class CorrelationLimits:
     watermark there, and every later event of that partition would be late:
     its correlations silenced for good. Such an event takes no part in
     correlations (counted as ``future``); its rules still run.
+    ``regroup_idle_ns``: how long, in event time, an input partition that
+    forwards nothing may hold back a regrouped clock's watermark. A regrouped
+    clock merges the events forwarded from every input partition (its
+    *origins*) and its watermark is the oldest of their newest times minus
+    the lateness, so one partition lagging behind the others loses nothing;
+    an origin from which nothing came while the clock's newest time moved on
+    by more than this is idle and left out until it forwards again, as are
+    the origins not heard from yet for this long after the clock starts or
+    is recovered (pipeline/correlation/evaluate.py). Event time, not the wall
+    clock: a worker that stalls makes no origin idle, and a replay runs the
+    same. 0: an origin counts only while it keeps up with the newest.
+    ``max_regroup_origins``: origins tracked per regrouped clock; beyond it the
+    one heard from least recently is forgotten (as if idle) and counted.
     """
 
     max_window_ns: int = 3600 * NS_PER_SECOND
@@ -65,18 +78,21 @@ class CorrelationLimits:
     allowed_lateness_ns: int = 5 * NS_PER_SECOND
     throttle_ns: int = 0
     max_future_ns: int = 3600 * NS_PER_SECOND
+    regroup_idle_ns: int = 600 * NS_PER_SECOND
+    max_regroup_origins: int = 256
 
     @classmethod
     def from_settings(cls, settings: "dict[str, Any] | None") -> "CorrelationLimits":
         """From a settings mapping as written in a config file or environment:
-        ``max_window``, ``allowed_lateness``, ``throttle`` as durations (``1h``, ``5s``);
-        ``max_groups``, ``max_partials_per_group``, ``max_held_per_group``, ``max_count`` as integers."""
+        ``max_window``, ``allowed_lateness``, ``throttle``, ``max_future``, ``regroup_idle`` as durations
+        (``1h``, ``5s``); ``max_groups``, ``max_partials_per_group``, ``max_held_per_group``, ``max_count``,
+        ``max_regroup_origins`` as integers."""
         from pipeline.correlation.parse import parse_duration
 
         values: dict[str, int] = {}
         durations = {"max_window": "max_window_ns", "allowed_lateness": "allowed_lateness_ns", "throttle": "throttle_ns",
-                     "max_future": "max_future_ns"}
-        counts = ("max_groups", "max_partials_per_group", "max_held_per_group", "max_count")
+                     "max_future": "max_future_ns", "regroup_idle": "regroup_idle_ns"}
+        counts = ("max_groups", "max_partials_per_group", "max_held_per_group", "max_count", "max_regroup_origins")
         for key, value in (settings or {}).items():
             if key in durations:
                 ns = parse_duration(str(value))
@@ -93,11 +109,12 @@ class CorrelationLimits:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        for name in ("max_window_ns", "max_groups", "max_partials_per_group", "max_held_per_group", "max_count"):
+        for name in ("max_window_ns", "max_groups", "max_partials_per_group", "max_held_per_group", "max_count",
+                     "max_regroup_origins"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"correlation limit {name} must be at least 1, got {getattr(self, name)}")
-        if self.allowed_lateness_ns < 0 or self.throttle_ns < 0 or self.max_future_ns < 0:
-            raise ConfigError("correlation allowed_lateness, throttle and max_future must not be negative")
+        if self.allowed_lateness_ns < 0 or self.throttle_ns < 0 or self.max_future_ns < 0 or self.regroup_idle_ns < 0:
+            raise ConfigError("correlation allowed_lateness, throttle, max_future and regroup_idle must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
