@@ -104,13 +104,15 @@ class Scanner:
                 alerts.extend([as_alert(done, hostname) for done in completed])
         return alerts
 
-    def scan_regrouped(self, event: Any, source: str, correlations: Collection[str]) -> list[Alert]:
+    def scan_regrouped(self, event: Any, source: str, correlations: Collection[str], origin: str | None = None) -> list[Alert]:
         """Alerts of ``event`` for the regrouped ``correlations`` only (the event came back
-        through the worker's regroup topic: its rules ran when it first arrived)."""
+        through the worker's regroup topic: its rules ran when it first arrived). ``origin``:
+        the input topic partition it was forwarded from (None: its envelope names none)."""
         if self.correlator is None:
             return []
         hostname = self.alerts.hostname
-        return [self._as_alert(done, hostname) for done in self.correlator.process(event, source, regrouped=correlations)]
+        completed = self.correlator.process(event, source, regrouped=correlations, origin=origin)
+        return [self._as_alert(done, hostname) for done in completed]
 
 
 Problem = Callable[[Where, str], None]

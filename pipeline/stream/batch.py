@@ -33,7 +33,7 @@ from pipeline.ingest.keys import HOST, host_key
 from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
-from pipeline.stream.regroup import envelope, not_regrouped, open_envelope
+from pipeline.stream.regroup import envelope, not_regrouped, open_envelope, origin_of
 from pipeline.stream.settings import REGROUP
 
 log = logging.getLogger("peregrine.batch")
@@ -334,7 +334,8 @@ class BatchProcessor:
         regrouping = self._regrouping
         if regrouping is not None and regrouping.routes:
             try:
-                self._route(result, regrouping.routes, event, source)
+                message = refusals.message
+                self._route(result, regrouping.routes, event, source, origin_of(message.topic, message.partition))
             except TypeError as error:  # nested deeper than orjson writes: its rules ran, its correlations cannot
                 refusals.add(dl.UNDECODABLE, f"cannot be sent to its correlation group's partition: {error}",
                              as_produced(event, undo), index)
@@ -349,15 +350,16 @@ class BatchProcessor:
             result.alerts.append((key, alert))
 
     @staticmethod
-    def _route(result: BatchResult, routes: list[tuple[str, str]], event: dict, source: str) -> None:
-        """The event to the regroup topic, once per group key, with the correlations it is for.
-        The Kafka key only picks the group's partition: a long group key (long ``by`` values)
-        goes as its digest."""
+    def _route(result: BatchResult, routes: list[tuple[str, str]], event: dict, source: str, origin: str | None = None) -> None:
+        """The event to the regroup topic, once per group key, with the correlations it is for
+        and its origin (the topic partition it was read from: the regroup partition's clock
+        keeps each origin's progress). The Kafka key only picks the group's partition: a long
+        group key (long ``by`` values) goes as its digest."""
         names: dict[str, list[str]] = {}
         for key, name in routes:
             names.setdefault(key, []).append(name)
         for key, correlations in names.items():
-            line = envelope(source, correlations, event)
+            line = envelope(source, correlations, event, origin)
             if len(line) <= MAX_PART_BYTES:  # a longer one could not be produced (its rules ran here already)
                 kafka_key = key.encode()
                 if len(kafka_key) > MAX_KEY_BYTES:
@@ -370,18 +372,19 @@ class BatchProcessor:
         sent for, in their groups' partitions, in event time. A worker forwards a batch's events
         group by group, so two groups sharing a regroup partition arrive one after the other:
         taken in that order, the group with newer events moved the partition's clock and made
-        the other's events late. Their rules ran when they first arrived. An envelope for a
-        correlation not regrouped here is a dead letter (the others it names are evaluated).
-        Yields after every ``every`` events."""
+        the other's events late. Across batches (and workers) the evaluator's merged clock
+        keeps each envelope's origin apart (pipeline/correlation/evaluate.py). Their rules ran
+        when they first arrived. An envelope for a correlation not regrouped here is a dead
+        letter (the others it names are evaluated). Yields after every ``every`` events."""
         correlator = self.scanner.correlator
-        opened: list[tuple[int, int, Message, _Refusals, int, dict, str, list[str], dict]] = []
+        opened: list[tuple[int, int, Message, _Refusals, int, dict, str, list[str], dict, str | None]] = []
         for message, envelopes, refusals in messages:
             for index, item in enumerate(envelopes):
                 if item.__class__ is Refused:
                     refusals.add(dl.UNDECODABLE, item.detail, index=index, original=item.original)
                     continue
                 try:
-                    source, names, event = open_envelope(item)
+                    source, names, event, origin = open_envelope(item)
                 except ValueError as error:
                     refusals.add(dl.SCHEMA, str(error), item, index)
                     continue
@@ -392,16 +395,16 @@ class BatchProcessor:
                     if not names:
                         continue
                 time = correlator.event_time(event, source) if correlator is not None else -1
-                opened.append((time, len(opened), message, refusals, index, item, source, names, event))
+                opened.append((time, len(opened), message, refusals, index, item, source, names, event, origin))
         opened.sort(key=_in_time)
         store = self.correlation_store
-        for position, (_, _, message, refusals, index, item, source, names, event) in enumerate(opened, start=1):
+        for position, (_, _, message, refusals, index, item, source, names, event, origin) in enumerate(opened, start=1):
             if position % every == 0:
                 yield
             if store is not None:
                 store.bind(message.ref)  # the group's partition: its message's
             try:
-                alerts = self.scanner.scan_regrouped(event, source, names)
+                alerts = self.scanner.scan_regrouped(event, source, names, origin)
             except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
                 refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index)
                 continue

@@ -13,7 +13,15 @@ the table's partition count, so Faust gives partition p of both to one
 worker). With one partition every group meets anyway: nothing is regrouped.
 
 A message on the regroup topic is NDJSON, one envelope per line:
-``{"source": ..., "correlations": [names], "event": {...}}``. An envelope naming a
+``{"source": ..., "correlations": [names], "event": {...}, "origin": "topic:partition"}``,
+``origin`` being the input topic partition the forwarding worker read the event from.
+A regroup partition merges the events of every input partition, each as far along as its
+consumer, so the correlations run there on a merged clock: its watermark is the oldest of
+its origins' newest event times minus the lateness, and an origin that lags (a backlog, a
+slow worker, a partition replayed) holds it back rather than seeing its events dropped as
+late; one that forwards nothing for ``regroup_idle`` of event time is left out until it
+does (pipeline/correlation/evaluate.py). An envelope without ``origin`` (an earlier
+Peregrine's) counts as one legacy origin. An envelope naming a
 correlation that the reading worker does not regroup (the rules changed between forwarding
 and reading) is an ``unknown_correlation`` dead letter, the envelope kept whole; the names it
 does regroup are evaluated.
@@ -36,12 +44,24 @@ def regrouped_correlations(correlations: Iterable[Any], partitions: int) -> froz
     return frozenset(c.name for c in correlations if TOPIC_KEY_FIELDS.get(c.source) not in c.by)
 
 
-def envelope(source: str, correlations: list[str], event: dict) -> bytes:
-    return orjson.dumps({"source": source, "correlations": correlations, "event": event})
+# a topic name (at most 249 characters), a colon and a partition number
+MAX_ORIGIN_CHARS = 300
 
 
-def open_envelope(item: Any) -> tuple[str, list[str], dict]:
-    """(source, correlation names, event) of a decoded envelope; ValueError naming what is wrong."""
+def origin_of(topic: str, partition: int) -> str:
+    """The origin an envelope names: the input topic partition its event was read from."""
+    return f"{topic}:{partition}"
+
+
+def envelope(source: str, correlations: list[str], event: dict, origin: str | None = None) -> bytes:
+    if origin is None:
+        return orjson.dumps({"source": source, "correlations": correlations, "event": event})
+    return orjson.dumps({"source": source, "correlations": correlations, "event": event, "origin": origin})
+
+
+def open_envelope(item: Any) -> tuple[str, list[str], dict, str | None]:
+    """(source, correlation names, event, origin) of a decoded envelope, the origin None when it
+    names none (an earlier Peregrine's); ValueError naming what is wrong."""
     if not isinstance(item, dict):
         raise ValueError("a regroup envelope is not an object")
     source, names, event = item.get("source"), item.get("correlations"), item.get("event")
@@ -49,7 +69,10 @@ def open_envelope(item: Any) -> tuple[str, list[str], dict]:
         raise ValueError("a regroup envelope needs a 'source' string and an 'event' object")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ValueError("a regroup envelope needs 'correlations', a non-empty list of names")
-    return source, names, event
+    origin = item.get("origin")
+    if origin is not None and (not isinstance(origin, str) or not origin or len(origin) > MAX_ORIGIN_CHARS):
+        raise ValueError(f"a regroup envelope's 'origin' must be a topic partition name of 1 to {MAX_ORIGIN_CHARS} characters")
+    return source, names, event, origin
 
 
 def not_regrouped(names: list[str], regrouped: Collection[str], loaded: Collection[str]) -> str | None:

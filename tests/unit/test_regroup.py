@@ -75,8 +75,9 @@ def test_a_users_execs_in_two_partitions_meet_in_their_groups_partition():
     assert not any(key.startswith(EXEC) for key in table)
     [(key, lines)] = first.regrouped.items()
     assert key == f'{EXEC}\x1f["mallory"]'.encode() and len(lines) == 20
-    source, names, event = open_envelope(orjson.loads(lines[0]))
-    assert (source, names, event["auditID"]) == ("k8s_audit", [EXEC], "a0")
+    source, names, event, origin = open_envelope(orjson.loads(lines[0]))
+    # a0 is in ``away``'s namespace, read from partition 1: the regroup clock keeps that origin apart
+    assert (source, names, event["auditID"], origin) == ("k8s_audit", [EXEC], "a0", f"{settings.k8s_audit_topic}:1")
 
     # back from the regroup topic, on the group's partition
     partition = kafka_partition(key, 2)
