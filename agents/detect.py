@@ -10,6 +10,7 @@ correlation-state table.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 
 from agents.app import (alerts_topic, app, correlation_state, deadletter_topic, ocsf_topic, other_topics, process_tree,
@@ -102,6 +103,11 @@ def _tp_name(tp) -> str:
 async def health(web, request):
     state = delivery().health()
     state["assignment"] = sorted(map(_tp_name, app.consumer.assignment()))
+    correlator = delivery().correlator
+    if correlator is not None:
+        # what the correlations did that no alert shows: events late (regrouped ones included:
+        # pipeline/correlation/evaluate.py), origins of the regroup clocks idle or forgotten
+        state["correlation_stats"] = dataclasses.asdict(correlator.stats)
     return web.json(state)
 
 

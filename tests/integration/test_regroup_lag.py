@@ -1,0 +1,91 @@
+"""A regrouped correlation loses no match when one input partition lags behind another.
+
+A real `peregrine worker` (its default rules) over two partitions of the K8s audit topic:
+"Repeated forbidden kubectl exec" counts by ka.user.name, so its events go through the
+worker's regroup topic, whose partition merges both input partitions. Both partitions
+forward events; then partition 0 moves 6 minutes ahead, and only after that has been
+correlated does partition 1 (lagging, as a backlog or a replayed partition would) send a
+user's 20 denied execs. Each step waits until the worker has committed what it was sent
+(the audit partitions', then the regroup partition's offsets), so the regroup partition
+reads the lagging events in a later batch than the newer ones. Before the regroup clock
+kept its origins apart, those 20 were late on the newest time of the other partition and
+the alert was lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from pipeline.stream.batch import kafka_partition
+from pipeline_harness import WorkerSetup, produce, read_topic, search_all, wait_for_health
+from test_correlation_worker import wait_committed
+
+EXEC = "Repeated forbidden kubectl exec"
+
+
+@pytest.fixture
+def make_setup(worker_setup):
+    # PEREGRINE_RULES empty: the worker's defaults, correlations included
+    return functools.partial(worker_setup, label="pg-lag", PEREGRINE_RULES="")
+
+
+def forbidden_exec(n: int, user: str, namespace: str, at: str) -> dict:
+    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": f"lag-{n}", "stage": "ResponseComplete", "verb": "create",
+            "user": {"username": user}, "objectRef": {"resource": "pods", "namespace": namespace, "name": f"web-{n}", "subresource": "exec"},
+            "responseStatus": {"code": 403}, "stageTimestamp": f"2026-11-30T{at}Z"}
+
+
+async def end_offset(bootstrap: str, topic: str, partition: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_partition_lagging_behind_the_other_loses_no_regrouped_match(make_setup, opensearch):
+    s: WorkerSetup = await make_setup(2)
+    names = [f"ns-{i}" for i in range(50)]
+    namespace = {p: next(n for n in names if kafka_partition(n.encode(), 2) == p) for p in (0, 1)}
+    group = kafka_partition(f'{EXEC}\x1f["mallory"]'.encode(), 2)  # mallory's regroup partition, so her clock
+    # the newer events are another user's on the same clock: a threshold's window ends at its group's newest event
+    other = next(u for u in (f"user-{i}" for i in range(100)) if kafka_partition(f'{EXEC}\x1f["{u}"]'.encode(), 2) == group)
+    regroup_topic = f"{s.topics['syscall']}.by-group.{s.app_id}"
+    worker = s.start()
+    await wait_for_health(worker, lambda h: len([tp for tp in h["assignment"] if tp.startswith(s.topics["k8s_audit"] + ":")]) == 2)
+    sent = {0: 0, 1: 0}
+    numbers = iter(range(1000))
+
+    async def step(partition: int, user: str, times: list[str]) -> None:
+        """``user``'s denied execs at ``times`` on ``partition``, correlated: the audit partition's
+        offsets committed (its forwards produced), then the regroup partition's."""
+        events = [forbidden_exec(next(numbers), user, namespace[partition], at) for at in times]
+        await produce(s.bootstrap, s.topics["k8s_audit"], [(namespace[partition].encode(), json.dumps(e).encode()) for e in events])
+        sent[partition] += len(events)
+        await wait_committed(s.bootstrap, s.app_id, s.topics["k8s_audit"], sent[partition], partition=partition)
+        forwarded = await end_offset(s.bootstrap, regroup_topic, group)
+        await wait_committed(s.bootstrap, s.app_id, regroup_topic, forwarded, partition=group)
+
+    for at in ("10:00:00", "10:08:00"):  # both partitions forward: the regroup clock knows them
+        await step(0, other, [at])
+        await step(1, other, [at])
+    await step(0, other, ["10:16:00"])  # partition 0 moves ahead, 6 minutes past what follows
+    lagging = [f"10:10:{n:02d}" for n in range(20)]
+    await step(1, "mallory", lagging)  # partition 1, lagging: 20 denied execs within a minute
+
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=60, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == [EXEC], s.log_text()
+    assert alerts[0]["output_fields"]["ka.user.name"] == "mallory"
+    assert len(alerts[0]["output_fields"]["corr.events"]) == 20
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    final = await wait_for_health(worker, lambda h: True)
+    assert final["correlation_stats"]["late"] == 0 and final["dead_letters"] == {}, final
