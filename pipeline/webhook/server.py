@@ -273,8 +273,12 @@ class Receiver:
         # the next request head is complete: the read deadline for heads, and for idle connections
         handlers = partial(HeadWatchingHandler, runner.server, loop=loop, access_log=None,
                            keepalive_timeout=self.settings.read_timeout_s)
+        # ssl_handshake_timeout: a client that connects and never completes its TLS handshake held
+        # its descriptor (and a slot of the cap) for asyncio's 60 s default; the read timeout is
+        # the deadline for everything else it may send
         self._server = await loop.create_server(handlers, sock=CappedListener(sock, self.connections),
-                                                ssl=context, backlog=512)
+                                                ssl=context, backlog=512,
+                                                ssl_handshake_timeout=self.settings.read_timeout_s if context else None)
         self._runner = runner
         self.port = self._server.sockets[0].getsockname()[1]
 

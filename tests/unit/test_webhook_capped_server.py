@@ -108,3 +108,21 @@ async def test_without_a_setting_the_cap_is_what_the_open_files_limit_leaves_roo
     async with serving(loopback_settings()) as receiver:
         assert receiver.connections.limit == default_max_connections(open_files_limit())
         assert metrics.WEBHOOK_MAX_CONNECTIONS._value.get() == receiver.connections.limit
+
+
+async def test_a_tls_client_that_never_completes_its_handshake_is_closed_at_the_read_timeout(tmp_path):
+    """asyncio's default handshake timeout is 60 s: a client that connects and sends no ClientHello
+    held its descriptor, and a slot of the cap, that long whatever the read timeout said."""
+    cert, key = self_signed(tmp_path)
+    settings = loopback_settings(max_connections=1, read_timeout_s=0.5, tls_cert=cert, tls_key=key)
+    async with serving(settings) as receiver:
+        silent_reader, silent = await asyncio.open_connection("127.0.0.1", receiver.port)  # no ClientHello
+        await until(lambda: receiver.connections.open == 1, "the silent connection accepted")
+        # the server's close is seen as the end of the stream (far before asyncio's 60 s)
+        assert await asyncio.wait_for(silent_reader.read(), 20) == b""
+        await until(lambda: receiver.connections.open == 0, "the silent connection's slot given back")
+        reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port, ssl=trusting(cert))
+        writer.write(post_bytes())
+        assert await read_answer(reader) == (200, ACCEPTED)
+        writer.close()
+        silent.close()
