@@ -54,7 +54,7 @@ WEBHOOK_CONNECTIONS_REFUSED = Counter(
 
 for reason in ("undecodable", "oversized", "schema", "evaluation_error", "unknown_correlation", "index_rejected"):
     DEAD_LETTERS.labels(reason)
-for outcome in ("audited", "no_object", "rejected", "dry_run", "owned", "error"):
+for outcome in ("audited", "unchanged", "no_object", "rejected", "dry_run", "owned", "error"):
     LIVE_AUDIT.labels(outcome)
 for outcome in ("trimmed", "dropped"):
     WEBHOOK_OVERSIZED.labels(outcome)
