@@ -129,7 +129,7 @@ def search(
 
 @app.command("report")
 def report(
-    since: str = typer.Option("24h", "--since", help="How far back from --until: 30m, 24h, 7d"),
+    since: str = typer.Option("24h", "--since", help="How far back from --until-ms: 30m, 24h, 7d"),
     until_ms: int = typer.Option(0, "--until-ms", help="End of the range, epoch milliseconds (default: now)"),
     top: int = typer.Option(10, "--top", min=1, help="Rows in each top-N section"),
     output: str = typer.Option("pretty", "--format", help="pretty or json"),
