@@ -11,7 +11,7 @@ the rule's output carries, into ``context`` (keywords in the index template):
 | ``container_id`` | ``container.id`` |
 | ``image`` | ``container.image.repository``, ``container.image``, ``ka.req.pod.containers.image`` |
 | ``namespace`` | ``k8s.ns.name``, ``ka.target.namespace`` |
-| ``pod`` | ``k8s.pod.name``, ``ka.target.name`` when the resource is pods |
+| ``pod`` | ``k8s.pod.name``, ``ka.target.pod.name``; ``ka.target.name``, else ``ka.resp.name``, when ``ka.target.resource`` is pods |
 | ``user`` | ``user.name``, ``ka.user.name``, ``ct.user`` |
 | ``process`` | ``proc.name`` |
 | ``group_key`` | ``corr.group_key`` (correlation alerts) |
@@ -43,7 +43,7 @@ CONTEXT_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("container_id", ("container.id",)),
     ("image", ("container.image.repository", "container.image", "ka.req.pod.containers.image")),
     ("namespace", ("k8s.ns.name", "ka.target.namespace")),
-    ("pod", ("k8s.pod.name",)),
+    ("pod", ("k8s.pod.name", "ka.target.pod.name")),
     ("user", ("user.name", "ka.user.name", "ct.user")),
     ("process", ("proc.name",)),
     ("group_key", ("corr.group_key",)),
@@ -67,7 +67,7 @@ def alert_context(fields: Mapping[str, Any]) -> dict[str, str]:
         fields = ChainMap(dict(fields), dict(group))
     context = {key: value for key, names in CONTEXT_SOURCES if (value := _first(fields, names)) is not None}
     if "pod" not in context and fields.get("ka.target.resource") == "pods":
-        pod = _first(fields, ("ka.target.name",))
+        pod = _first(fields, ("ka.target.name", "ka.resp.name"))  # Falco's Create Privileged Pod prints ka.resp.name
         if pod is not None:
             context["pod"] = pod
     return context

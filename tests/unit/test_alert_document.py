@@ -30,6 +30,15 @@ def test_k8s_audit_fields_fall_back_in_order_and_a_pod_name_only_for_pods() -> N
     assert "pod" not in alert_context(deployment)
 
 
+def test_a_pod_name_from_the_fields_falcos_pod_rules_print() -> None:
+    """Falco's Create Privileged Pod prints the pod as ka.resp.name (with ka.target.resource), and
+    ka.target.pod.name is the pod's name only for pods: context.pod stayed empty for them."""
+    falco = {"ka.target.namespace": "web", "ka.target.resource": "pods", "ka.resp.name": "debug", "ka.user.name": "alice"}
+    assert alert_context(falco)["pod"] == "debug"
+    assert "pod" not in alert_context(dict(falco, **{"ka.target.resource": "deployments"}))
+    assert alert_context({"ka.target.pod.name": "debug"}) == {"pod": "debug"}
+
+
 def test_missing_and_na_values_are_left_out() -> None:
     assert alert_context({"container.id": None, "user.name": "<NA>", "proc.name": ""}) == {}
 
