@@ -23,7 +23,7 @@ import orjson
 import typer
 
 from pipeline.errors import ConfigError, EventError
-from pipeline.ingest.keys import container_key
+from pipeline.ingest.keys import audit_key, container_key
 
 
 def _source(event: dict, hint: str | None) -> str:
@@ -49,9 +49,7 @@ def key_of(event: dict, source: str) -> bytes | None:
     if source == "syscall":
         return container_key(event).encode()
     if source == "k8s_audit":
-        ref = event.get("objectRef") or {}
-        ns = ref.get("namespace") if isinstance(ref, dict) else None
-        return str(ns or event.get("auditID") or "").encode() or None
+        return audit_key(event)  # as the webhook keys it
     account = event.get("recipientAccountId")
     return str(account).encode() if account else None
 

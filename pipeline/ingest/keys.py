@@ -9,6 +9,10 @@ worker. So a host event's key is ``host:`` + its ``evt.hostname``; a
 container's is its ``container.id``, unique in the cluster. A host event
 without ``evt.hostname`` keeps the key ``host``.
 
+A Kubernetes audit event's key is its object's namespace (:func:`audit_key`),
+``_cluster`` for cluster-scoped objects and non-resource URLs: the webhook and
+``peregrine replay`` key alike, so one object's events meet one worker.
+
 Collectors key their messages with :func:`container_key`; the worker forwards
 an event that arrived on another partition than its key's (repartitioning), so
 a collector that keys host events ``host`` is still correct, at the cost of
@@ -17,6 +21,7 @@ the forward.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 HOST = "host"
@@ -44,3 +49,22 @@ def host_key(event: dict[str, Any]) -> str:
             key = _HOST_KEYS[node] = HOST_PREFIX + node
         return key
     return HOST
+
+
+CLUSTER_KEY = b"_cluster"  # the audit events of cluster-scoped objects and non-resource URLs
+MAX_NAMESPACE_BYTES = 253  # a DNS subdomain, the longest name Kubernetes stores
+
+
+def audit_key(event: dict[str, Any]) -> bytes:
+    """The event's namespace (its Kafka key), or ``_cluster``. A namespace longer than a real one
+    can be (Kubernetes takes it from the URL of a request it then refuses, unauthenticated
+    ones included) goes as its digest: a 400 KB key made the record too large for Kafka, and
+    the batch a 503 at every retry until the API server dropped it."""
+    ref = event.get("objectRef")
+    namespace = ref.get("namespace") if isinstance(ref, dict) else None
+    if not isinstance(namespace, str) or not namespace:
+        return CLUSTER_KEY
+    key = namespace.encode("utf-8", "replace")
+    if len(key) > MAX_NAMESPACE_BYTES:
+        return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+    return key

@@ -6,7 +6,8 @@ The API server's webhook backend posts an ``audit.k8s.io`` ``EventList``
 a message on the audit topic is one event exactly as the log backend writes
 it. The key is ``objectRef.namespace`` (one namespace's events land in one
 partition, in order); events with no namespace (cluster-scoped objects,
-non-resource URLs) share :data:`CLUSTER_KEY`.
+non-resource URLs) share :data:`~pipeline.ingest.keys.CLUSTER_KEY`
+(:func:`~pipeline.ingest.keys.audit_key`, which ``peregrine replay`` keys them by too).
 
 An event too large for one Kafka message is trimmed the way a lower audit
 level would record it (``responseObject``, then ``requestObject`` removed,
@@ -16,16 +17,15 @@ object is kept. One that is still too large is dropped and counted.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pipeline.errors import EventError
+from pipeline.ingest.keys import CLUSTER_KEY, audit_key
 from pipeline.json_bytes import json_bytes
 
-CLUSTER_KEY = b"_cluster"
 TRIMMED_ANNOTATION = "peregrine.dev/trimmed"
 _TRIMMABLE = ("responseObject", "requestObject")
 
@@ -100,22 +100,6 @@ def _lenient(body: bytes, error: orjson.JSONDecodeError) -> Any:
         raise BadAuditBody(f"body is not JSON: {error}") from None
 
 
-def event_key(event: dict) -> bytes:
-    """The event's namespace (its Kafka key), or ``_cluster``. A namespace longer than a real one
-    can be (Kubernetes takes it from the URL of a request it then refuses, unauthenticated
-    ones included) goes as its digest: a 400 KB key made the record too large for Kafka, and
-    the batch a 503 at every retry until the API server dropped it."""
-    ref = event.get("objectRef")
-    namespace = ref.get("namespace") if isinstance(ref, dict) else None
-    if not isinstance(namespace, str) or not namespace:
-        return CLUSTER_KEY
-    key = namespace.encode("utf-8", "replace")
-    if len(key) > MAX_NAMESPACE_BYTES:
-        return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
-    return key
-
-
-MAX_NAMESPACE_BYTES = 253  # a DNS subdomain, the longest name Kubernetes stores
 
 
 def to_batch(events: list[dict], max_event_bytes: int) -> Batch:
@@ -133,7 +117,7 @@ def to_batch(events: list[dict], max_event_bytes: int) -> Batch:
                 dropped.append(DroppedEvent(audit_id, original_size))
                 continue
             trimmed = True
-        records.append(AuditRecord(event_key(event), value, audit_id, trimmed))
+        records.append(AuditRecord(audit_key(event), value, audit_id, trimmed))
     return Batch(tuple(records), tuple(dropped))
 
 

@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.webhook.eventlist import CLUSTER_KEY, TRIMMED_ANNOTATION, BadAuditBody, event_key, parse_body, to_batch
+from pipeline.cli.replay import key_of
+from pipeline.ingest.keys import CLUSTER_KEY, audit_key
+from pipeline.webhook.eventlist import TRIMMED_ANNOTATION, BadAuditBody, parse_body, to_batch
 from pipeline.webhook.settings import Listen, WebhookSettings
 from pipeline.webhook.token import BearerToken
 
@@ -60,12 +62,12 @@ def test_malformed_bodies_have_a_reason(body, reason):
 
 
 def test_keys_are_the_namespace_or_the_cluster_key():
-    assert event_key({"objectRef": {"resource": "pods", "namespace": "shop"}}) == b"shop"
-    assert event_key({"objectRef": {"resource": "clusterrolebindings", "name": "x"}}) == CLUSTER_KEY
-    assert event_key({"objectRef": {"resource": "namespaces", "namespace": ""}}) == CLUSTER_KEY
-    assert event_key({"requestURI": "/healthz"}) == CLUSTER_KEY
-    assert event_key({"objectRef": "shop"}) == CLUSTER_KEY
-    assert event_key({"objectRef": {"namespace": 7}}) == CLUSTER_KEY
+    assert audit_key({"objectRef": {"resource": "pods", "namespace": "shop"}}) == b"shop"
+    assert audit_key({"objectRef": {"resource": "clusterrolebindings", "name": "x"}}) == CLUSTER_KEY
+    assert audit_key({"objectRef": {"resource": "namespaces", "namespace": ""}}) == CLUSTER_KEY
+    assert audit_key({"requestURI": "/healthz"}) == CLUSTER_KEY
+    assert audit_key({"objectRef": "shop"}) == CLUSTER_KEY
+    assert audit_key({"objectRef": {"namespace": 7}}) == CLUSTER_KEY
 
 
 def test_records_keep_order_values_and_keys():
@@ -223,9 +225,9 @@ def test_one_event_orjson_refuses_does_not_cost_the_batch():
 def test_a_namespace_longer_than_kubernetes_allows_is_keyed_by_its_digest():
     """From the URL of a refused, even unauthenticated, request: a 400 KB key made the record
     too large for Kafka, and the batch a 503 at every retry until the API server dropped it."""
-    key = event_key({"objectRef": {"namespace": "a" * 400_000}})
+    key = audit_key({"objectRef": {"namespace": "a" * 400_000}})
     assert key.startswith(b"sha256:") and len(key) == 71
-    assert event_key({"objectRef": {"namespace": "n" * 253}}) == b"n" * 253
+    assert audit_key({"objectRef": {"namespace": "n" * 253}}) == b"n" * 253
 
 
 def test_a_token_header_that_is_not_utf8_is_refused_not_an_error(tmp_path):
@@ -302,3 +304,17 @@ def test_posts_past_the_concurrency_limit_are_told_to_retry():
         return producer.sent
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_replay_keys_audit_events_as_the_webhook_does():
+    """`peregrine replay` keyed a cluster-scoped event by its auditID, so a replayed ClusterRole's
+    events went to as many partitions as it had events, and their live-audit findings were
+    remembered by several workers; the webhook keys them all ``_cluster``."""
+    events = [{"auditID": "a-1", "objectRef": {"resource": "clusterroles", "name": "x"}},
+              {"auditID": "a-2", "objectRef": {"resource": "clusterroles", "name": "x"}},
+              {"auditID": "a-3", "requestURI": "/healthz"},
+              {"auditID": "a-4", "objectRef": {"resource": "pods", "namespace": "shop"}},
+              {"auditID": "a-5", "objectRef": {"resource": "pods", "namespace": "n" * 300}}]
+    for event in events:
+        assert key_of(event, "k8s_audit") == audit_key(event) == to_batch([event], 1 << 20).records[0].key
+    assert key_of(events[0], "k8s_audit") == key_of(events[1], "k8s_audit") == CLUSTER_KEY
