@@ -16,10 +16,13 @@ from pathlib import Path
 import typer
 
 RULES_ENV = "PEREGRINE_RULES"
+CORRELATIONS_FILE = "peregrine_correlations.yaml"  # loaded after the rules files, which its steps may use
 
 
 def default_rules_paths() -> list[str]:
-    """``PEREGRINE_RULES`` (paths separated by os.pathsep), else the repo's ``rules/*_rules.yaml``."""
+    """``PEREGRINE_RULES`` (paths separated by os.pathsep), else the repo's ``rules/*_rules.yaml``
+    and its correlations (``rules/peregrine_correlations.yaml``): what a worker loads, so that
+    ``scan`` gives a file's events the alerts the pipeline would."""
     configured = os.environ.get(RULES_ENV)
     if configured:
         return [p for p in configured.split(os.pathsep) if p]
@@ -31,6 +34,9 @@ def default_rules_paths() -> list[str]:
         from pipeline.errors import ConfigError
 
         raise ConfigError(f"no *_rules.yaml in {rules_dir}; pass --rules or set {RULES_ENV}")
+    correlations = rules_dir / CORRELATIONS_FILE
+    if correlations.is_file():
+        found.append(str(correlations))
     return found
 
 

@@ -27,6 +27,7 @@ EXPECTED = Counter({
     "Kubernetes client run in container": 2,
     "Outbound LDAP connection from Java process": 2,
     "Privileged pod created": 2,
+    "RBAC self-escalation": 3,  # a correlation: scan loads rules/peregrine_correlations.yaml as a worker does
 })
 
 
@@ -45,7 +46,7 @@ def test_positives_and_negatives_count_per_rule(capsys):
     code, alerts, err = run(capsys, *POSITIVES, *NEGATIVES)
     assert code == 0
     assert by_rule(alerts) == EXPECTED
-    assert "17 alerts, 0 bad lines" in err
+    assert "20 alerts, 0 bad lines" in err
     assert all(alert["hostname"] == "test-host" and alert["uuid"] for alert in alerts)
 
 
@@ -91,7 +92,7 @@ def test_min_priority_keeps_only_severe_rules(capsys):
     code, alerts, _ = run(capsys, "--min-priority", "error", *POSITIVES)
     assert code == 0
     assert by_rule(alerts) == Counter({"Container drift by exec bit": 3, "Java process spawned shell or downloader": 2,
-                                       "AWS console login without MFA": 2})
+                                       "AWS console login without MFA": 2, "RBAC self-escalation": 3})
 
 
 def test_stdin_input(capsys, monkeypatch):
