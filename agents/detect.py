@@ -106,7 +106,8 @@ async def health(web, request):
     correlator = delivery().correlator
     if correlator is not None:
         # what the correlations did that no alert shows: events late (regrouped ones included:
-        # pipeline/correlation/evaluate.py), origins of the regroup clocks idle or forgotten
+        # pipeline/correlation/evaluate.py), origins of the regroup clocks idle or forgotten,
+        # progress records taken (pipeline/stream/regroup.py)
         state["correlation_stats"] = dataclasses.asdict(correlator.stats)
     return web.json(state)
 

@@ -53,16 +53,32 @@ the input topic partition the event was read from (``"topic:partition"``,
 carried by the envelope; envelopes an earlier Peregrine wrote name none and
 count as one legacy origin), so a partition lagging behind the others (a
 backlog, a slower worker, a partition replayed after a restart) holds the
-watermark back and loses nothing. An origin that forwards nothing while the
-clock's newest time moves more than ``regroup_idle`` on is idle (Flink's
-``withIdleness``, in event time rather than the wall clock): it is forgotten
-until it forwards again, joining then as a new origin (an event of its older
-than the watermark is late). Origins not heard from yet are treated alike:
-until the clock's newest time is ``regroup_idle`` past where the clock started
-(its first event, or its recovered time), the merged time stays at 0, so no
-event is late and no group expires. At most ``max_regroup_origins`` origins
-are kept per clock; past it the least recently heard is forgotten. The merged
-time costs O(origins) per regrouped event and nothing on the other path.
+watermark back and loses nothing. Few events are forwarded (only those
+matching a step), so an origin also reports how far it has got: as Kafka
+Streams and Flink carry watermarks through a repartition, the worker sends
+every regroup partition, after each batch's forwards, a progress record per
+input partition of the batch (its newest event time for a source with
+regrouped correlations, of the events ``process`` took: ``progress_time``);
+``progress(source, origin, time)`` moves that origin's newest time (never
+back) and counts it as heard from, as an event at ``time`` would, and
+evaluates nothing. An origin heard from neither way while the clock's newest
+time moves more than ``regroup_idle`` on (its partition not read: a stopped
+or not yet assigned worker, a partition without traffic, a worker of an
+earlier Peregrine that sends no progress) is idle (Flink's ``withIdleness``,
+in event time rather than the wall clock): it is forgotten until it is heard
+from again, joining then as a new origin (an event of its older than the
+watermark is late). Origins not heard from yet are treated alike: until the
+clock's newest time is ``regroup_idle`` past where the clock started (its
+first event or progress record, or its recovered time), the merged time
+stays at 0, so no event is late and no group expires. Progress records do
+not shorten that hold: they say how far the origins that are read have got,
+not which origins exist (one whose worker starts later, or has no traffic
+yet, sends none), and the hold costs only the time groups are kept. At most
+``max_regroup_origins`` origins are kept per clock; past it the least
+recently heard is forgotten. The merged time costs O(origins) per regrouped
+event or progress record; the other path pays one set lookup per event (its
+source has regrouped correlations or not) and, for those sources, one
+comparison.
 
 ``reindex()`` rebuilds the index per clock from the stored groups; a clock
 it has not seen restarts from the newest event time its recovered groups
@@ -176,6 +192,7 @@ class CorrelationStats:
     expired_groups: int = 0  # dropped because they can no longer match
     corrupt_groups: int = 0  # dropped because their stored state could not be read
     idle_origins: int = 0  # regroup origins left out of their clock's watermark after regroup_idle without an envelope
+    progress: int = 0  # regroup progress records taken (an input partition's newest event time; no event)
     forgotten_origins: int = 0  # regroup origins forgotten to stay under max_regroup_origins
 
 
@@ -288,8 +305,9 @@ LEGACY_ORIGIN = None  # the origin of the envelopes that name none (forwarded by
 
 class _Origins:
     """A regrouped clock's inputs: per origin (the input topic partition an envelope was
-    forwarded from), the newest event time it forwarded and the clock's newest time when it
-    last forwarded anything (``heard``, kept in that order: the least recently heard first)."""
+    forwarded from), the newest event time it forwarded or reported (a progress record) and
+    the clock's newest time when it was last heard from either way (``heard``, kept in that
+    order: the least recently heard first)."""
 
     __slots__ = ("newest", "heard", "start", "high")
 
@@ -353,6 +371,13 @@ class CorrelationEvaluator:
         self._source_of = {correlation.name: correlation.source for correlation in self.correlations}
         self.regroup = frozenset(regroup) & set(self._source_of)
         self._regrouped_numbers = frozenset(n for n, c in enumerate(self.correlations) if c.name in self.regroup)
+        # the sources of the regrouped correlations: their events are routed, and the worker reports
+        # the progress of the input partitions it reads them from (``progress_time``)
+        self.regroup_sources = frozenset(self._source_of[name] for name in self.regroup)
+        # the newest event time process() accepted (timed, not from the future) on its own clock for a
+        # source in ``regroup_sources``, since the caller last set it to -1: the worker reads it per
+        # message, as its input partition's progress (pipeline/stream/batch.py); never set otherwise
+        self.progress_time = -1
         # a regrouped correlation's groups keep event time on their own clocks: their events come
         # from every input partition, through the regroup topic's partition of their group
         self._clock_source = {c.name: c.source + REGROUPED if c.name in self.regroup else c.source for c in self.correlations}
@@ -457,7 +482,8 @@ class CorrelationEvaluator:
             if watermark is None:
                 return []
         else:
-            if self._regrouped_numbers:
+            routed = source in self.regroup_sources
+            if routed:
                 self._route(event, hits)
             clock = self._clock(source)
             newest = self.clocks.get(clock, 0)
@@ -466,6 +492,8 @@ class CorrelationEvaluator:
                     self.stats.future += 1
                     return []
                 self.clocks[clock] = newest = time
+            if routed and time > self.progress_time:
+                self.progress_time = time
             watermark = newest - self.limits.allowed_lateness_ns
         if time < watermark:
             self.stats.late += 1
@@ -478,17 +506,36 @@ class CorrelationEvaluator:
         self._expire(clock, watermark)
         return alerts
 
-    def _merged_watermark(self, clock: Hashable, origin: Hashable, time: int) -> int | None:
-        """A regrouped clock's watermark once ``origin`` forwarded an event at ``time`` (None: the
-        event is from the future, counted): the oldest of its active origins' newest times minus
-        the lateness, never going back. An origin is idle, and forgotten, once the clock's
-        newest time moved more than ``regroup_idle`` past the last time it was heard from;
-        until the clock's newest time is that far past where the clock started (or was
-        recovered), origins not heard from yet may still forward anything: nothing is late."""
+    def progress(self, source: str, origin: str, time: int) -> None:
+        """A progress record from the regroup topic: ``origin`` (an input topic partition) has
+        read events of ``source`` up to ``time``, whether or not it forwarded any. Its newest
+        time moves there (never back) and it counts as heard from, as if it had forwarded an
+        event at ``time``, on the regrouped clock of ``source`` under the store's current
+        binding; the watermark may move and groups expire. Nothing is evaluated, nothing is
+        counted as an event. A source without regrouped correlations here (the rules changed)
+        or a time from the future (another worker's wall clock ahead) is ignored."""
+        if source not in self.regroup_sources:
+            return
+        clock = self._clock(source + REGROUPED)
+        watermark = self._merged_watermark(clock, origin, time, event=False)
+        if watermark is None:
+            return
+        self.stats.progress += 1
+        self._expire(clock, watermark)
+
+    def _merged_watermark(self, clock: Hashable, origin: Hashable, time: int, event: bool = True) -> int | None:
+        """A regrouped clock's watermark once ``origin`` forwarded an event (else, ``event``
+        False, a progress record) at ``time`` (None: ``time`` is from the future; an event is
+        counted): the oldest of its active origins' newest times minus the lateness, never
+        going back. An origin is idle, and forgotten, once the clock's newest time moved more
+        than ``regroup_idle`` past the last time it was heard from; until the clock's newest
+        time is that far past where the clock started (or was recovered), origins not heard
+        from yet may still forward anything: nothing is late."""
         origins = self._origins.get(clock)
         if origins is None or time > origins.high:
             if time > self._horizon and time > self._refresh_horizon():
-                self.stats.future += 1
+                if event:
+                    self.stats.future += 1
                 return None
             if origins is None:
                 origins = self._origins[clock] = _Origins(time)
