@@ -33,7 +33,7 @@ from pipeline.ingest.keys import HOST, host_key
 from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
-from pipeline.stream.regroup import envelope, not_regrouped, open_envelope, origin_of
+from pipeline.stream.regroup import envelope, is_progress, not_regrouped, open_envelope, open_progress, origin_of, progress_record
 from pipeline.stream.settings import REGROUP
 
 log = logging.getLogger("peregrine.batch")
@@ -83,6 +83,8 @@ class BatchResult:
     dead_letters: list[dl.DeadLetter] = field(default_factory=list)
     forwards: list[tuple[bytes, bytes]] = field(default_factory=list)  # repartition (key, NDJSON)
     regrouped: dict[bytes, list[bytes]] = field(default_factory=dict)  # regroup topic: group key -> envelopes
+    # regroup topic: partition -> progress records (every partition, the same lines), produced after ``regrouped``
+    progress: dict[int, list[bytes]] = field(default_factory=dict)
     events: int = 0
     messages: int = 0
     enriched: int = 0
@@ -147,6 +149,8 @@ class BatchProcessor:
         # what an envelope read back from the regroup topic may name (the rules may have changed since)
         self._regrouped_names = correlator.regroup if correlator is not None else frozenset()
         self._loaded_names = frozenset(c.name for c in correlator.correlations) if correlator is not None else frozenset()
+        # the sources whose input partitions report their progress to every regroup partition
+        self._progress_sources = self._regrouping.regroup_sources if self._regrouping is not None else frozenset()
 
     def partition_of(self, container_id: str) -> int:
         found = self._partition_cache.get(container_id)
@@ -176,6 +180,8 @@ class BatchProcessor:
         open_trees: dict[str, list] = {}
         forwards: dict[str, list[bytes]] = defaultdict(list)
         regrouped: list[tuple[Message, list, _Refusals]] = []
+        progress: dict[str, list] = {}  # origin -> [source, its newest event time in the batch]
+        progress_sources = self._progress_sources
         validate = self.validate
         for position, message in enumerate(messages, start=1):
             if position % every == 0:
@@ -203,6 +209,9 @@ class BatchProcessor:
                 events = _expand_records(events)
             refusals.items = len(events)
             result.events += len(events)
+            tracked = source in progress_sources  # once a message: nothing per event on the other sources
+            if tracked:
+                self._regrouping.progress_time = -1
             # a collector's message is mostly one container's events: its partition check and its
             # tree are looked up when the container changes, not for every event
             current_cid: str | None = None
@@ -258,8 +267,13 @@ class BatchProcessor:
                     state[2] = True
                 self._evaluate(result, refusals, index, event, undo, SYSCALL, state[4])
             refusals.close()
+            if tracked and self._regrouping.progress_time >= 0:
+                self._progressed(progress, message, source, self._regrouping.progress_time)
         if regrouped:
             yield from self._regrouped(result, regrouped, every * 32)
+        if progress:
+            lines = [progress_record(source, origin, time) for origin, (source, time) in progress.items()]
+            result.progress = {partition: lines for partition in range(self.partitions)}
         if self.correlation_store is not None:
             self.correlation_store.flush()  # each group this batch changed, logged once
         for cid, lines in forwards.items():
@@ -350,6 +364,20 @@ class BatchProcessor:
             result.alerts.append((key, alert))
 
     @staticmethod
+    def _progressed(progress: dict[str, list], message: Message, source: str, time: int) -> None:
+        """The message's input partition has read events of ``source`` up to ``time``: its
+        progress record for this batch says the newest such time (the events the correlator took,
+        timed and not from the future). Every regroup partition gets it, after the batch's
+        forwards (pipeline/stream/delivery.py), so a regroup clock hears from every input
+        partition that is read, whether or not it forwards anything."""
+        origin = origin_of(message.topic, message.partition)
+        known = progress.get(origin)
+        if known is None:
+            progress[origin] = [source, time]
+        elif time > known[1]:
+            known[1] = time
+
+    @staticmethod
     def _route(result: BatchResult, routes: list[tuple[str, str]], event: dict, source: str, origin: str | None = None) -> None:
         """The event to the regroup topic, once per group key, with the correlations it is for
         and its origin (the topic partition it was read from: the regroup partition's clock
@@ -375,13 +403,25 @@ class BatchProcessor:
         the other's events late. Across batches (and workers) the evaluator's merged clock
         keeps each envelope's origin apart (pipeline/correlation/evaluate.py). Their rules ran
         when they first arrived. An envelope for a correlation not regrouped here is a dead
-        letter (the others it names are evaluated). Yields after every ``every`` events."""
+        letter (the others it names are evaluated). A progress record (an input partition's
+        newest event time, no event) takes its place in that order too: after the events of
+        its origin up to its time, which were produced before it; it moves the origin's time
+        on the clock and is neither an event nor a dead letter. Yields after every ``every``
+        items."""
         correlator = self.scanner.correlator
-        opened: list[tuple[int, int, Message, _Refusals, int, dict, str, list[str], dict, str | None]] = []
+        opened: list[tuple[int, int, Message, _Refusals, int, dict, str, list[str] | None, dict | None, str | None]] = []
         for message, envelopes, refusals in messages:
             for index, item in enumerate(envelopes):
                 if item.__class__ is Refused:
                     refusals.add(dl.UNDECODABLE, item.detail, index=index, original=item.original)
+                    continue
+                if is_progress(item):  # an input partition's progress: no event (names None below)
+                    try:
+                        source, origin, time = open_progress(item)
+                    except ValueError as error:
+                        refusals.add(dl.SCHEMA, str(error), item, index)
+                        continue
+                    opened.append((time, len(opened), message, refusals, index, item, source, None, None, origin))
                     continue
                 try:
                     source, names, event, origin = open_envelope(item)
@@ -398,12 +438,16 @@ class BatchProcessor:
                 opened.append((time, len(opened), message, refusals, index, item, source, names, event, origin))
         opened.sort(key=_in_time)
         store = self.correlation_store
-        for position, (_, _, message, refusals, index, item, source, names, event, origin) in enumerate(opened, start=1):
+        for position, (time, _, message, refusals, index, item, source, names, event, origin) in enumerate(opened, start=1):
             if position % every == 0:
                 yield
             if store is not None:
                 store.bind(message.ref)  # the group's partition: its message's
             try:
+                if names is None:
+                    if correlator is not None:
+                        correlator.progress(source, origin, time)
+                    continue
                 alerts = self.scanner.scan_regrouped(event, source, names, origin)
             except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
                 refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", item, index)

@@ -6,8 +6,9 @@ The order is the delivery guarantee:
    Faust's ``take_events`` cannot ack it behind our back, even when this
    coroutine is cancelled or the worker is stopped mid-batch;
 2. the batch is processed (decode, process-tree state, rules);
-3. repartitioned events, dead letters and alerts are produced and their
-   delivery awaited (acks=all);
+3. repartitioned and regrouped events, then the regroup topic's progress
+   records (pipeline/stream/regroup.py), dead letters and alerts are
+   produced and their delivery awaited (acks=all);
 4. the alerts are written to OpenSearch; ``flush`` retries until OpenSearch
    accepts them (backpressure: no new batch is taken meanwhile);
 5. only then are the messages released, so their offsets can be committed.
@@ -57,6 +58,7 @@ from pipeline.stream.settings import PipelineSettings
 log = logging.getLogger("peregrine.worker")
 CORRELATIONS_FILE = "peregrine_correlations.yaml"
 INDEX_REJECTED = "index_rejected"
+PROGRESS_KEY = b"progress"  # the key of the regroup topic's progress records (their partition is given, not hashed)
 
 
 def worker_rules_paths(settings: PipelineSettings) -> list[str]:
@@ -379,6 +381,14 @@ class BatchDelivery:
             for record in ndjson_records(lines):
                 pending.append(await self.regroup.send(key=key, value=record))
             metrics.REGROUPED.inc(len(lines))
+        # after the forwards: a regroup partition reads an input partition's progress only after
+        # that partition's events up to it (the producer keeps each partition's records in the
+        # order sent, one batch in flight a partition; this lane's previous batch is delivered)
+        for partition, lines in result.progress.items():
+            if self.regroup is None:
+                raise RuntimeError("progress records but no regroup topic")
+            for record in ndjson_records(lines):
+                pending.append(await self.regroup.send(key=PROGRESS_KEY, value=record, partition=partition))
         for letter in result.dead_letters:
             pending.append(await self.deadletters.send(key=letter.key, value=letter.to_json()))
             self.dead_letter_counts[letter.reason] += 1

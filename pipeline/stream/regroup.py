@@ -19,12 +19,29 @@ A regroup partition merges the events of every input partition, each as far alon
 consumer, so the correlations run there on a merged clock: its watermark is the oldest of
 its origins' newest event times minus the lateness, and an origin that lags (a backlog, a
 slow worker, a partition replayed) holds it back rather than seeing its events dropped as
-late; one that forwards nothing for ``regroup_idle`` of event time is left out until it
-does (pipeline/correlation/evaluate.py). An envelope without ``origin`` (an earlier
+late (pipeline/correlation/evaluate.py). An envelope without ``origin`` (an earlier
 Peregrine's) counts as one legacy origin. An envelope naming a
 correlation that the reading worker does not regroup (the rules changed between forwarding
 and reading) is an ``unknown_correlation`` dead letter, the envelope kept whole; the names it
 does regroup are evaluated.
+
+Progress records. Only events matching a step are forwarded, so an origin may forward nothing
+for long while it is read (a lagging partition whose events match no step). As Kafka Streams
+and Flink carry watermarks through a repartition, each batch that read events of a source with
+regrouped correlations sends every partition of the regroup topic (explicitly, not by key),
+after the batch's forwards, one message with a line per input partition of the batch:
+``{"source": ..., "origin": "topic:partition", "progress": ns}``, the newest event time the
+correlator took from that partition in the batch (timed, not from the future). The reading
+clock moves that origin's newest time there (never back) and counts it as heard from; nothing
+is evaluated, it is no event and no dead letter. The producer keeps each partition's records in
+the order they are sent (one batch in flight a partition) and a lane's batches are delivered in
+order, so a progress record follows the forwards of its origin up to its time on every
+partition: a clock never moves past an event that is still to come from that origin. A line
+without ``event`` that has ``progress`` is a progress record; a malformed one is a ``schema``
+dead letter. A worker from before progress records reads one as an envelope without
+``event``: a ``schema`` dead letter (a rolling upgrade leaves such dead letters, no event lost).
+One origin heard from neither way for ``regroup_idle`` of event time (its partition not read)
+is left out of the watermark until it is heard from again.
 """
 
 from __future__ import annotations
@@ -57,6 +74,28 @@ def envelope(source: str, correlations: list[str], event: dict, origin: str | No
     if origin is None:
         return orjson.dumps({"source": source, "correlations": correlations, "event": event})
     return orjson.dumps({"source": source, "correlations": correlations, "event": event, "origin": origin})
+
+
+def progress_record(source: str, origin: str, time: int) -> bytes:
+    """A progress record: ``origin`` has read events of ``source`` up to ``time`` (ns)."""
+    return orjson.dumps({"source": source, "origin": origin, "progress": time})
+
+
+def is_progress(item: Any) -> bool:
+    """Whether a decoded line of the regroup topic is a progress record (no ``event``)."""
+    return item.__class__ is dict and "progress" in item and "event" not in item
+
+
+def open_progress(item: dict) -> tuple[str, str, int]:
+    """(source, origin, time) of a decoded progress record; ValueError naming what is wrong."""
+    source, origin, time = item.get("source"), item.get("origin"), item.get("progress")
+    if not isinstance(source, str) or not source:
+        raise ValueError("a regroup progress record needs a 'source' string")
+    if not isinstance(origin, str) or not origin or len(origin) > MAX_ORIGIN_CHARS:
+        raise ValueError(f"a regroup progress record's 'origin' must be a topic partition name of 1 to {MAX_ORIGIN_CHARS} characters")
+    if not isinstance(time, int) or isinstance(time, bool) or time < 0:
+        raise ValueError("a regroup progress record's 'progress' must be an event time, a non-negative integer (ns)")
+    return source, origin, time
 
 
 def open_envelope(item: Any) -> tuple[str, list[str], dict, str | None]:
