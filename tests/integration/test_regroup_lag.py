@@ -89,3 +89,60 @@ async def test_a_partition_lagging_behind_the_other_loses_no_regrouped_match(mak
     assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
     final = await wait_for_health(worker, lambda h: True)
     assert final["correlation_stats"]["late"] == 0 and final["dead_letters"] == {}, final
+
+
+def audit_get(n: int, user: str, namespace: str, at: str) -> dict:
+    """A read of a pod: no correlation step matches it, so nothing is forwarded."""
+    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": f"lag-get-{n}", "stage": "ResponseComplete", "verb": "get",
+            "user": {"username": user}, "objectRef": {"resource": "pods", "namespace": namespace, "name": f"web-{n}"},
+            "responseStatus": {"code": 200}, "stageTimestamp": f"2026-11-30T{at}Z"}
+
+
+async def test_a_lagging_partition_that_forwards_nothing_for_regroup_idle_loses_no_regrouped_match(make_setup, opensearch):
+    """Sparse origins. Both partitions forward at 10:00; then partition 0 moves on to 10:24 with
+    forwarded execs while partition 1 lags (10:03 to 10:09) with reads that match no step: it
+    forwards nothing while the regroup clock moves more than regroup_idle (10m) on. Its
+    progress records (each batch's newest event time, to every regroup partition) keep it heard
+    from, and hold the watermark at its own time, so its 20 denied execs at 10:10, older than
+    partition 0's watermark, still alert. Without them partition 1 was idle and forgotten, and
+    the 20 were late."""
+    s: WorkerSetup = await make_setup(2)
+    names = [f"ns-{i}" for i in range(50)]
+    namespace = {p: next(n for n in names if kafka_partition(n.encode(), 2) == p) for p in (0, 1)}
+    group = kafka_partition(f'{EXEC}\x1f["mallory"]'.encode(), 2)
+    other = next(u for u in (f"user-{i}" for i in range(100)) if kafka_partition(f'{EXEC}\x1f["{u}"]'.encode(), 2) == group)
+    regroup_topic = f"{s.topics['syscall']}.by-group.{s.app_id}"
+    worker = s.start()
+    await wait_for_health(worker, lambda h: len([tp for tp in h["assignment"] if tp.startswith(s.topics["k8s_audit"] + ":")]) == 2)
+    sent = {0: 0, 1: 0}
+    numbers = iter(range(1000))
+
+    async def step(partition: int, events: list[dict]) -> None:
+        """``events`` on ``partition``, correlated: its offsets committed (its forwards and
+        progress records produced), then those of mallory's regroup partition."""
+        await produce(s.bootstrap, s.topics["k8s_audit"], [(namespace[partition].encode(), json.dumps(e).encode()) for e in events])
+        sent[partition] += len(events)
+        await wait_committed(s.bootstrap, s.app_id, s.topics["k8s_audit"], sent[partition], partition=partition)
+        produced = await end_offset(s.bootstrap, regroup_topic, group)
+        await wait_committed(s.bootstrap, s.app_id, regroup_topic, produced, partition=group)
+
+    await step(0, [forbidden_exec(next(numbers), other, namespace[0], "10:00:00")])
+    await step(1, [forbidden_exec(next(numbers), other, namespace[1], "10:00:00")])
+    for leading, lagging in (("10:06:00", "10:03:00"), ("10:12:00", "10:06:00"), ("10:18:00", "10:09:00")):
+        await step(0, [forbidden_exec(next(numbers), other, namespace[0], leading)])
+        await step(1, [audit_get(next(numbers), "reader", namespace[1], lagging)])  # nothing forwarded
+    await step(0, [forbidden_exec(next(numbers), other, namespace[0], "10:24:00")])
+    await step(1, [forbidden_exec(next(numbers), "mallory", namespace[1], f"10:10:{n:02d}") for n in range(20)])
+
+    # everything was correlated (the regroup partition's offsets committed): the counts are final
+    stats = (await wait_for_health(worker, lambda h: True))["correlation_stats"]
+    assert stats["late"] == 0 and stats["idle_origins"] == 0 and stats["progress"] > 0, stats
+    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=60, settle=3, setup=s)
+    alerts = [json.loads(r.value) for r in records]
+    assert [a["rule"] for a in alerts] == [EXEC], s.log_text()
+    assert alerts[0]["output_fields"]["ka.user.name"] == "mallory"
+    assert len(alerts[0]["output_fields"]["corr.events"]) == 20
+    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+    final = await wait_for_health(worker, lambda h: True)
+    assert final["dead_letters"] == {}, final
