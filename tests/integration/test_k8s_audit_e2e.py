@@ -76,6 +76,8 @@ async def test_privileged_pod_create_posted_to_the_webhook_is_an_alert_in_opense
     own = sorted((h["_source"] for h in hits if h["_source"]["rule"] == "Privileged pod created"), key=lambda a: a["time"])
     assert [a["output_fields"]["ka.req.pod.containers.image"] for a in upstream] == [["ubuntu:22.04"], ["registry.local/shop/worker:2.0"]]
     assert [a["output_fields"]["ka.target.name"] for a in own] == ["debug", "job-runner"]
+    # an analyst's context.pod is filled (the output printed the name but not that it was a pod's)
+    assert [a["context"]["pod"] for a in own] == ["debug", "job-runner"]
     assert all(a["output_fields"]["ka.user.name"] == "alice@example.com" and a["output_fields"]["ka.target.namespace"] == "shop"
                for a in upstream + own)
     assert all(a["priority"] == "Warning" for a in upstream + own)
