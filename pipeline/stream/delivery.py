@@ -35,7 +35,6 @@ import logging
 import os
 import time
 import weakref
-from pathlib import Path
 from typing import Any, Callable
 
 import orjson
@@ -56,23 +55,18 @@ from pipeline.stream.regroup import regrouped_correlations
 from pipeline.stream.settings import PipelineSettings
 
 log = logging.getLogger("peregrine.worker")
-CORRELATIONS_FILE = "peregrine_correlations.yaml"
 INDEX_REJECTED = "index_rejected"
 PROGRESS_KEY = b"progress"  # the key of the regroup topic's progress records (their partition is given, not hashed)
 
 
 def worker_rules_paths(settings: PipelineSettings) -> list[str]:
     """PEREGRINE_RULES, else the repo's rules/*_rules.yaml and its correlations
-    (rules/peregrine_correlations.yaml)."""
+    (rules/peregrine_correlations.yaml), as ``peregrine scan`` loads them."""
     if settings.rules:
         return [p for p in settings.rules.split(os.pathsep) if p]
     from pipeline.cli.scan import default_rules_paths
 
-    files = default_rules_paths()
-    correlations = Path(files[0]).parent / CORRELATIONS_FILE if files else None
-    if correlations is not None and correlations.is_file() and str(correlations) not in files:
-        files.append(str(correlations))
-    return files
+    return default_rules_paths()
 
 
 def correlation_limits(settings: PipelineSettings) -> Any:
