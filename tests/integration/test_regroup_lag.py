@@ -50,45 +50,68 @@ async def end_offset(bootstrap: str, topic: str, partition: int) -> int:
         await consumer.stop()
 
 
+class TwoPartitions:
+    """A worker over two audit partitions, the namespace keyed to each, mallory's regroup
+    partition (so her clock) and another user on the same clock: a threshold's window ends at
+    its group's newest event, so the newer events are that user's."""
+
+    def __init__(self, s: WorkerSetup) -> None:
+        self.s = s
+        names = [f"ns-{i}" for i in range(50)]
+        self.namespace = {p: next(n for n in names if kafka_partition(n.encode(), 2) == p) for p in (0, 1)}
+        self.group = kafka_partition(f'{EXEC}\x1f["mallory"]'.encode(), 2)
+        self.other = next(u for u in (f"user-{i}" for i in range(100)) if kafka_partition(f'{EXEC}\x1f["{u}"]'.encode(), 2) == self.group)
+        self.regroup_topic = f"{s.topics['syscall']}.by-group.{s.app_id}"
+        self.sent = {0: 0, 1: 0}
+        self.numbers = iter(range(1000))
+        self.worker = None
+
+    async def start(self) -> None:
+        s = self.s
+        self.worker = s.start()
+        await wait_for_health(self.worker, lambda h: len([tp for tp in h["assignment"] if tp.startswith(s.topics["k8s_audit"] + ":")]) == 2)
+
+    def execs(self, partition: int, user: str, times: list[str]) -> list[dict]:
+        return [forbidden_exec(next(self.numbers), user, self.namespace[partition], at) for at in times]
+
+    async def step(self, partition: int, events: list[dict]) -> None:
+        """``events`` on ``partition``, correlated: its offsets committed (its forwards and
+        progress records produced), then those of mallory's regroup partition."""
+        s = self.s
+        await produce(s.bootstrap, s.topics["k8s_audit"], [(self.namespace[partition].encode(), json.dumps(e).encode()) for e in events])
+        self.sent[partition] += len(events)
+        await wait_committed(s.bootstrap, s.app_id, s.topics["k8s_audit"], self.sent[partition], partition=partition)
+        produced = await end_offset(s.bootstrap, self.regroup_topic, self.group)
+        await wait_committed(s.bootstrap, s.app_id, self.regroup_topic, produced, partition=self.group)
+
+    async def stats(self) -> dict:
+        return await wait_for_health(self.worker, lambda h: True)
+
+    async def assert_mallorys_alert(self, opensearch) -> None:
+        """One alert, mallory's 20 execs, on the alert topic and in OpenSearch; no dead letter."""
+        s = self.s
+        records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=60, settle=3, setup=s)
+        alerts = [json.loads(r.value) for r in records]
+        assert [a["rule"] for a in alerts] == [EXEC], s.log_text()
+        assert alerts[0]["output_fields"]["ka.user.name"] == "mallory"
+        assert len(alerts[0]["output_fields"]["corr.events"]) == 20
+        hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+        assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
+        final = await self.stats()
+        assert final["dead_letters"] == {}, final
+
+
 async def test_a_partition_lagging_behind_the_other_loses_no_regrouped_match(make_setup, opensearch):
-    s: WorkerSetup = await make_setup(2)
-    names = [f"ns-{i}" for i in range(50)]
-    namespace = {p: next(n for n in names if kafka_partition(n.encode(), 2) == p) for p in (0, 1)}
-    group = kafka_partition(f'{EXEC}\x1f["mallory"]'.encode(), 2)  # mallory's regroup partition, so her clock
-    # the newer events are another user's on the same clock: a threshold's window ends at its group's newest event
-    other = next(u for u in (f"user-{i}" for i in range(100)) if kafka_partition(f'{EXEC}\x1f["{u}"]'.encode(), 2) == group)
-    regroup_topic = f"{s.topics['syscall']}.by-group.{s.app_id}"
-    worker = s.start()
-    await wait_for_health(worker, lambda h: len([tp for tp in h["assignment"] if tp.startswith(s.topics["k8s_audit"] + ":")]) == 2)
-    sent = {0: 0, 1: 0}
-    numbers = iter(range(1000))
-
-    async def step(partition: int, user: str, times: list[str]) -> None:
-        """``user``'s denied execs at ``times`` on ``partition``, correlated: the audit partition's
-        offsets committed (its forwards produced), then the regroup partition's."""
-        events = [forbidden_exec(next(numbers), user, namespace[partition], at) for at in times]
-        await produce(s.bootstrap, s.topics["k8s_audit"], [(namespace[partition].encode(), json.dumps(e).encode()) for e in events])
-        sent[partition] += len(events)
-        await wait_committed(s.bootstrap, s.app_id, s.topics["k8s_audit"], sent[partition], partition=partition)
-        forwarded = await end_offset(s.bootstrap, regroup_topic, group)
-        await wait_committed(s.bootstrap, s.app_id, regroup_topic, forwarded, partition=group)
-
+    run = TwoPartitions(await make_setup(2))
+    await run.start()
     for at in ("10:00:00", "10:08:00"):  # both partitions forward: the regroup clock knows them
-        await step(0, other, [at])
-        await step(1, other, [at])
-    await step(0, other, ["10:16:00"])  # partition 0 moves ahead, 6 minutes past what follows
-    lagging = [f"10:10:{n:02d}" for n in range(20)]
-    await step(1, "mallory", lagging)  # partition 1, lagging: 20 denied execs within a minute
-
-    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=60, settle=3, setup=s)
-    alerts = [json.loads(r.value) for r in records]
-    assert [a["rule"] for a in alerts] == [EXEC], s.log_text()
-    assert alerts[0]["output_fields"]["ka.user.name"] == "mallory"
-    assert len(alerts[0]["output_fields"]["corr.events"]) == 20
-    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
-    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
-    final = await wait_for_health(worker, lambda h: True)
-    assert final["correlation_stats"]["late"] == 0 and final["dead_letters"] == {}, final
+        await run.step(0, run.execs(0, run.other, [at]))
+        await run.step(1, run.execs(1, run.other, [at]))
+    await run.step(0, run.execs(0, run.other, ["10:16:00"]))  # partition 0 moves ahead, 6 minutes past what follows
+    # partition 1, lagging: 20 denied execs within a minute
+    await run.step(1, run.execs(1, "mallory", [f"10:10:{n:02d}" for n in range(20)]))
+    await run.assert_mallorys_alert(opensearch)
+    assert (await run.stats())["correlation_stats"]["late"] == 0
 
 
 def audit_get(n: int, user: str, namespace: str, at: str) -> dict:
@@ -106,43 +129,16 @@ async def test_a_lagging_partition_that_forwards_nothing_for_regroup_idle_loses_
     from, and hold the watermark at its own time, so its 20 denied execs at 10:10, older than
     partition 0's watermark, still alert. Without them partition 1 was idle and forgotten, and
     the 20 were late."""
-    s: WorkerSetup = await make_setup(2)
-    names = [f"ns-{i}" for i in range(50)]
-    namespace = {p: next(n for n in names if kafka_partition(n.encode(), 2) == p) for p in (0, 1)}
-    group = kafka_partition(f'{EXEC}\x1f["mallory"]'.encode(), 2)
-    other = next(u for u in (f"user-{i}" for i in range(100)) if kafka_partition(f'{EXEC}\x1f["{u}"]'.encode(), 2) == group)
-    regroup_topic = f"{s.topics['syscall']}.by-group.{s.app_id}"
-    worker = s.start()
-    await wait_for_health(worker, lambda h: len([tp for tp in h["assignment"] if tp.startswith(s.topics["k8s_audit"] + ":")]) == 2)
-    sent = {0: 0, 1: 0}
-    numbers = iter(range(1000))
-
-    async def step(partition: int, events: list[dict]) -> None:
-        """``events`` on ``partition``, correlated: its offsets committed (its forwards and
-        progress records produced), then those of mallory's regroup partition."""
-        await produce(s.bootstrap, s.topics["k8s_audit"], [(namespace[partition].encode(), json.dumps(e).encode()) for e in events])
-        sent[partition] += len(events)
-        await wait_committed(s.bootstrap, s.app_id, s.topics["k8s_audit"], sent[partition], partition=partition)
-        produced = await end_offset(s.bootstrap, regroup_topic, group)
-        await wait_committed(s.bootstrap, s.app_id, regroup_topic, produced, partition=group)
-
-    await step(0, [forbidden_exec(next(numbers), other, namespace[0], "10:00:00")])
-    await step(1, [forbidden_exec(next(numbers), other, namespace[1], "10:00:00")])
+    run = TwoPartitions(await make_setup(2))
+    await run.start()
+    await run.step(0, run.execs(0, run.other, ["10:00:00"]))
+    await run.step(1, run.execs(1, run.other, ["10:00:00"]))
     for leading, lagging in (("10:06:00", "10:03:00"), ("10:12:00", "10:06:00"), ("10:18:00", "10:09:00")):
-        await step(0, [forbidden_exec(next(numbers), other, namespace[0], leading)])
-        await step(1, [audit_get(next(numbers), "reader", namespace[1], lagging)])  # nothing forwarded
-    await step(0, [forbidden_exec(next(numbers), other, namespace[0], "10:24:00")])
-    await step(1, [forbidden_exec(next(numbers), "mallory", namespace[1], f"10:10:{n:02d}") for n in range(20)])
-
+        await run.step(0, run.execs(0, run.other, [leading]))
+        await run.step(1, [audit_get(next(run.numbers), "reader", run.namespace[1], lagging)])  # nothing forwarded
+    await run.step(0, run.execs(0, run.other, ["10:24:00"]))
+    await run.step(1, run.execs(1, "mallory", [f"10:10:{n:02d}" for n in range(20)]))
     # everything was correlated (the regroup partition's offsets committed): the counts are final
-    stats = (await wait_for_health(worker, lambda h: True))["correlation_stats"]
+    stats = (await run.stats())["correlation_stats"]
     assert stats["late"] == 0 and stats["idle_origins"] == 0 and stats["progress"] > 0, stats
-    records = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=60, settle=3, setup=s)
-    alerts = [json.loads(r.value) for r in records]
-    assert [a["rule"] for a in alerts] == [EXEC], s.log_text()
-    assert alerts[0]["output_fields"]["ka.user.name"] == "mallory"
-    assert len(alerts[0]["output_fields"]["corr.events"]) == 20
-    hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
-    assert [h["_id"] for h in hits] == [alerts[0]["uuid"]]
-    final = await wait_for_health(worker, lambda h: True)
-    assert final["dead_letters"] == {}, final
+    await run.assert_mallorys_alert(opensearch)
