@@ -299,11 +299,12 @@ async def serve(settings: WebhookSettings, say: Callable[[str], None]) -> None:
     await receiver.start()
     assert receiver.connections is not None
     max_connections = receiver.connections.limit
-    if max_connections > default_max_connections(open_files):
+    room = default_max_connections(open_files)
+    if max_connections > room:
         log.warning("a connection cap of %d (--max-connections or PEREGRINE_WEBHOOK_MAX_CONNECTIONS) leaves fewer than "
                     "%d of the %d open files the process may hold for Kafka and the rest: past %d connections, accepting "
                     "and producing may fail for want of descriptors; lower it or raise the hard limit (ulimit -Hn)",
-                    max_connections, reserved_files(open_files), open_files, default_max_connections(open_files))
+                    max_connections, reserved_files(open_files), open_files, room)
     names = f" for {', '.join(settings.client_names)}" if settings.client_names else ""
     if receiver.token.required:
         auth = "bearer token required" + (f", and a client certificate{names}" if settings.client_ca is not None else "")
