@@ -1,0 +1,144 @@
+"""Chaos on the real stack: a steady stream of events while workers are killed (-9), stopped
+(SIGTERM) and restarted, a third worker joins and leaves the group, and OpenSearch is cut off
+now and then. At the end every expected alert is in OpenSearch exactly once (no alert lost, none
+invented), every one of them went out on the alert topic (duplicates allowed: at least once), and
+nothing was dead-lettered.
+
+The other failure tests take one failure at a time; this one overlaps them, which is where
+at-least-once pipelines lose records (a kill during a rebalance, an outage during a restart).
+Half the containers are keyed by their node rather than their container id, so their events go
+through the repartition topic too. Every other round a container's downloader is the child of
+the java it started the round before, in an earlier message: only the process tree (in a memory
+store, so only its changelog brings it back to a restarted worker) can say its parent is java.
+
+The schedule comes from a seeded generator: ``PEREGRINE_CHAOS_SEED`` replays one, and
+``PEREGRINE_CHAOS_ROUNDS`` (default 40, about a second each) makes a longer soak of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+from collections import Counter
+from urllib.parse import urlparse
+
+import orjson
+
+from pipeline_harness import TcpProxy, ndjson, produce, read_topic, search_all, wait_for_health
+from test_pipeline_e2e import setup  # noqa: F401 - the fixture
+
+T0 = 1_700_000_000_000_000_000
+CONTAINERS = [f"chaos{c:02d}" for c in range(16)]
+NODE_KEYED = set(CONTAINERS[::2])  # keyed by node: the worker repartitions them by container id
+SEED = int(os.environ.get("PEREGRINE_CHAOS_SEED") or random.SystemRandom().randrange(1 << 30))
+ROUNDS = int(os.environ.get("PEREGRINE_CHAOS_ROUNDS", "40"))
+
+
+def round_events(container: str, number: int, rounds_in: int) -> list[dict]:
+    """A container's events of one round: a shell (an alert alone), a java, and from the second
+    round on a curl whose parent is the previous round's java (an alert only the tree can give)."""
+    c = CONTAINERS.index(container)
+    t = T0 + (number * len(CONTAINERS) + c) * 1_000_000
+    pid = 10 + number * 10
+    events = [
+        {"evt.type": "execve", "evt.time": t, "proc.pid": pid + 1, "proc.ppid": 1, "proc.name": "bash",
+         "proc.cmdline": f"bash -c round{number}", "container.id": container},
+        {"evt.type": "execve", "evt.time": t + 1, "proc.pid": pid + 2, "proc.ppid": 1, "proc.name": "java",
+         "proc.cmdline": f"java -jar app{number}.jar", "container.id": container},
+        {"evt.type": "open", "evt.time": t + 2, "proc.pid": pid + 2, "proc.name": "java", "container.id": container,
+         "fd.name": "/app/config.yaml"},
+    ]
+    if number > 0:
+        events.append({"evt.type": "execve", "evt.time": t + 3, "proc.pid": pid + 3, "proc.ppid": pid - 10 + 2,
+                       "proc.name": "curl", "proc.cmdline": f"curl http://x/{number}", "container.id": container})
+    return events
+
+
+def expected_alerts(rounds: int) -> Counter:
+    """rule -> how many: a shell a round and container, a downloader from the second round on."""
+    return Counter({"Shell in container": rounds * len(CONTAINERS),
+                    "Java spawned downloader": (rounds - 1) * len(CONTAINERS)})
+
+
+async def test_kills_restarts_rebalances_and_outages_together_lose_and_invent_no_alert(setup, opensearch, stack):
+    rng = random.Random(SEED)
+    url = urlparse(stack.opensearch_url)
+    proxy = TcpProxy(url.hostname, url.port)
+    await proxy.start()
+    s = await setup(partitions=4, PEREGRINE_OPENSEARCH_URL=f"http://127.0.0.1:{proxy.port}",
+                    PEREGRINE_BATCH_SIZE="8")
+    # static members: a restarted one takes its partitions back at once, without waiting for the
+    # group to time out its session; the third worker is a dynamic member, so it rebalances
+    members = {name: s.start(instance_id=name) for name in ("chaos-0", "chaos-1")}
+    for proc in members.values():
+        await wait_for_health(proc, lambda h: any(tp.startswith(s.topics["syscall"] + ":") for tp in h["assignment"]), timeout=120)
+    log: list[str] = [f"seed {SEED}, {ROUNDS} rounds"]
+    done = asyncio.Event()
+
+    async def traffic() -> None:
+        for number in range(ROUNDS):
+            messages = []
+            for container in CONTAINERS:
+                key = f"node-{CONTAINERS.index(container) % 3}" if container in NODE_KEYED else container
+                messages.append((key.encode(), ndjson(round_events(container, number, ROUNDS))))
+            await produce(s.bootstrap, s.topics["syscall"], messages)
+            await asyncio.sleep(rng.uniform(0.5, 1.0))
+        done.set()
+
+    async def chaos() -> None:
+        joiner: subprocess.Popen | None = None
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), timeout=rng.uniform(4, 9))
+                return
+            except asyncio.TimeoutError:
+                pass
+            action = rng.choice(["kill", "kill", "term", "outage", "outage", "join"])
+            name = rng.choice(sorted(members))
+            if action == "kill":
+                members[name].send_signal(signal.SIGKILL)
+                await asyncio.to_thread(members[name].wait)
+                await asyncio.sleep(rng.uniform(0.5, 3))
+                members[name] = s.restart(members[name])
+            elif action == "term":
+                members[name].send_signal(signal.SIGTERM)
+                await asyncio.to_thread(members[name].wait, 60)
+                members[name] = s.restart(members[name])
+            elif action == "outage":
+                await proxy.stop()
+                await asyncio.sleep(rng.uniform(2, 6))
+                await proxy.start()
+            elif joiner is None:
+                joiner = s.start()
+            else:
+                joiner.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(joiner.wait, 60)
+                joiner = None
+                action = "leave"
+            log.append(f"{action} {name if action in ('kill', 'term') else ''}".strip())
+
+    try:
+        await asyncio.gather(traffic(), chaos())
+    finally:
+        if proxy.server is None:
+            await proxy.start()
+    expected = expected_alerts(ROUNDS)
+    total = sum(expected.values())
+    context = "; ".join(log)
+    hits = await search_all(opensearch, s.index_prefix, expect=total, timeout=300)
+    stored = Counter(hit["_source"]["rule"] for hit in hits)
+    assert stored == expected, f"{context}\n{s.log_text()}"
+    ids = [hit["_id"] for hit in hits]
+    assert len(set(ids)) == len(ids) == total
+    assert {hit["_source"]["uuid"] for hit in hits} == set(ids)
+    # every stored alert also went out on the alert topic (at least once: a batch replayed after a
+    # kill is produced again, with the same uuid)
+    on_topic = await read_topic(s.bootstrap, s.topics["alerts"], expect=total, timeout=120, settle=2)
+    assert {orjson.loads(record.value)["uuid"] for record in on_topic} == set(ids), context
+    dead = await read_topic(s.bootstrap, s.topics["deadletter"], expect=0, timeout=10, settle=2)
+    assert dead == [], f"{context}\n" + "\n".join(r.value.decode(errors="replace")[:300] for r in dead[:5])
+    assert all(proc.poll() is None for proc in members.values()), s.log_text()
+    print(f"chaos: {context}; {total} alerts stored once, {len(on_topic)} on the alert topic")
