@@ -55,6 +55,9 @@ KNOWN_KEYS = {
     ),
 }
 EXCEPTION_KEYS = frozenset({"name", "fields", "comps", "values"})
+# lists in an exception's fields, comps or values: Falco's deepest is values' rows of lists of
+# alternatives (3); a little deeper still gets the shape error where the condition is built
+MAX_EXCEPTION_NESTING = 8
 
 WARNING_APPEND = (
     "'append' is deprecated; write an 'override' entry instead (e.g. 'override: {condition: append}')"
@@ -497,13 +500,15 @@ class FileReader:
             out.append(info)
         return out
 
-    def _entry(self, node: Node, key: str) -> Entry:
+    def _entry(self, node: Node, key: str, depth: int = 1) -> Entry:
         location = self.source.location(node)
         if isinstance(node, ScalarNode) and not _is_null(node):
             if node.value == "":
                 raise self._fail(f"an exception's '{key}' may not hold an empty string", node)
             return Entry(item=node.value, scalar=ScalarText(self.source, node), location=location)
         if isinstance(node, SequenceNode):
+            if depth > MAX_EXCEPTION_NESTING:  # YAML nests ~1000 deep: the recursion below would overflow
+                raise self._fail(f"an exception's '{key}' nests lists too deeply (a value is a string, or a list of strings)", node)
             where = FixedText((location, self.source.line(location.line)))
-            return Entry(items=[self._entry(child, key) for child in node.value], scalar=where, location=location)
+            return Entry(items=[self._entry(child, key, depth + 1) for child in node.value], scalar=where, location=location)
         raise self._fail(f"an exception's '{key}' must hold strings or lists of strings, got {'nothing' if _is_null(node) else describe_kind(node)}", node)

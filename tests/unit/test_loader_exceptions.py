@@ -183,3 +183,15 @@ def test_an_unknown_field_in_an_exception_points_at_the_field() -> None:
     assert "unknown field 'fd.nope'" in error.message
     assert (error.location.line, error.location.col) == (11, 27)
     assert error.source_line.strip() == "fields: [proc.name, fd.nope]"
+
+
+@pytest.mark.parametrize("key", ["values", "fields"])
+def test_lists_nested_hundreds_deep_in_an_exception_are_an_error_not_a_recursion_error(key: str) -> None:
+    """YAML nests about 1000 deep; reading 500 nested lists overflowed Python's recursion
+    (a raw RecursionError out of the loader)."""
+    deep = "[" * 500 + "a" + "]" * 500
+    exception = f"- name: x\n  fields: [proc.name, fd.name]\n  values: [[{deep}, b]]" if key == "values" else f"- name: x\n  fields: {deep}"
+    with pytest.raises(RuleLoadError) as caught:
+        load(rule_with(exception))
+    assert f"an exception's '{key}' nests lists too deeply" in caught.value.message
+    assert caught.value.location.line == (12 if key == "values" else 11)
