@@ -33,7 +33,10 @@ quiet_opensearch_client()
 
 
 class PeregrineApp(BoundedStop, faust.App):
-    """Faust's app; its stop waits at most ``stop_wait_s`` for batches in flight (pipeline/stream/bounded_stop.py)."""
+    """Faust's app; its stop waits at most ``stop_wait_s`` for batches in flight, and a revoke at
+    most ``revoke_wait_s`` for those of the revoked partitions (pipeline/stream/bounded_stop.py)."""
+
+    revoke_wait_s = settings.revoke_wait_s  # PEREGRINE_REVOKE_WAIT_S
 
     @cached_property
     def flow_control(self) -> ResumeOnlyClearsAfterSuspend:

@@ -57,14 +57,13 @@ async def _drain(lane: str) -> None:
         await _delivery.drain(lane, app.stop_wait_s)
 
 
-async def _abandon_deliveries() -> str | None:
-    """The app's stop waited ``stop_wait_s`` in vain: the deliveries in flight are cancelled
-    (their messages stay unacked). Returns what they were waiting on."""
+async def _abandon_deliveries(messages) -> str | None:
+    """The app's stop (``stop_wait_s``) or a revoke (``revoke_wait_s``) waited in vain for
+    ``messages``: the deliveries holding them are cancelled, and the agents drop them (they
+    stay unacked: pipeline/stream/bounded_stop.py). Returns what they were waiting on."""
     if _delivery is None:
         return None
-    waiting_on = _delivery.waiting_on
-    await _delivery.drain(None, 0)
-    return waiting_on
+    return await _delivery.abandon(messages)
 
 
 app.abandon_deliveries = _abandon_deliveries

@@ -139,6 +139,10 @@ class AlertSink:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def discard(self) -> None:
+        """Forget the buffered alerts (their batch was given up, unacked: it is processed again)."""
+        self._pending = []
+
     async def flush(self) -> list[Rejected]:
         """Store every buffered alert. Returns the ones refused for good."""
         pending, self._pending = self._pending, []

@@ -253,6 +253,9 @@ class BatchDelivery:
         # agent's still-running flush would find the sink empty and be acked before they are stored
         self._delivering = asyncio.Lock()
         self._in_flight: dict[str, asyncio.Future] = {}  # lane (agent) -> its batch being delivered
+        self._in_flight_messages: dict[str, list] = {}  # lane -> that batch's Faust messages
+        # messages a stop or a revoke gave up (pipeline/stream/bounded_stop.py): never delivered nor acked
+        self._abandoned: weakref.WeakSet = weakref.WeakSet()
         self._owned: frozenset[int] | None = None
         # correlation state (pipeline/correlation) in its own changelog-backed table
         self.correlator = getattr(processor.scanner, "correlator", None)
@@ -276,6 +279,10 @@ class BatchDelivery:
     async def run(self, batch: list, stateful: bool = True, lane: str = "syscall") -> None:
         """Process ``batch``, then start its delivery once the lane's previous batch is
         delivered, and return: the messages are released when their delivery ends."""
+        if self._abandoned:  # taken before a revoke gave them up: their partitions are read again
+            batch = [event for event in batch if event.message not in self._abandoned]
+            if not batch:
+                return
         started = time.perf_counter()
         for event in batch:
             event.message.incref()  # hold: see the module docstring
@@ -302,26 +309,57 @@ class BatchDelivery:
                 os._exit(70)
             previous = self._in_flight.get(lane)
             if previous is not None:
-                await previous
+                await asyncio.wait([previous])  # cancelled when abandoned: that is not this batch's cancellation
         except asyncio.CancelledError:
             raise  # held messages stay unacked: processed again after the restart
-        self._in_flight[lane] = asyncio.ensure_future(self._deliver_then_release(batch, result, started))
+        if self._abandoned and all(event.message in self._abandoned for event in batch):
+            return  # given up meanwhile: never delivered, its messages stay unacked
+        self._in_flight[lane] = asyncio.ensure_future(self._deliver_then_release(batch, result, started, lane))
+        self._in_flight_messages[lane] = [event.message for event in batch]
 
-    async def _deliver_then_release(self, batch: list, result: Any, started: float) -> None:
+    async def _deliver_then_release(self, batch: list, result: Any, started: float, lane: str) -> None:
         try:
             async with self._delivering:
-                await self._deliver(result)
+                try:
+                    await self._deliver(result)
+                except asyncio.CancelledError:
+                    # still holding the sink: what it holds is this batch's alerts, which whoever
+                    # processes the batch again stores (the next batch's bulk must not carry them)
+                    self.sink.discard()
+                    raise
+                finally:
+                    self.waiting_on = None  # cancelled: the next delivery says what it waits on
         except asyncio.CancelledError:
-            raise  # drain() gave up on it: unacked, processed again after the restart
+            raise  # drain() or abandon() gave up on it: unacked, processed again by the partitions' next owner
         except Exception:  # noqa: BLE001 - nobody awaits this task in time to see it: crash loudly, unacked
             log.exception("delivering a batch failed; the worker stops without acking it")
             os._exit(72)
         for event in batch:
             event.ack()  # release our hold; take_events's own ack then commits
+        self._in_flight_messages.pop(lane, None)  # the lane's next batch is set only once this one is done
         self.batches += 1
         self.last_batch_at = time.monotonic()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_MESSAGES.observe(len(batch))
+
+    async def abandon(self, messages: Any) -> str | None:
+        """A stop or a revoke gives ``messages`` up (pipeline/stream/bounded_stop.py): the
+        deliveries in flight whose messages are all among them are cancelled (unacked, their
+        partitions are read again by their next owner), and a batch still to be delivered, or
+        an event still to be taken, that holds them is dropped (run). A delivery that also
+        holds other messages goes on. Returns what the deliveries were waiting on."""
+        waiting_on = self.waiting_on
+        self._abandoned.update(messages)
+        cancelled = []
+        for lane, task in list(self._in_flight.items()):
+            if not task.done() and all(m in self._abandoned for m in self._in_flight_messages.get(lane, ())):
+                task.cancel()
+                cancelled.append(task)
+                del self._in_flight[lane]
+                self._in_flight_messages.pop(lane, None)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=1.0)  # they end at their next await
+        return waiting_on
 
     async def drain(self, lane: str | None = None, timeout: float | None = None) -> bool:
         """Wait for the delivery in flight (of ``lane``, or of every lane); True when none is
@@ -335,6 +373,7 @@ class BatchDelivery:
             task.cancel()
         for name in [name for name, t in self._in_flight.items() if t.done() or t in pending]:
             del self._in_flight[name]
+            self._in_flight_messages.pop(name, None)
         return not pending
 
     def _follow_assignment(self) -> None:

@@ -16,6 +16,7 @@ from typing import Mapping
 
 from pipeline.errors import ConfigError
 from pipeline.stack import settings as stack
+from pipeline.stream.bounded_stop import REVOKE_WAIT_S
 
 STORES = ("rocksdb", "memory")
 REGROUP = "regroup"  # the "source" of the regroup topic: envelopes, not events (pipeline/stream/regroup.py)
@@ -68,6 +69,9 @@ class PipelineSettings:
     config_audit: bool = True  # Polaris checks on objects in k8s_audit create/update/patch events
     audit_config: str = ""  # Polaris config.yaml for them; empty: the built-in checks and severities
     opensearch_retry_max_s: float = 30.0
+    # how long a revoke (a rebalance) waits for the revoked partitions' batches in flight before it
+    # gives them up, offsets uncommitted (pipeline/stream/bounded_stop.py); the group waits meanwhile
+    revoke_wait_s: float = REVOKE_WAIT_S
     startup_timeout_s: float = 30.0
     # Kafka security (pipeline/stream/credentials.py): every Kafka client the worker, replay and webhook make
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SASL_PLAINTEXT, SASL_SSL, SSL
@@ -163,7 +167,8 @@ class PipelineSettings:
             raise ConfigError(f"PEREGRINE_KAFKA_COMPRESSION must be one of {', '.join(COMPRESSIONS)}, got {self.kafka_compression!r}")
         if not 1 <= self.fetch_max_wait_ms <= 60_000:
             raise ConfigError(f"PEREGRINE_FETCH_MAX_WAIT_MS must be between 1 and 60000, got {self.fetch_max_wait_ms}")
-        for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s", "opensearch_retry_max_s", "startup_timeout_s"):
+        for name in ("exited_ttl_s", "idle_container_ttl_s", "batch_within_s", "opensearch_retry_max_s", "startup_timeout_s",
+                     "revoke_wait_s"):
             stack.checked_seconds(f"PEREGRINE_{name.upper()}", getattr(self, name))
 
         self._check_names()

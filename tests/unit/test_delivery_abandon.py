@@ -1,0 +1,112 @@
+"""BatchDelivery.abandon: what a revoke (or a stop) gave up is neither delivered nor acked, the
+agent carries on (its next batches are delivered), and a batch with messages that were not
+given up is delivered as before."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pipeline.stream.delivery import BatchDelivery, build_processor
+from pipeline.stream.settings import PipelineSettings
+
+from delivery_fakes import FakeEvent, FakeTopic, SlowFirstBulk, shell_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_delivery() -> tuple[BatchDelivery, FakeTopic, SlowFirstBulk, list[int]]:
+    settings = PipelineSettings.from_env({"PEREGRINE_RULES": str(ROOT / "tests/data/pipeline/rules.yaml"), "PEREGRINE_PARTITIONS": "1",
+                                          "PEREGRINE_CONFIG_AUDIT": "false"})
+    alerts = FakeTopic()
+    delivery = BatchDelivery(settings, build_processor(settings), alerts=alerts, deadletters=FakeTopic(), repartition=FakeTopic())
+    client = delivery.sink.client = SlowFirstBulk()  # OpenSearch away until client.gate is set
+    processed: list[int] = []
+    steps = delivery.processor.steps
+
+    def counting_steps(messages, store, every=32):
+        processed.extend(m.offset for m in messages)
+        return steps(messages, store, every)
+
+    delivery.processor.steps = counting_steps
+    return delivery, alerts, client, processed
+
+
+async def settle() -> None:
+    for _ in range(30):
+        await asyncio.sleep(0.01)
+
+
+def messages(*batches: list) -> list:
+    return [event.message for batch in batches for event in batch]
+
+
+async def test_a_revoke_gives_up_the_batch_in_flight_and_the_one_waiting_for_it_and_the_agent_carries_on():
+    delivery, alerts, client, processed = make_delivery()
+    topic = delivery.settings.syscall_topic
+    acked: list[int] = []
+    first = shell_batch(topic, range(0, 3), acked)
+    await asyncio.wait_for(delivery.run(first, stateful=False), 5)  # delivering: its bulk waits for OpenSearch
+    second = shell_batch(topic, range(3, 6), acked)
+    agent = asyncio.create_task(delivery.run(second, stateful=False))  # processed, waits for the first's delivery
+    await settle()
+    assert not agent.done() and delivery.health()["waiting_on"] == "opensearch"
+
+    assert await asyncio.wait_for(delivery.abandon(messages(first, second)), 5) == "opensearch"
+    await asyncio.wait_for(agent, 5)  # returns: the first's cancellation is not the agent's
+    assert acked == []  # neither batch acked: their offsets stay uncommitted
+    assert [key for key, _ in alerts.sent] == [b"c0", b"c1", b"c2"]  # the second was never delivered
+    assert delivery.health()["waiting_on"] is None
+
+    # after the rebalance: an abandoned event still in the agent's take buffer is dropped unprocessed,
+    # the new ones are processed, delivered and acked
+    client.gate.set()
+    stale = FakeEvent(first[0].message, acked)
+    await asyncio.wait_for(delivery.run([stale] + shell_batch(topic, range(6, 8), acked), stateful=False), 5)
+    assert await asyncio.wait_for(delivery.drain(), 5)
+    assert acked == [6, 7]
+    assert processed == list(range(8))
+    assert [key for key, _ in alerts.sent][3:] == [b"c6", b"c7"]
+    assert [body.count(b'"create"') for body in client.bodies] == [3, 2]  # the given-up alerts are not in the next bulk
+    # nothing left to give up: a batch taken now is delivered as usual
+    await asyncio.wait_for(delivery.run(shell_batch(topic, range(8, 9), acked), stateful=False), 5)
+    assert await asyncio.wait_for(delivery.drain(), 5)
+    assert acked == [6, 7, 8]
+
+
+async def test_a_batch_taken_after_the_revoke_gave_it_up_is_dropped_whole():
+    delivery, alerts, client, processed = make_delivery()
+    acked: list[int] = []
+    stale = shell_batch(delivery.settings.syscall_topic, range(0, 2), acked)
+    await delivery.abandon(messages(stale))
+    await asyncio.wait_for(delivery.run(stale, stateful=False), 5)
+    assert processed == [] and alerts.sent == [] and await delivery.drain() and acked == []
+
+
+async def test_a_batch_whose_messages_were_not_all_given_up_is_delivered():
+    delivery, alerts, client, _ = make_delivery()
+    topic = delivery.settings.syscall_topic
+    acked_a: list[int] = []
+    acked_b: list[int] = []
+    acked_c: list[int] = []
+    a = shell_batch(topic, range(0, 3), acked_a)
+    b = shell_batch(topic, range(3, 6), acked_b)
+    await delivery.run(a, stateful=False, lane="a")  # holds the sink, its bulk waits for OpenSearch
+    await delivery.run(b, stateful=False, lane="b")  # waits for the sink
+    await settle()
+    await asyncio.wait_for(delivery.abandon(messages(a)), 5)  # a's partitions revoked, b's kept
+    assert await asyncio.wait_for(delivery.drain("b"), 5)
+    assert acked_b == [3, 4, 5] and acked_a == []  # b delivered (the next bulk passes), a given up
+
+    c = shell_batch(topic, range(6, 9), acked_c)
+    client.bodies.clear()  # the next bulk waits at the gate again
+    await delivery.run(c, stateful=False, lane="c")
+    await settle()
+    await asyncio.wait_for(delivery.abandon(messages(c)[:1]), 5)  # one of its partitions revoked, not the others
+    await settle()
+    assert acked_c == []  # still waiting for OpenSearch
+    client.gate.set()
+    c2 = shell_batch(topic, range(9, 10), acked_c)
+    await asyncio.wait_for(delivery.run(c2, stateful=False, lane="c"), 5)  # the lane's next batch waits for c
+    assert await asyncio.wait_for(delivery.drain(), 5)
+    assert acked_c == [6, 7, 8, 9]  # c delivered whole (Faust never commits the given-up message: bounded_stop)
