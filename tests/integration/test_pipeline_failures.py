@@ -91,11 +91,26 @@ def syscall_partitions(state: dict | None, topic: str) -> list[str]:
     return [tp for tp in (state or {}).get("assignment", ()) if tp.startswith(topic + ":")]
 
 
+async def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int | None]:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.structs import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await admin.close()
+    return {p: (found[TopicPartition(topic, p)].offset if TopicPartition(topic, p) in found else None) for p in range(partitions)}
+
+
 async def test_a_worker_joining_while_opensearch_is_away_neither_stalls_the_group_nor_loses_an_alert(setup, opensearch, stack):
-    """A rebalance waits for the batches in flight, and a batch waits for OpenSearch: the worker
-    holding one stays in its revoke. The group goes on without it once the rebalance times out
-    (Kafka drops the member), the new worker takes every partition and holds the same events
-    (not acked); OpenSearch back, each alert is stored once and the first worker rejoins."""
+    """A rebalance waits for the batches in flight, and a batch waits for OpenSearch. The worker
+    holding one gives up the revoked partitions' batches after PEREGRINE_REVOKE_WAIT_S (5 s), their
+    offsets uncommitted, so the rebalance ends long before Kafka's rebalance timeout (60 s; the
+    group used to stall that long): the newcomer gets its partition within seconds, each worker
+    reads its partition again from the committed offset and holds its events (not acked). OpenSearch
+    back, each alert is stored once and every partition's committed offset reaches its end."""
     url = urlparse(stack.opensearch_url)
     proxy = TcpProxy(url.hostname, url.port)
     await proxy.start()
@@ -112,15 +127,26 @@ async def test_a_worker_joining_while_opensearch_is_away_neither_stalls_the_grou
         await produce(s.bootstrap, topic, [(c.encode(), ndjson([shell(c, 10 + i, T0 + 10 + i) for i in range(5)])) for c in cids])
         await wait_for_health(first, lambda h: h["waiting_on"] == "opensearch", timeout=60)
         second = s.start()
-        # the first worker is stuck in its revoke; after the rebalance timeout (60 s) the group is the second alone
-        await wait_for_health(second, lambda h: len(syscall_partitions(h, topic)) == 2, timeout=180)
+        # the first worker gives up its held batch after 5 s and the group goes on: the newcomer has its
+        # partition well before Kafka's rebalance timeout (60 s), which is when it used to get any
+        await wait_for_health(second, lambda h: len(syscall_partitions(h, topic)) == 1, timeout=20)
+        await wait_for_health(first, lambda h: len(syscall_partitions(h, topic)) == 1, timeout=30)
+        first_log = s.logs[0].read_text(errors="replace")
+        assert "message(s) of the revoked partitions not delivered after 5s (waiting on opensearch)" in first_log, s.log_text()
+        # each reads its partition again from the committed offset and holds those events, unacked
         await wait_for_health(second, lambda h: h["waiting_on"] == "opensearch", timeout=60)
-        await wait_for_health(first, lambda h: h["waiting_on"] == "opensearch", timeout=30)  # alive, still holding its batch
+        await wait_for_health(first, lambda h: h["waiting_on"] == "opensearch", timeout=60)
         await proxy.start()
         hits = await search_all(opensearch, s.index_prefix, expect=48, timeout=120)
         assert len(hits) == 48 and len({h["_id"] for h in hits}) == 48, s.log_text()
-        # both workers carry on in one group: the first rejoins, new events are processed
-        await wait_for_health(first, lambda h: len(syscall_partitions(h, topic)) == 1, timeout=120)
+        # no partition is left behind an offset given up: each one's committed offset reaches its end
+        ends = {p: sum(2 for c in cids if kafka_partition(c.encode(), 2) == p) for p in (0, 1)}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while (committed := await committed_offsets(s.bootstrap, s.app_id, topic, 2)) != ends and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+        assert committed == ends, (committed, s.log_text())
+        # both workers carry on in one group: new events are processed
         await produce(s.bootstrap, topic, [(c.encode(), orjson.dumps(shell(c, 99, T0 + 99))) for c in cids])
         hits = await search_all(opensearch, s.index_prefix, expect=56, timeout=120)
         assert len(hits) == 56 and len({h["_id"] for h in hits}) == 56, s.log_text()
