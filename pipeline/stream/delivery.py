@@ -256,6 +256,7 @@ class BatchDelivery:
         self._in_flight_messages: dict[str, list] = {}  # lane -> that batch's Faust messages
         # messages a stop or a revoke gave up (pipeline/stream/bounded_stop.py): never delivered nor acked
         self._abandoned: weakref.WeakSet = weakref.WeakSet()
+        self._processing: dict[asyncio.Future, list] = {}  # set when its batch's processing ends -> the batch
         self._owned: frozenset[int] | None = None
         # correlation state (pipeline/correlation) in its own changelog-backed table
         self.correlator = getattr(processor.scanner, "correlator", None)
@@ -291,6 +292,8 @@ class BatchDelivery:
                 Message(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value, e)
                 for e in batch
             ]
+            processed = asyncio.get_running_loop().create_future()
+            self._processing[processed] = batch
             try:
                 if stateful and self.store is not None:
                     self._follow_assignment()
@@ -307,6 +310,9 @@ class BatchDelivery:
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
                 os._exit(70)
+            finally:
+                del self._processing[processed]
+                processed.set_result(None)
             previous = self._in_flight.get(lane)
             if previous is not None:
                 await asyncio.wait([previous])  # cancelled when abandoned: that is not this batch's cancellation
@@ -350,6 +356,11 @@ class BatchDelivery:
         holds other messages goes on. Returns what the deliveries were waiting on."""
         waiting_on = self.waiting_on
         self._abandoned.update(messages)
+        # a batch being processed first ends its state changes (tables), as under Faust's own
+        # wait: its partitions' stores must not be written once they have changed hands
+        busy = [done for done, batch in self._processing.items() if any(e.message in self._abandoned for e in batch)]
+        if busy:
+            await asyncio.wait(busy)
         cancelled = []
         for lane, task in list(self._in_flight.items()):
             if not task.done() and all(m in self._abandoned for m in self._in_flight_messages.get(lane, ())):

@@ -110,3 +110,32 @@ async def test_a_batch_whose_messages_were_not_all_given_up_is_delivered():
     await asyncio.wait_for(delivery.run(c2, stateful=False, lane="c"), 5)  # the lane's next batch waits for c
     assert await asyncio.wait_for(delivery.drain(), 5)
     assert acked_c == [6, 7, 8, 9]  # c delivered whole (Faust never commits the given-up message: bounded_stop)
+
+
+async def test_a_batch_being_processed_ends_its_processing_before_the_revoke_goes_on():
+    """Its table writes must not land once its partitions have changed hands (Faust's own wait let
+    it finish too); then it is not delivered."""
+    delivery, alerts, client, _ = make_delivery()
+    acked: list[int] = []
+    steps = delivery.processor.steps
+    timeline: list[str] = []
+
+    def slow_steps(messages, store, every=32):
+        timeline.append("processing")
+        for _ in range(50):  # run() lets the loop turn between steps
+            yield
+        result = yield from steps(messages, store, every)
+        timeline.append("processed")
+        return result
+
+    delivery.processor.steps = slow_steps
+    batch = shell_batch(delivery.settings.syscall_topic, range(0, 3), acked)
+    agent = asyncio.create_task(delivery.run(batch, stateful=False))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert timeline == ["processing"]
+    await asyncio.wait_for(delivery.abandon(messages(batch)), 5)
+    timeline.append("abandoned")
+    assert timeline == ["processing", "processed", "abandoned"]
+    await asyncio.wait_for(agent, 5)
+    assert alerts.sent == [] and acked == [] and await delivery.drain()
