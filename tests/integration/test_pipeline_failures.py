@@ -136,11 +136,13 @@ async def test_a_worker_joining_while_opensearch_is_away_neither_stalls_the_grou
         # each reads its partition again from the committed offset and holds those events, unacked
         await wait_for_health(second, lambda h: h["waiting_on"] == "opensearch", timeout=60)
         await wait_for_health(first, lambda h: h["waiting_on"] == "opensearch", timeout=60)
+        per_partition = {p: sum(1 for c in cids if kafka_partition(c.encode(), 2) == p) for p in (0, 1)}
+        assert await committed_offsets(s.bootstrap, s.app_id, topic, 2) == per_partition  # nothing undelivered committed
         await proxy.start()
         hits = await search_all(opensearch, s.index_prefix, expect=48, timeout=120)
         assert len(hits) == 48 and len({h["_id"] for h in hits}) == 48, s.log_text()
         # no partition is left behind an offset given up: each one's committed offset reaches its end
-        ends = {p: sum(2 for c in cids if kafka_partition(c.encode(), 2) == p) for p in (0, 1)}
+        ends = {p: 2 * n for p, n in per_partition.items()}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while (committed := await committed_offsets(s.bootstrap, s.app_id, topic, 2)) != ends and loop.time() < deadline:
