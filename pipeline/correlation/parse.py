@@ -35,7 +35,15 @@ from pipeline.fields.registry import UnknownField
 from pipeline.rules.findings import Findings
 from pipeline.rules.model import Priority
 from pipeline.rules.parser import parse_condition
-from pipeline.rules.resolve import expand_lists, field_refs, macro_refs
+from pipeline.rules.resolve import (
+    MAX_EXPANDED_TERMS,
+    ExpansionTooLarge,
+    expand_lists,
+    expanded_terms,
+    field_refs,
+    macro_refs,
+    macro_terms,
+)
 from pipeline.rules.yaml_source import (
     MappingNode,
     Node,
@@ -312,6 +320,7 @@ class _Compiler:
         self.rules = {rule.name: rule for rule in getattr(ruleset, "rules", ())}
         self.used_lists: set[str] = loader.used_lists
         self.used_macros: set[str] = loader.used_macros
+        self._macro_terms: dict[str, int] = {}
 
     # -- values
 
@@ -412,7 +421,11 @@ class _Compiler:
             loc = error.location or SourceLocation(None, 1, 1)
             raise self._fail(text.locate(offset_in(text.text, loc.line, loc.col)), error.message) from None
         undefined: list[Any] = []
-        node = expand_lists(node, self.lists, self.used_lists, undefined.append)
+        try:
+            node = expand_lists(node, self.lists, self.used_lists, undefined.append)
+        except ExpansionTooLarge as error:
+            raise self._fail(at(error.literal.pos), f"the lists named here expand to more than {MAX_EXPANDED_TERMS:,} items "
+                             f"('{error.literal.text}', with the lists it names)") from None
         if undefined:
             literal = undefined[0]
             raise self._fail(at(literal.pos), f"undefined list '{literal.text}'")
@@ -420,6 +433,9 @@ class _Compiler:
             if ref.name not in self.macros:
                 raise self._fail(at(ref.pos), f"undefined macro '{ref.name}'")
             self.used_macros.add(ref.name)
+        macro_terms([ref.name for ref in macro_refs(node)], self.macros, self._macro_terms)
+        if expanded_terms(node, self._macro_terms) > MAX_EXPANDED_TERMS:  # a macro used many times: each is inlined
+            raise self._fail(at(None), f"the condition expands to more than {MAX_EXPANDED_TERMS:,} terms once its macros are inlined")
         for ref in field_refs(node):
             try:
                 registry.bind(ref.name, ref.arg)

@@ -36,7 +36,10 @@ from pipeline.rules.model import List, Macro, Rule, RuleSet
 from pipeline.rules.parser import parse_condition
 from pipeline.rules.reader import FileReader
 from pipeline.rules.resolve import (
+    MAX_EXPANDED_TERMS,
+    ExpansionTooLarge,
     expand_lists,
+    expanded_terms,
     field_refs,
     inline_macros,
     macro_refs,
@@ -181,6 +184,7 @@ class _Compilation:
         self.parsed_macros: dict[str, tuple[Node, TextMap]] = {}
         self.broken_macros: set[str] = {name for kind, name in loader._broken if kind == "macro"}
         self.resolved_macros: dict[str, Node] = {}
+        self.macro_terms: dict[str, int] = {}  # a resolved macro's terms, its macros inlined
         self._field_problems: dict[tuple[str, str], list[tuple[str, SourceLocation, str]]] = {}
 
     def run(self) -> RuleSet:
@@ -223,6 +227,12 @@ class _Compilation:
                 if ref is not None and ref.index < info.visibility and item not in stack and item != name:
                     self.used_lists.add(item)
                     items.extend(expand(item, stack + (name,)))
+                    if len(items) > MAX_EXPANDED_TERMS:  # lists naming lists twice double at each level
+                        self.findings.error(RuleLoadError(
+                            f"list '{name}' expands to more than {MAX_EXPANDED_TERMS:,} items (the lists it names, "
+                            "and the lists they name, in full)", info.location, info.source_line))
+                        items = []
+                        break
                 else:
                     items.append(item)
             self.lists[name] = tuple(items)
@@ -241,7 +251,8 @@ class _Compilation:
             self._error(ConditionSyntaxError, error.message, _locate(textmap, offset_in(textmap.text, location.line, location.col)))
             return None
 
-    def _expand(self, node: Node, textmap: TextMap) -> Node:
+    def _expand(self, node: Node, textmap: TextMap) -> Node | None:
+        """``node`` with its lists expanded, or None once an error says why not."""
         def undefined(literal: Literal) -> None:
             self._error(
                 RuleLoadError,
@@ -249,7 +260,12 @@ class _Compilation:
                 _at_pos(textmap, literal.pos),
             )
 
-        return expand_lists(node, self.lists, self.used_lists, undefined)
+        try:
+            return expand_lists(node, self.lists, self.used_lists, undefined)
+        except ExpansionTooLarge as error:
+            self._error(RuleLoadError, f"the lists named here expand to more than {MAX_EXPANDED_TERMS:,} items "
+                        f"('{error.literal.text}', with the lists it names)", _at_pos(textmap, error.literal.pos))
+            return None
 
     @staticmethod
     def _joined(parts: list[TextMap]) -> TextMap:
@@ -266,6 +282,9 @@ class _Compilation:
                 self.broken_macros.add(name)
                 continue
             node = self._expand(node, textmap)
+            if node is None:
+                self.broken_macros.add(name)
+                continue
             self.parsed_macros[name] = (node, textmap)
             for ref in macro_refs(node):
                 target = infos.get(ref.name)
@@ -310,6 +329,15 @@ class _Compilation:
                 targets[ref.name] = resolved
         if name in self.broken_macros:
             return None
+        terms = expanded_terms(node, self.macro_terms)
+        if terms > MAX_EXPANDED_TERMS:  # counted before inlining: macros using the one before twice double at each level
+            info = self.collector.macros[name]
+            self.broken_macros.add(name)
+            self.findings.error(RuleLoadError(
+                f"macro '{name}' expands to more than {MAX_EXPANDED_TERMS:,} terms once the macros it uses are inlined",
+                info.location, info.source_line))
+            return None
+        self.macro_terms[name] = terms
         self.resolved_macros[name] = inline_macros(node, targets)
         return self.resolved_macros[name]
 
@@ -338,7 +366,9 @@ class _Compilation:
         condition = self._parse(textmap)
         parts: list[tuple[Node, TextMap]] = []
         if condition is not None:
-            parts.append((self._expand(condition, textmap), textmap))
+            condition = self._expand(condition, textmap)
+        if condition is not None:
+            parts.append((condition, textmap))
         exception_parts: list[tuple[Node, TextMap]] = []
         for exception in info.exceptions:
             try:
@@ -353,11 +383,17 @@ class _Compilation:
                 continue
             node = self._parse(generated)
             if node is not None:
-                exception_parts.append((self._expand(node, generated), generated))
+                node = self._expand(node, generated)
+            if node is not None:
+                exception_parts.append((node, generated))
         if condition is None or len(self.findings.errors) > findings_before:
             return None
         all_parts = parts + exception_parts
         if not self._check_macros(info, all_parts):
+            return None
+        if sum(expanded_terms(node, self.macro_terms) for node, _ in all_parts) > MAX_EXPANDED_TERMS:
+            self._error(RuleLoadError, f"rule '{info.name}' expands to more than {MAX_EXPANDED_TERMS:,} terms once its macros "
+                        "are inlined and its lists expanded", _locate(textmap, 0))
             return None
         problems = self._unknown_fields(info.source, all_parts) + self._unknown_output_fields(info)
         if problems:

@@ -35,6 +35,20 @@ class ReferenceLoop(ValueError):
     """Lists or macros that refer to each other in a circle."""
 
 
+# How many terms (comparisons, and/or/not, list items) a condition may have once its lists are
+# expanded and its macros inlined. Falco's own rules have at most about 1,300; lists or macros
+# that each name the one before twice double at every level, 2^40 after forty.
+MAX_EXPANDED_TERMS = 1_000_000
+
+
+class ExpansionTooLarge(ValueError):
+    """Lists that expand past :data:`MAX_EXPANDED_TERMS` items; ``literal`` is the name that did."""
+
+    def __init__(self, literal: Literal) -> None:
+        super().__init__(literal.text)
+        self.literal = literal
+
+
 def literal_from_item(item: str) -> Literal:
     """A list item as Falco's parser reads it once substituted into a condition:
     an item already in quotes is that string, an item with a space is quoted
@@ -64,25 +78,40 @@ def expand_lists(
     lists: Mapping[str, tuple[str, ...]],
     used: set[str],
     on_undefined: Callable[[Literal], None] | None = None,
+    max_items: int = MAX_EXPANDED_TERMS,
 ) -> Node:
     """``node`` with list names inside list literals replaced by the lists' items.
 
     ``lists`` maps a list name to its items, already expanded. Names used are
     added to ``used``. ``on_undefined`` is called for ``field in name`` written
     without parentheses when ``name`` is not a list (the one case where a
-    bare word is surely meant as a list).
+    bare word is surely meant as a list). Raises ExpansionTooLarge when the
+    names expand to more than ``max_items`` items in all.
     """
 
-    def items_of(name: str, stack: tuple[str, ...]) -> list[Literal]:
+    budget = [max_items]
+
+    def items_of(name: str, named: Literal) -> list[Literal]:
         # An item that is itself a bare list name expands too, as Falco's repeated
-        # text substitution does; a list never expands inside itself.
+        # text substitution does; a list never expands inside itself. Without recursion: a
+        # chain of thousands of lists each naming the next is as deep.
         out: list[Literal] = []
-        for literal in map(literal_from_item, lists[name]):
+        work = [(iter(lists[name]), (name,))]
+        while work:
+            items, stack = work[-1]
+            item = next(items, None)
+            if item is None:
+                work.pop()
+                continue
+            literal = literal_from_item(item)
             if not literal.quoted and literal.text in lists and literal.text not in stack:
                 used.add(literal.text)
-                out.extend(items_of(literal.text, stack + (literal.text,)))
-            else:
-                out.append(literal)
+                work.append((iter(lists[literal.text]), stack + (literal.text,)))
+                continue
+            out.append(literal)
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise ExpansionTooLarge(named)
         return out
 
     def expand_value(value):
@@ -104,7 +133,7 @@ def expand_lists(
                     continue
                 used.add(literal.text)
                 changed = True
-                out.extend(Literal(lit.text, lit.quoted, literal.pos) for lit in items_of(literal.text, (literal.text,)))
+                out.extend(Literal(lit.text, lit.quoted, literal.pos) for lit in items_of(literal.text, literal))
             return ListValue(tuple(out), value.pos) if changed else value
         return value
 
@@ -123,6 +152,52 @@ def expand_lists(
         return n
 
     return walk(node)
+
+
+def expanded_terms(node: Node, macro_terms: Mapping[str, int]) -> int:
+    """How many terms ``node`` has once its macros are inlined (``macro_terms``: each macro's
+    own count; an unknown one counts 1): and/or/not, comparisons and each list item. Counted
+    without building anything, so lists or macros that double at each level cost nothing."""
+    total = 0
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, MacroRef):
+            total += macro_terms.get(n.name, 1)
+        elif isinstance(n, Not):
+            total += 1
+            stack.append(n.operand)
+        elif isinstance(n, (And, Or)):
+            total += 1
+            stack.extend(n.items)
+        elif isinstance(n, Compare):
+            total += 1 + (len(n.right.items) if isinstance(n.right, ListValue) else 0)
+        else:
+            total += 1
+    return total
+
+
+def macro_terms(names: Iterator[str] | list[str], conditions: Mapping[str, Node], known: dict[str, int]) -> dict[str, int]:
+    """:func:`expanded_terms` of each named macro (``conditions``: macro name -> its condition,
+    with MacroRefs), counted as the loader counts them; ``known`` is filled in and returned.
+    Without recursion: a chain of thousands of macros each using the one before is as deep."""
+    for name in names:
+        stack, visiting = [name], set()
+        while stack:
+            current = stack[-1]
+            if current in known or current not in conditions:
+                stack.pop()
+                continue
+            missing = [] if current in visiting else [
+                ref.name for ref in macro_refs(conditions[current]) if ref.name in conditions and ref.name not in known
+            ]
+            if missing:
+                visiting.add(current)
+                stack.extend(missing)
+                continue
+            known[current] = expanded_terms(conditions[current], known)  # a loop (never loaded) counts once
+            stack.pop()
+    return known
 
 
 def macro_refs(node: Node) -> Iterator[MacroRef]:
