@@ -81,8 +81,31 @@ def validate_event(event: Any, source: str) -> None:
     if fast(event):
         return
     validator = validator_for(source)
-    error = next(iter(sorted(validator.iter_errors(event), key=lambda e: list(e.path))), None)
+    try:
+        error = next(iter(sorted(validator.iter_errors(event), key=lambda e: list(e.path))), None)
+    except RecursionError:  # jsonschema writes the value it refuses with repr(), one recursion a level
+        raise EventError(f"{source} event does not fit its schema at {_deepest(event)}: a value nested too deeply "
+                         "(hundreds of levels) where the schema expects another type") from None
     if error is None:
         return
     where = "/".join(str(p) for p in error.path) or "(event)"
     raise EventError(f"{source} event does not fit its schema at {where}: {error.message}")
+
+
+def _deepest(event: Any) -> str:
+    """The field of ``event`` whose value nests deepest (counted without recursion)."""
+    if not isinstance(event, dict) or not event:
+        return "(event)"
+    best, best_depth = "(event)", -1
+    for name, value in event.items():
+        depth, stack = 0, [(value, 1)]
+        while stack:
+            item, level = stack.pop()
+            depth = max(depth, level)
+            if isinstance(item, dict):
+                stack.extend((child, level + 1) for child in item.values())
+            elif isinstance(item, list):
+                stack.extend((child, level + 1) for child in item)
+        if depth > best_depth:
+            best, best_depth = str(name), depth
+    return best
