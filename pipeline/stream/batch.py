@@ -544,18 +544,20 @@ def _expand_records(events: list) -> list:
 
 def _natural_key(event: dict, source: str) -> bytes | None:
     """The alert's Kafka key: the namespace (else the audit id), the account id; None when
-    absent or longer than a real one can be (a key is part of a record, which Kafka bounds)."""
+    absent, not a scalar, or longer than a real one can be (a key is part of a record, which
+    Kafka bounds). An object or a list is no key: str() of one nested a thousand deep raised
+    RecursionError out of the batch (the CloudTrail schema leaves recipientAccountId open)."""
     if source == "k8s_audit":
         ref = event.get("objectRef")
-        if isinstance(ref, dict) and ref.get("namespace"):
+        if isinstance(ref, dict) and ref.get("namespace") and not isinstance(ref["namespace"], (dict, list)):
             namespace = str(ref["namespace"]).encode()
             if len(namespace) <= MAX_KEY_BYTES:
                 return namespace
         audit_id = event.get("auditID")
-        key = str(audit_id).encode() if audit_id else None
+        key = str(audit_id).encode() if audit_id and not isinstance(audit_id, (dict, list)) else None
     elif source == "aws_cloudtrail":
         account = event.get("recipientAccountId")
-        key = str(account).encode() if account else None
+        key = str(account).encode() if account and not isinstance(account, (dict, list)) else None
     else:
         return None
     return key if key is not None and len(key) <= MAX_KEY_BYTES else None

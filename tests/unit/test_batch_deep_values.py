@@ -68,3 +68,10 @@ def test_validate_event_raises_only_event_error_for_a_deep_value() -> None:
     with pytest.raises(EventError, match="at stage: a value nested too deeply"):
         validate_event(event, "k8s_audit")
 
+
+def test_a_deep_cloudtrail_account_id_is_no_alert_key_and_the_event_still_alerts(processor) -> None:
+    """The CloudTrail schema leaves recipientAccountId open; its str() as the alert's Kafka key
+    raised RecursionError out of the batch."""
+    result = process(processor, "aws_cloudtrail", with_deep(first_event("cloudtrail_console_login.positive.jsonl"), "recipientAccountId"))
+    assert not result.dead_letters
+    assert result.alerts and all(key is None for key, _ in result.alerts)
