@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.json_bytes import DEEPER, MAX_DEPTH
+
 #: a whole record: an alert, an OCSF finding, a dead letter
 MAX_RECORD_BYTES = 900_000
 #: a record the worker fills from parts it can split or let go: a batch of repartitioned or
@@ -34,12 +36,16 @@ def cut(text: str, max_bytes: int) -> str:
     return f"{kept}…[+{len(data) - len(kept.encode('utf-8', 'surrogatepass'))} bytes]"
 
 
-def bounded(value: Any, max_bytes: int) -> Any:
-    """``value`` with every string in it (also inside lists and objects) cut to ``max_bytes``."""
+def bounded(value: Any, max_bytes: int, depth: int = 1) -> Any:
+    """``value`` with every string in it (also inside lists and objects) cut to ``max_bytes``,
+    and its nesting cut where :func:`pipeline.json_bytes.writable` cuts it (an event's object
+    nested 500 deep, printed by a rule, overflowed Python's recursion here)."""
     if isinstance(value, str):
         return cut(value, max_bytes)
+    if isinstance(value, (list, dict)) and depth > MAX_DEPTH:
+        return DEEPER
     if isinstance(value, list):
-        return [bounded(item, max_bytes) for item in value]
+        return [bounded(item, max_bytes, depth + 1) for item in value]
     if isinstance(value, dict):
-        return {key: bounded(item, max_bytes) for key, item in value.items()}
+        return {key: bounded(item, max_bytes, depth + 1) for key, item in value.items()}
     return value

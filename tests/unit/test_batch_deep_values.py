@@ -75,3 +75,18 @@ def test_a_deep_cloudtrail_account_id_is_no_alert_key_and_the_event_still_alerts
     result = process(processor, "aws_cloudtrail", with_deep(first_event("cloudtrail_console_login.positive.jsonl"), "recipientAccountId"))
     assert not result.dead_letters
     assert result.alerts and all(key is None for key, _ in result.alerts)
+
+
+def test_an_alert_field_nested_500_deep_is_cut_for_the_index_not_a_recursion_error() -> None:
+    """The OpenSearch document's values are bounded by a recursive walk: an event's object
+    nested 500 deep, printed by a rule, raised RecursionError in the worker's delivery."""
+    from pipeline.alerts.bounds import bound_values
+    from pipeline.json_bytes import DEEPER, MAX_DEPTH
+
+    value = orjson.loads(b'{"a":' * 500 + b'"x"' + b"}" * 500)
+    kept, whole = bound_values({"container.image.repository": value, "proc.name": "sh"})
+    assert whole == {"container.image.repository": value} and kept["proc.name"] == "sh"
+    inner = kept["container.image.repository"]
+    for _ in range(MAX_DEPTH):
+        inner = inner["a"]
+    assert inner == DEEPER
