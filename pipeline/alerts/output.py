@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from pipeline.errors import RuleLoadError
 from pipeline.fields.registry import MISSING, FieldRegistry, UnknownField
+from pipeline.json_bytes import writable
 from pipeline.rules.resolve import OutputToken, output_tokens
 
 NA = "<NA>"
@@ -206,7 +207,12 @@ class OutputFormat:
                     value = read(event) if read is not None else MISSING
                 except Exception:  # noqa: BLE001 - an odd event prints <NA>, never fails the alert
                     value = MISSING
-                text, json_value = value_text(value), value_json(value)
+                try:
+                    text = value_text(value)
+                except RecursionError:  # a list or object nested deeper than Python recurses: cut where json_bytes cuts
+                    value = writable(value)
+                    text = value_text(value)
+                json_value = value_json(value)
             out.append(text)
             values[key] = json_value
         return "".join(out), values

@@ -90,3 +90,22 @@ def test_an_alert_field_nested_500_deep_is_cut_for_the_index_not_a_recursion_err
     for _ in range(MAX_DEPTH):
         inner = inner["a"]
     assert inner == DEEPER
+
+
+@pytest.mark.parametrize("nested", [b"[" * 1000 + b'"x"' + b"]" * 1000, DEEP], ids=["list", "object"])
+def test_a_printed_field_nested_a_thousand_deep_still_alerts(processor, nested) -> None:
+    """The syscall schema leaves container.image.repository open and Peregrine's drift rule
+    prints it: rendering it recursed past Python's limit, and the event was an evaluation_error
+    dead letter ("RecursionError: ...") instead of an alert. The value is cut where json_bytes
+    cuts it."""
+    from pipeline.alerts import falco_json
+    from pipeline.json_bytes import DEEPER
+    from pipeline.sinks.document import alert_document
+
+    value = orjson.dumps({**first_event("syscall_exec_bit.positive.jsonl"), "container.image.repository": "@"}).replace(b'"@"', nested)
+    result = process(processor, "syscall", value)
+    assert not result.dead_letters
+    (_, alert), = result.alerts
+    assert alert.rule == "Container drift by exec bit"
+    assert DEEPER in alert.output
+    orjson.loads(falco_json(alert)), alert_document(alert)
