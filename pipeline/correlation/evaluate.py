@@ -613,6 +613,14 @@ class CorrelationEvaluator:
             if values is not None:
                 self.routes.append((group_key(correlation.name, values), correlation.name))
 
+    def forget_clocks(self, partitions: Collection[int]) -> None:
+        """The clocks of these table partitions start over at the next :meth:`reindex`, from
+        the newest event time their groups record: a batch of theirs was given up after it
+        moved them, and its events, read again, must not be late on them."""
+        for clock in [clock for clock in self.clocks if isinstance(clock, tuple) and clock[0] in partitions]:
+            del self.clocks[clock]
+            self._origins.pop(clock, None)
+
     def reindex(self) -> None:
         """Rebuild the in-memory index, per clock, from the store: after a Faust table's
         partitions were (re)assigned or recovered from the changelog, so that their groups

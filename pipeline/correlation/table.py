@@ -26,15 +26,28 @@ partition the table has. Each value starts with its partition
   partitions this worker does not own (``owned``): a memory table also holds
   standby partitions, whose groups are another worker's to expire.
 
-Writes are held until :meth:`flush` (the batch processor calls it at the end of
-each batch): a group changed by many events of a batch (a distinct count over a
-busy container's connections) is encoded and logged to the changelog once,
-not once per event. Every Faust table write is a changelog record; written per
-event, the fan-out correlation's groups alone cost the worker about half its
-throughput on bench/pipeline.py's events. Reads see the held writes. The
-changelog is then as far along as the batches processed, as the process-tree
-table already was: a batch's offsets are committed only after its delivery,
-which comes after its flush.
+Writes are held until the end of a batch: a group changed by many events of a
+batch (a distinct count over a busy container's connections) is encoded and
+logged to the changelog once, not once per event. Every Faust table write is a
+changelog record; written per event, the fan-out correlation's groups alone
+cost the worker about half its throughput on bench/pipeline.py's events.
+
+A batch's changes reach the table (and its changelog) only once the batch's
+alerts are delivered. The worker's batch processor keeps them in a
+:class:`BatchWrites` of its own (:meth:`bind` with ``writes``; the two agents
+interleave their batches), :meth:`seal` encodes them at the batch's end into a
+pending layer, and the delivery :meth:`commit` s it after Kafka and OpenSearch
+have the alerts, before the batch's offsets can be committed (or
+:meth:`discard` s it when the batch is given up). Reads see the batch's own
+writes, then the pending layers, newest first, then the table. Were the state
+written before delivery, a worker killed (or stopped while OpenSearch is
+away) between the two would come back to a group that has already fired; the
+replayed batch would then count its events as seen and give no alert, and the
+alert the first run produced would never be stored. Now the changelog is
+never ahead of the delivered alerts: a replay either finds the state without
+the batch (and fires again, with the same alert id) or after a delivery that
+stored the alerts. :meth:`flush` seals and commits at once, for callers that
+deliver nothing (``peregrine scan``, tests).
 
 The bound partition is also the evaluator's event-time *clock* (:attr:`clock`):
 a group lives in one partition, so its watermark is that partition's, as
@@ -79,13 +92,27 @@ class TableCorrelationStore(MutableMapping):
         self._ref: Any = None
         self._partition: int | None = None
         self._stand_ins: dict[int, PartitionEvent] = {}
-        # key -> (binding, partition, state or _DELETED): the writes flush() makes
-        self._held: dict[str, tuple[Any, int | None, Any]] = {}
+        # key -> (binding, partition, state or _DELETED): the writes of the batch being processed
+        self._own = BatchWrites()
+        self._held: BatchWrites = self._own
+        # sealed batches' changes awaiting their delivery (key -> (binding, partition, bytes or
+        # _DELETED)), oldest first
+        self._pending: list[dict[str, tuple[Any, int | None, Any]]] = []
         self.oversized = 0  # groups dropped because their state would not fit a changelog record
         self.unreadable = 0  # stored values that are no group's JSON (read as no group)
 
-    def bind(self, ref: Any) -> None:
-        """The Faust event whose partition the next reads and writes belong to (None: unbound)."""
+    def begin(self) -> "BatchWrites":
+        """A batch's writes (to :meth:`bind` with, then :meth:`seal`): they start with the
+        store's own held changes, made between batches (a reindex dropping unreadable or
+        orphaned groups), which are then written with the batch."""
+        writes = BatchWrites(self._own)
+        self._own.clear()
+        return writes
+
+    def bind(self, ref: Any, writes: "BatchWrites | None" = None) -> None:
+        """The Faust event whose partition the next reads and writes belong to (None: unbound),
+        and the batch whose writes they are (None: the store's own, which :meth:`flush` writes)."""
+        self._held = self._own if writes is None else writes
         partition = getattr(getattr(ref, "message", None), "partition", None) if ref is not None else None
         if partition is not None and self.partitions:
             partition %= self.partitions
@@ -165,11 +192,22 @@ class TableCorrelationStore(MutableMapping):
         held = self._held.get(key)
         if held is not None:
             return default if held[2] is _DELETED else held[2]
-        value = self._with(lambda: self.table.get(key))
+        value = self._pending_value(key)
         if value is None:
+            value = self._with(lambda: self.table.get(key))
+        if value is None or value is _DELETED:
             return default
         readable = self._readable(key, value)
         return default if readable is None else readable[1]
+
+    def _pending_value(self, key: str) -> Any:
+        """The key's encoded value in the newest pending layer that changed it (_DELETED for
+        a delete), else None."""
+        for layer in reversed(self._pending):
+            change = layer.get(key)
+            if change is not None:
+                return change[2]
+        return None
 
     def __setitem__(self, key: str, state: dict) -> None:
         self._held[key] = (self._ref, self._partition, state)
@@ -180,8 +218,12 @@ class TableCorrelationStore(MutableMapping):
         if held is not None and held[2] is not _DELETED:
             self._held[key] = (held[0], held[1], _DELETED)
             return held[2]
-        value = self._unbound_get(key) if held is None else None
-        if value is None:
+        value = None
+        if held is None:
+            value = self._pending_value(key)
+            if value is None:
+                value = self._unbound_get(key)
+        if value is None or value is _DELETED:
             if default is _MISSING:
                 raise KeyError(key)
             return default
@@ -192,22 +234,69 @@ class TableCorrelationStore(MutableMapping):
         return {} if default is _MISSING else default  # deleted all the same
 
     def flush(self) -> None:
-        """Write the held changes to the table: each changed group once, in the partition its
-        last write was bound to; each deleted one as a tombstone where the table holds it."""
-        held, self._held = self._held, {}
-        for key, (ref, partition, state) in held.items():
+        """Write the store's own held changes to the table now (nothing to deliver first)."""
+        self.commit(self.seal(self._own))
+
+    def seal(self, writes: "BatchWrites") -> dict[str, tuple[Any, int | None, Any]] | None:
+        """A batch's changes, encoded, as a pending layer that reads see until it is committed
+        or discarded (None when it changed nothing). ``writes`` is emptied: the evaluator may
+        change the same state objects in the next batch."""
+        if not writes:
+            return None
+        layer: dict[str, tuple[Any, int | None, Any]] = {}
+        for key, (ref, partition, state) in writes.items():
+            data = _DELETED
             if state is not _DELETED:
                 data = self._encode(state, partition)
-                if len(data) + len(key) <= MAX_PART_BYTES:
-                    self._write(ref, key, data)
-                    continue
-                # a group whose state outgrew one changelog record (a distinct count of thousands of
-                # long values): dropped, as a group evicted over max_groups is, rather than written
-                self.oversized += 1
-                metrics.CORRELATION_GROUPS_DROPPED.inc()
-                log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one changelog "
-                            "record may hold", key, len(data), MAX_PART_BYTES)
-            self._delete(key, ref)
+                if len(data) + len(key) > MAX_PART_BYTES:
+                    # a group whose state outgrew one changelog record (a distinct count of thousands of
+                    # long values): dropped, as a group evicted over max_groups is, rather than written
+                    self.oversized += 1
+                    metrics.CORRELATION_GROUPS_DROPPED.inc()
+                    log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one "
+                                "changelog record may hold", key, len(data), MAX_PART_BYTES)
+                    data = _DELETED
+            layer[key] = (ref, partition, data)
+        writes.clear()
+        if self._held is writes:
+            self._held = self._own  # what is written between batches is the store's own
+        self._pending.append(layer)
+        return layer
+
+    def commit(self, layer: dict[str, tuple[Any, int | None, Any]] | None) -> None:
+        """Write a sealed batch's changes to the table: each changed group once, in the
+        partition its last write was bound to; each deleted one as a tombstone where the table
+        holds it. Layers are committed in the order they were sealed (one agent delivers its
+        batches in order; the two agents' correlations, and so their groups, are not shared)."""
+        if layer is None:
+            return
+        self._drop_layer(layer)
+        for key, (ref, _, data) in layer.items():
+            if data is _DELETED:
+                self._delete(key, ref)
+            else:
+                self._write(ref, key, data)
+
+    def discard(self, layer: dict[str, tuple[Any, int | None, Any]] | None) -> None:
+        """A batch given up before its delivery (its offsets stay uncommitted): its changes are
+        dropped, so whoever processes it again starts from the state before it."""
+        if layer is not None:
+            self._drop_layer(layer)
+
+    def give_up(self, partitions: Collection[int]) -> None:
+        """Batches of these table partitions were given up (a stop or a revoke; their offsets
+        stay uncommitted): what pending layers changed there is dropped, also in a batch that
+        read other partitions too and is still delivered, so the partitions' next owner replays
+        those events over the state from before them."""
+        for layer in self._pending:
+            for key in [key for key, (_, partition, _) in layer.items() if partition in partitions]:
+                del layer[key]
+
+    def _drop_layer(self, layer: dict) -> None:
+        for index, pending in enumerate(self._pending):
+            if pending is layer:
+                del self._pending[index]
+                return
 
     def _write(self, ref: Any, key: str, data: bytes) -> None:
         def write() -> None:
@@ -239,9 +328,14 @@ class TableCorrelationStore(MutableMapping):
         self.flush()
         owned = set(self.owned()) if self.owned is not None else None
         out: list[tuple[str, dict, int | None]] = []
-        for key in list(self.table.keys()):
-            value = self._unbound_get(key)
+        keys = dict.fromkeys(self.table.keys())
+        for layer in self._pending:
+            keys.update(dict.fromkeys(layer))
+        for key in keys:
+            value = self._pending_value(key)
             if value is None:
+                value = self._unbound_get(key)
+            if value is None or value is _DELETED:
                 continue
             readable = self._readable(key, value)
             if readable is None:
@@ -257,7 +351,23 @@ class TableCorrelationStore(MutableMapping):
 
     def __len__(self) -> int:
         self.flush()
-        return len(self.table)
+        if not self._pending:
+            return len(self.table)
+        keys = set(self.table.keys())
+        for layer in self._pending:
+            for key, (_, _, data) in layer.items():
+                if data is _DELETED:
+                    keys.discard(key)
+                else:
+                    keys.add(key)
+        return len(keys)
 
 
-__all__ = ["TableCorrelationStore"]
+class BatchWrites(dict):
+    """One batch's held changes to a :class:`TableCorrelationStore`: key -> (binding,
+    partition, state or a delete), until :meth:`TableCorrelationStore.seal`."""
+
+    __slots__ = ()
+
+
+__all__ = ["BatchWrites", "TableCorrelationStore"]

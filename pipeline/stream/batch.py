@@ -85,6 +85,9 @@ class BatchResult:
     regrouped: dict[bytes, list[bytes]] = field(default_factory=dict)  # regroup topic: group key -> envelopes
     # regroup topic: partition -> progress records (every partition, the same lines), produced after ``regrouped``
     progress: dict[int, list[bytes]] = field(default_factory=dict)
+    # the batch's correlation state changes, sealed: written to the table (and its changelog) once
+    # the batch is delivered (TableCorrelationStore.commit), dropped if it is given up (discard)
+    correlation_writes: Any = None
     events: int = 0
     messages: int = 0
     enriched: int = 0
@@ -169,12 +172,17 @@ class BatchProcessor:
             try:
                 next(steps)
             except StopIteration as done:
-                return done.value
+                result = done.value
+                if self.correlation_store is not None:
+                    self.correlation_store.commit(result.correlation_writes)  # nothing to deliver first
+                return result
 
     def steps(self, messages: Sequence[Message], store: StateStore | None, every: int = 32) -> Generator[None, None, BatchResult]:
         """:meth:`process` in steps: yields after every ``every`` messages, so the worker's event
         loop can run in between (Faust's fetch loop keeps the consumer fetching while a large
-        batch is processed); returns the BatchResult. Trees are still written once, at the end."""
+        batch is processed); returns the BatchResult. Trees are still written once, at the end;
+        the correlation state's changes are sealed in ``correlation_writes``, for the caller to
+        commit once the batch's alerts are delivered (the worker's delivery does)."""
         result = BatchResult(messages=len(messages))
         # container -> [tree, stored bytes, changed, last message, kafka key]
         open_trees: dict[str, list] = {}
@@ -183,6 +191,7 @@ class BatchProcessor:
         progress: dict[str, list] = {}  # origin -> [source, its newest event time in the batch]
         progress_sources = self._progress_sources
         validate = self.validate
+        writes = self.correlation_store.begin() if self.correlation_store is not None else None
         for position, message in enumerate(messages, start=1):
             if position % every == 0:
                 yield
@@ -190,7 +199,7 @@ class BatchProcessor:
             if correlation_store is not None:
                 # the groups' state lives in this message's partition; bound once per message, after
                 # the yield (the other agent's batch may have bound its own meanwhile)
-                correlation_store.bind(message.ref)
+                correlation_store.bind(message.ref, writes)
             source = self.source_topics.get(message.topic)
             if source is None:
                 result.dead_letters.append(self._dead(message, dl.UNDECODABLE, f"no source for topic {message.topic}"))
@@ -270,12 +279,13 @@ class BatchProcessor:
             if tracked and self._regrouping.progress_time >= 0:
                 self._progressed(progress, message, source, self._regrouping.progress_time)
         if regrouped:
-            yield from self._regrouped(result, regrouped, every * 32)
+            yield from self._regrouped(result, regrouped, every * 32, writes)
         if progress:
             lines = [progress_record(source, origin, time) for origin, (source, time) in progress.items()]
             result.progress = {partition: lines for partition in range(self.partitions)}
         if self.correlation_store is not None:
-            self.correlation_store.flush()  # each group this batch changed, logged once
+            # each group this batch changed, logged once, after the batch's delivery
+            result.correlation_writes = self.correlation_store.seal(writes)
         for cid, lines in forwards.items():
             key = cid.encode()
             result.forwards.extend((key, record) for record in ndjson_records(lines))
@@ -395,7 +405,7 @@ class BatchProcessor:
                 result.regrouped.setdefault(kafka_key, []).append(line)
 
     def _regrouped(self, result: BatchResult, messages: list[tuple[Message, list, "_Refusals"]],
-                   every: int) -> Generator[None, None, None]:
+                   every: int, writes: Any = None) -> Generator[None, None, None]:
         """The regroup topic's messages of a batch: their events, for the correlations they were
         sent for, in their groups' partitions, in event time. A worker forwards a batch's events
         group by group, so two groups sharing a regroup partition arrive one after the other:
@@ -442,7 +452,7 @@ class BatchProcessor:
             if position % every == 0:
                 yield
             if store is not None:
-                store.bind(message.ref)  # the group's partition: its message's
+                store.bind(message.ref, writes)  # the group's partition: its message's
             try:
                 if names is None:
                     if correlator is not None:

@@ -11,7 +11,11 @@ The order is the delivery guarantee:
    produced and their delivery awaited (acks=all);
 4. the alerts are written to OpenSearch; ``flush`` retries until OpenSearch
    accepts them (backpressure: no new batch is taken meanwhile);
-5. only then are the messages released, so their offsets can be committed.
+5. the batch's correlation state changes are written to their table (and so
+   its changelog): never before its alerts are stored, or a replay of the
+   batch would find its matches already made and give no alert
+   (pipeline/correlation/table.py);
+6. only then are the messages released, so their offsets can be committed.
 
 Steps 3-5 of one batch overlap step 2 of the next: the agent processes batch
 N+1 while batch N waits for Kafka's and OpenSearch's acks, so the worker's
@@ -20,7 +24,7 @@ delivering; the next waits for it before its own delivery starts, so alerts
 keep their order, and a slow OpenSearch stops the agent after one batch
 (backpressure), never a growing queue.
 
-A crash anywhere before 5 leaves the offsets uncommitted: the batch is
+A crash anywhere before 6 leaves the offsets uncommitted: the batch is
 processed again after a restart, and OpenSearch's ``create`` with the alert's
 deterministic id keeps one copy of each alert. Nothing here lets an
 exception escape (an exception out of a Faust agent kills the agent): a
@@ -319,6 +323,7 @@ class BatchDelivery:
         except asyncio.CancelledError:
             raise  # held messages stay unacked: processed again after the restart
         if self._abandoned and all(event.message in self._abandoned for event in batch):
+            self._discard_state(result)
             return  # given up meanwhile: never delivered, its messages stay unacked
         self._in_flight[lane] = asyncio.ensure_future(self._deliver_then_release(batch, result, started, lane))
         self._in_flight_messages[lane] = [event.message for event in batch]
@@ -332,9 +337,12 @@ class BatchDelivery:
                     # still holding the sink: what it holds is this batch's alerts, which whoever
                     # processes the batch again stores (the next batch's bulk must not carry them)
                     self.sink.discard()
+                    self._discard_state(result)
                     raise
                 finally:
                     self.waiting_on = None  # cancelled: the next delivery says what it waits on
+                if self.correlation_store is not None:
+                    self.correlation_store.commit(result.correlation_writes)  # the alerts are stored: step 5
         except asyncio.CancelledError:
             raise  # drain() or abandon() gave up on it: unacked, processed again by the partitions' next owner
         except Exception:  # noqa: BLE001 - nobody awaits this task in time to see it: crash loudly, unacked
@@ -370,7 +378,21 @@ class BatchDelivery:
                 self._in_flight_messages.pop(lane, None)
         if cancelled:
             await asyncio.wait(cancelled, timeout=1.0)  # they end at their next await
+        if self.correlation_store is not None and messages:
+            # what the given-up batches changed is dropped (their cancelled deliveries discarded their
+            # own changes; a later batch that also read other partitions keeps only those), and their
+            # clocks start again from the groups at the next batch: the batches' events are read again
+            # and must not be late on a clock they moved
+            partitions = {message.partition % self.settings.partitions for message in messages}
+            self.correlation_store.give_up(partitions)
+            self.correlator.forget_clocks(partitions)
+            self._correlations_owned = frozenset()  # a reindex at the next batch
         return waiting_on
+
+    def _discard_state(self, result: Any) -> None:
+        """A batch given up before its delivery: its correlation state changes are dropped."""
+        if self.correlation_store is not None:
+            self.correlation_store.discard(result.correlation_writes)
 
     async def drain(self, lane: str | None = None, timeout: float | None = None) -> bool:
         """Wait for the delivery in flight (of ``lane``, or of every lane); True when none is

@@ -184,3 +184,45 @@ async def test_a_users_forbidden_execs_in_two_partitions_meet_through_the_regrou
     text = opener.open(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).read().decode()
     regrouped = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("peregrine_regrouped_events_total ")]
     assert regrouped == [20.0]
+
+
+async def test_a_correlation_alert_whose_delivery_was_abandoned_is_stored_after_the_restart(make_setup, opensearch, stack):
+    """The sequence completes while OpenSearch is away: its alert goes to the alert topic and the
+    group's new state to the changelog, but the batch is never acknowledged. The worker is
+    stopped (it abandons the batch after its stop wait) and started again: it replays the batch
+    over the recovered state, where the sequence has already fired. The alert must still be
+    stored once OpenSearch is back; a replayed last step gives its alert again (same id)."""
+    from urllib.parse import urlparse
+
+    from pipeline_harness import TcpProxy
+
+    url = urlparse(stack.opensearch_url)
+    proxy = TcpProxy(url.hostname, url.port)
+    await proxy.start()
+    s = await make_setup(1, PEREGRINE_OPENSEARCH_URL=f"http://127.0.0.1:{proxy.port}")
+    stream = [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    cid = stream[0]["container.id"]
+    worker = s.start(instance_id="corr-os", PEREGRINE_STORE="memory")
+    try:
+        await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[:6]])
+        await wait_for_health(worker, lambda h: h["batches"] >= 1 and h["correlation_groups"] == 1)
+        await wait_committed(s.bootstrap, s.app_id, s.topics["syscall"], 6)
+        await proxy.stop()
+        await produce(s.bootstrap, s.topics["syscall"], [(cid.encode(), json.dumps(e).encode()) for e in stream[6:]])
+        on_topic = await read_topic(s.bootstrap, s.topics["alerts"], expect=1, timeout=120, settle=0, setup=s)
+        assert [json.loads(r.value)["rule"] for r in on_topic] == ["Drop and execute"]
+        # the group's state after the match is in the changelog before the batch is acknowledged
+        await wait_for_health(worker, lambda h: h["correlation_groups"] == 0)
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 60)
+        restarted = s.restart(worker)
+        await wait_for_health(restarted, lambda h: any(tp.startswith(s.topics["syscall"] + ":") for tp in h["assignment"]))
+        await proxy.start()
+        hits = await search_all(opensearch, s.index_prefix, expect=1, timeout=120)
+        uuid = json.loads(on_topic[0].value)["uuid"]
+        assert [(h["_id"], h["_source"]["rule"]) for h in hits] == [(uuid, "Drop and execute")], s.log_text()
+        await wait_committed(s.bootstrap, s.app_id, s.topics["syscall"], len(stream))
+    finally:
+        if proxy.server is None:
+            await proxy.start()
+        await proxy.stop()

@@ -5,6 +5,8 @@ given up is delivered as before."""
 from __future__ import annotations
 
 import asyncio
+
+import orjson
 from pathlib import Path
 
 from pipeline.stream.delivery import BatchDelivery, build_processor
@@ -139,3 +141,71 @@ async def test_a_batch_being_processed_ends_its_processing_before_the_revoke_goe
     assert timeline == ["processing", "processed", "abandoned"]
     await asyncio.wait_for(agent, 5)
     assert alerts.sent == [] and acked == [] and await delivery.drain()
+
+
+class CorrelationTable(dict):
+    """A Faust table stand-in for the correlation state: what the delivery writes, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+        class Topic:
+            def get_topic_name(self) -> str:
+                return "app-correlation-state-changelog"
+
+        class Assignor:
+            def assigned_actives(self):
+                from faust.types import TP
+
+                return {TP("app-correlation-state-changelog", 0)}
+
+        self.changelog_topic = Topic()
+        self.app = type("App", (), {"assignor": Assignor()})()
+
+    def __setitem__(self, key, value) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+
+async def test_a_given_up_batch_writes_no_correlation_state_and_its_replay_gives_the_alert_again():
+    """Drop and execute: three steps delivered, then the last one's batch waits on OpenSearch and
+    is given up. Its change to the group (the match made) must not reach the table: the replay
+    of the last step completes the sequence again and its alert (same id) is stored."""
+    from faust.types import TP  # noqa: F401 - the stand-in's assignor needs faust importable
+
+    from delivery_fakes import FakeMessage
+
+    settings = PipelineSettings.from_env({"PEREGRINE_RULES": "", "PEREGRINE_PARTITIONS": "1", "PEREGRINE_CONFIG_AUDIT": "false"})
+    table = CorrelationTable()
+    alerts = FakeTopic()
+    delivery = BatchDelivery(settings, build_processor(settings), alerts=alerts, deadletters=FakeTopic(), repartition=FakeTopic(),
+                             correlation_table=table)
+    client = delivery.sink.client = SlowFirstBulk()
+    lines = (ROOT / "tests" / "data" / "correlation" / "drop_execute.jsonl").read_bytes().splitlines()
+    acked: list[int] = []
+    topic = settings.syscall_topic
+    batch = [FakeEvent(FakeMessage(topic, offset, line), acked) for offset, line in enumerate(lines)]
+    await asyncio.wait_for(delivery.run(batch[:6], stateful=False), 5)
+    assert await asyncio.wait_for(delivery.drain(), 5)  # no alert yet: delivered at once
+    assert acked == list(range(6)) and len(table.writes) == 1
+    stored_partial = dict(table)
+
+    await asyncio.wait_for(delivery.run(batch[6:], stateful=False), 5)  # the match: its alert waits on OpenSearch
+    await settle()
+    first = [orjson.loads(value) for _, value in alerts.sent]
+    assert [a["rule"] for a in first] == ["Drop and execute"]
+    assert len(table.writes) == 1 and dict(table) == stored_partial  # not before the alert is stored
+    await asyncio.wait_for(delivery.abandon(messages(batch[6:])), 5)
+    assert acked == list(range(6)) and dict(table) == stored_partial
+    assert delivery.correlator.clocks == {}  # the partition's clock starts over from its groups
+
+    client.gate.set()
+    replay = [FakeEvent(FakeMessage(topic, offset, lines[offset]), acked) for offset in range(6, len(lines))]
+    await asyncio.wait_for(delivery.run(replay, stateful=False), 5)
+    assert await asyncio.wait_for(delivery.drain(), 5)
+    again = [orjson.loads(value) for _, value in alerts.sent][1:]
+    assert [(a["rule"], a["uuid"]) for a in again] == [(a["rule"], a["uuid"]) for a in first]
+    assert acked == list(range(len(lines)))
+    assert dict(table) == {}
+    assert client.bodies[-1].count(b'"create"') == 1
