@@ -119,6 +119,10 @@ ID_FIELDS = ("evt.id", "evt.num", "ka.auditid", "ct.id")
 # a source whose events carry an id of their own, the same for every delivery and (K8s audit)
 # every stage of one request: a replayed event is known by its id alone
 UNIQUE_IDS = {"k8s_audit": ("ka.auditid",), "aws_cloudtrail": ("ct.id",)}
+# a syscall event without an id (a collector that sends no evt.num) is known by its process and
+# type (``"<pid>/<evt.type>"``) with its time: the same event delivered again has them too, an
+# ordinal would not (and a replay could count it again, or complete a match twice)
+FALLBACK_IDS = {"syscall": ("proc.pid", "evt.type")}
 SUMMARY_FIELDS = {
     "syscall": ("evt.type", "proc.name", "proc.cmdline", "fd.name"),
     "k8s_audit": ("ka.verb", "ka.target.resource", "ka.target.subresource", "ka.target.name", "ka.user.name", "ka.response.code"),
@@ -199,7 +203,7 @@ class CorrelationStats:
 class _SourceFields:
     """How to read an event's time, id and summary for one source."""
 
-    __slots__ = ("time", "id", "unique_ids", "summary")
+    __slots__ = ("time", "id", "unique_ids", "summary", "fallback")
 
     def __init__(self, source: str, registry: Any) -> None:
         self.time = _native_first(registry, TIME_FIELDS)  # read for every event: the int under evt.time inline
@@ -208,6 +212,8 @@ class _SourceFields:
         unique = UNIQUE_IDS.get(source)
         self.id = (_first_bound(registry, unique) if unique else None) or _first_bound(registry, ID_FIELDS)
         self.unique_ids = unique is not None
+        fallback = [_first_bound(registry, (name,)) for name in FALLBACK_IDS.get(source, ())]
+        self.fallback = tuple(fallback) if fallback and None not in fallback else None
         self.summary = tuple(
             (name, extract) for name in SUMMARY_FIELDS.get(source, ()) if (extract := _first_bound(registry, (name,))) is not None
         )
@@ -280,7 +286,7 @@ class _Event:
             raw = self.raw
             event_id = self.fields.id(raw) if self.fields.id is not None else MISSING
             if not _present(event_id):
-                event_id = f"#{self.ordinal}"
+                event_id = self._fallback_id(raw)
             parts = []
             for name, extract in self.fields.summary:
                 value = extract(raw)
@@ -291,6 +297,15 @@ class _Event:
                 summary = summary[: SUMMARY_MAX - 1] + "…"
             self._record = (jsonable(event_id), summary)
         return self._record
+
+    def _fallback_id(self, raw: Any) -> str:
+        """An id for an event without one: ``"<pid>/<evt.type>"`` for a syscall event that
+        has both, else its ordinal (``"#<n>"``, which a replay does not keep)."""
+        if self.fields.fallback is not None:
+            values = [extract(raw) for extract in self.fields.fallback]
+            if all(_present(value) and value.__class__ in (int, str) for value in values):
+                return "/".join(str(value) for value in values)
+        return f"#{self.ordinal}"
 
     def record(self, step: Step) -> dict[str, Any]:
         event_id, summary = self.ident()
@@ -945,7 +960,7 @@ class CorrelationEvaluator:
         live = True
         if total >= correlation.count:
             throttled = self._throttled(correlation, state, time)
-            listed = window.fire(state)
+            listed = window.fire(state, keep=max(4 * correlation.count, 64))
             if not throttled:
                 alerts.append(self._alert(correlation, values, key, current, listed, state, total, total))
             remembered = newest + span

@@ -13,7 +13,7 @@ longer match or throttle anything, i.e. when it may be dropped):
   ``{"n": next step index, "f": first time, "l": last time, "e": [event, ...],
   "b": {bound name: value}, "u": time of an until after it, "o": its next step's events must be older}``, and ``"h"`` the
   events held for an earlier step that may still arrive (:mod:`pipeline.correlation.held`);
-* threshold and distinct: ``{"wb", "wt", "wh", "wx", "fh", "ft", "a", "s", "d"}``, the events
+* threshold and distinct: ``{"wb", "wt", "wh", "wx", "fh", "fn", "ft", "a", "s", "d"}``, the events
   counted (at most ``count``) as time and digest, a distinct count's values as digests
   (``"wv"``), the newest events' records (:mod:`pipeline.correlation.window`).
 

@@ -15,9 +15,16 @@ Shape, inside the group's state (:mod:`pipeline.correlation.state`):
 * ``"wb"``: base time (ns); ``"wt"``: times minus ``wb``, ascending;
 * ``"wh"``: event digests (thresholds), ``"wv"``: value digests (distinct counts);
 * ``"wx"``: the newest records, oldest first, a distinct one with its ``"v"``;
-* ``"fh"``/``"ft"``: the digests of the events the last alert counted and the
-  newest of their times, kept a window after it, so that the same events
-  replayed (after a crash or a rebalance) do not count again.
+* ``"fh"``/``"fn"``/``"ft"``: the digests of the events the group's alerts
+  counted, oldest alert first, ``"fn"`` saying how many are each alert's and
+  its newest event time, and ``"ft"`` the newest of those times. An alert's
+  are kept a window after its newest event, so that the same events replayed
+  (after a crash or a rebalance) do not count again, however many alerts back
+  the replay starts (a worker killed after several alerts of one batch, a
+  regroup partition read again from its last commit); at most ``keep``
+  digests (the evaluator's: four times ``count``), the oldest alerts' dropped
+  first. State written when only the last alert's were kept (no ``"fn"``)
+  reads as one alert.
 
 A worker upgraded from the earlier shape (``"t"``/``"v"``/``"f"``: a record per
 event) reads it through :func:`upgrade`.
@@ -128,17 +135,34 @@ def newest(state: dict[str, Any]) -> int | None:
     return state["wb"] + times[-1] if times else None
 
 
-def fire(state: dict[str, Any]) -> list[dict[str, Any]]:
+def _fired(state: dict[str, Any]) -> tuple[list[int], list[list[int]]]:
+    """The fired digests and their alerts' ``[newest time, how many]``, oldest first (state
+    from before ``"fn"``: its digests as one alert)."""
+    digests = state.get("fh") or []
+    alerts = state.get("fn")
+    if alerts is None:
+        alerts = [[state["ft"], len(digests)]] if digests and "ft" in state else []
+    return digests, alerts
+
+
+def fire(state: dict[str, Any], keep: int = 0) -> list[dict[str, Any]]:
     """The group completed: the listed records (without their value digests) for the alert; the
-    counted events are remembered as fired and the window starts again."""
+    counted events are remembered as fired, with the earlier alerts' still in their window (at
+    most ``keep`` digests, 0: no bound), and the window starts again."""
     latest = newest(state)
     values = state.pop("wv", None)
     if values is None:
-        state["fh"] = state.pop("wh", [])
+        new = state.pop("wh", [])
     else:
         base = state["wb"]
-        state["fh"] = [sighting(value, base + at) for value, at in zip(values, state["wt"])]
-    state["ft"] = latest
+        new = [sighting(value, base + at) for value, at in zip(values, state["wt"])]
+    digests, alerts = _fired(state)
+    digests = digests + new
+    alerts = alerts + [[latest, len(new)]]
+    while keep and len(digests) > keep and len(alerts) > 1:
+        del digests[: alerts.pop(0)[1]]
+    state["fh"], state["fn"] = digests, alerts
+    state["ft"] = max(time for time, _ in alerts)
     listed = state.pop("wx", [])
     state.pop("wb", None)
     state.pop("wt", None)
@@ -146,16 +170,28 @@ def fire(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def forget_fired(state: dict[str, Any], now: int, window: int) -> int:
-    """Drop the fired digests once their newest event left the window (a replay of them could
-    count no more); returns until when they are kept (0: none are)."""
-    fired_at = state.get("ft")
-    if fired_at is None:
+    """Drop each alert's fired digests once its newest event left the window (a replay of them
+    could count no more); returns until when the rest are kept (0: none are)."""
+    if state.get("ft") is None:
         return 0
-    if fired_at <= now - window:
-        state.pop("fh", None)
-        state.pop("ft", None)
-        return 0
-    return fired_at + window
+    digests, alerts = _fired(state)
+    if any(time <= now - window for time, _ in alerts):
+        kept_digests: list[int] = []
+        kept: list[list[int]] = []
+        start = 0
+        for time, count in alerts:
+            if time > now - window:
+                kept_digests.extend(digests[start:start + count])
+                kept.append([time, count])
+            start += count
+        digests, alerts = kept_digests, kept
+        if not alerts:
+            for key in ("fh", "fn", "ft"):
+                state.pop(key, None)
+            return 0
+        state["fh"], state["fn"] = digests, alerts
+        state["ft"] = max(time for time, _ in alerts)
+    return state["ft"] + window
 
 
 def upgrade(state: dict[str, Any], by_id: bool, distinct: bool) -> None:

@@ -273,3 +273,54 @@ def test_a_replayed_event_is_not_counted_twice_by_a_threshold():
     # without an id of their own (an ordinal is given), events still count as before
     anonymous = evaluator(TOY_CORRELATIONS, only="Opens")
     assert len(run(anonymous, [ev(t, "cat", evt_type="openat") for t in (0, 0, 0, 0)])) == 1
+
+
+def test_a_replayed_syscall_event_without_evt_num_is_known_by_its_process_and_type():
+    """Without evt.num an event was given an ordinal, which a replay does not keep: a batch
+    delivered again (after a crash or a rebalance) counted its events again and fired the
+    threshold early, and a sequence completed again gave a second alert under another id."""
+    opens = evaluator(TOY_CORRELATIONS, only="Opens")
+    batch = [ev(10 + i, "cat", evt_type="openat", **{"proc.pid": 100 + i}) for i in range(3)]
+    assert run(opens, batch) == [] and run(opens, batch) == []  # three events, delivered twice: not four
+    fired = run(opens, [ev(14, "cat", evt_type="openat", **{"proc.pid": 200})])
+    assert [a.count for a in fired] == [4]
+    assert [e.id for e in fired[0].events] == ["100/openat", "101/openat", "102/openat", "200/openat"]
+
+    seq = evaluator(TOY_CORRELATIONS, only="ABC")
+    stream = abc(20, pid=9)
+    first = run(seq, stream)
+    assert len(first) == 1
+    assert run(seq, stream[1:]) == []  # the last steps delivered again: the match is not made twice
+    # two events of the same process and type at different times are two events
+    assert run(opens, [ev(30 + i, "cat", evt_type="openat", **{"proc.pid": 300}) for i in range(4)])
+
+
+def test_a_replay_reaching_back_over_several_alerts_counts_none_of_their_events_again():
+    """Only the last alert's events used to be remembered: a worker killed after a batch that
+    fired a threshold twice read the batch again, counted the first alert's events anew and
+    fired a third time (the chaos test's regrouped threshold, 42 alerts for 40)."""
+    opens = evaluator(TOY_CORRELATIONS, only="Opens")
+    batch = [ev(10 + i / 10, "cat", evt_type="openat", **{"evt.num": i}) for i in range(12)]
+    assert [a.count for a in run(opens, batch)] == [4, 4, 4]
+    assert run(opens, batch) == []  # delivered again, from its start
+    assert run(opens, batch[:6]) == []
+    # a window after those alerts their events are forgotten: state stays bounded
+    later = [ev(100 + i, "cat", evt_type="openat", **{"evt.num": 100 + i}) for i in range(4)]
+    assert [a.count for a in run(opens, later)] == [4]
+    (state,) = [value for key, value in opens.store.items()]
+    assert state["fn"] == [[int(103 * S), 4]] and len(state["fh"]) == 4
+
+
+def test_fired_digests_are_kept_up_to_four_times_the_count():
+    from pipeline.correlation import window
+
+    state: dict = {}
+    for alert in range(10):
+        for i in range(4):
+            window.add(state, alert * 10 + i, alert * 100 + i, {"id": i, "t": alert * 10 + i})
+        window.fire(state, keep=16)
+    assert [count for _, count in state["fn"]] == [4, 4, 4, 4] and len(state["fh"]) == 16
+    assert window.counted(state, 900) and not window.counted(state, 500)
+    legacy = {"fh": [1, 2], "ft": 50}  # written when only the last alert's were kept
+    assert window.forget_fired(legacy, 55, 10) == 60 and window.counted(legacy, 2)
+    assert window.forget_fired(legacy, 61, 10) == 0 and legacy == {}
