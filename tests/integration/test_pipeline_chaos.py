@@ -7,9 +7,13 @@ nothing was dead-lettered.
 The other failure tests take one failure at a time; this one overlaps them, which is where
 at-least-once pipelines lose records (a kill during a rebalance, an outage during a restart).
 Half the containers are keyed by their node rather than their container id, so their events go
-through the repartition topic too. Every other round a container's downloader is the child of
-the java it started the round before, in an earlier message: only the process tree (in a memory
-store, so only its changelog brings it back to a restarted worker) can say its parent is java.
+through the repartition topic too. From the second round on, a container's downloader is the
+child of the java it started the round before, in an earlier message: only the process tree (in
+a memory store, so only its changelog brings it back to a restarted worker) can say its parent
+is java. Two correlations (tests/data/chaos/correlations.yaml) run on the same events: a
+sequence per container (java, then its curl), and a threshold over every container's shells
+(sixteen a round) that goes through the regroup topic; their state, too, comes back only from
+the changelog, and a replayed batch must neither lose nor repeat a match.
 
 The schedule comes from a seeded generator: ``PEREGRINE_CHAOS_SEED`` replays one, and
 ``PEREGRINE_CHAOS_ROUNDS`` (default 40, about a second each) makes a longer soak of it.
@@ -25,12 +29,15 @@ import subprocess
 from collections import Counter
 from urllib.parse import urlparse
 
+from pathlib import Path
+
 import orjson
 
-from pipeline_harness import TcpProxy, ndjson, produce, read_topic, search_all, wait_for_health
+from pipeline_harness import RULES, TcpProxy, ndjson, produce, read_topic, wait_for_health
 from test_pipeline_e2e import setup  # noqa: F401 - the fixture
 
 T0 = 1_700_000_000_000_000_000
+CORRELATIONS = Path(__file__).resolve().parents[1] / "data" / "chaos" / "correlations.yaml"
 CONTAINERS = [f"chaos{c:02d}" for c in range(16)]
 NODE_KEYED = set(CONTAINERS[::2])  # keyed by node: the worker repartitions them by container id
 SEED = int(os.environ.get("PEREGRINE_CHAOS_SEED") or random.SystemRandom().randrange(1 << 30))
@@ -58,9 +65,87 @@ def round_events(container: str, number: int, rounds_in: int) -> list[dict]:
 
 
 def expected_alerts(rounds: int) -> Counter:
-    """rule -> how many: a shell a round and container, a downloader from the second round on."""
+    """rule -> how many: a shell a round and container, a downloader (and its sequence) from the
+    second round on, and a count of sixteen shells per round's worth of them."""
     return Counter({"Shell in container": rounds * len(CONTAINERS),
-                    "Java spawned downloader": (rounds - 1) * len(CONTAINERS)})
+                    "Java spawned downloader": (rounds - 1) * len(CONTAINERS),
+                    "Chaos java spawns downloader": (rounds - 1) * len(CONTAINERS),
+                    "Chaos shells everywhere": rounds * len(CONTAINERS) // 16})
+
+
+async def every_alert(opensearch, prefix: str, expect: int, timeout: float) -> list[dict]:
+    """Every stored alert (a scroll: a longer soak stores more than one search returns), once
+    their count reaches ``expect`` and has stayed there a few seconds (extras would show), or
+    when the time is up."""
+    from opensearchpy.helpers import async_scan
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    count, steady = -1, 0
+    while loop.time() < deadline and steady < 3:
+        await asyncio.sleep(1)
+        try:
+            await opensearch.indices.refresh(index=f"{prefix}*")
+            now = (await opensearch.count(index=f"{prefix}*"))["count"]
+        except Exception:  # noqa: BLE001 - no index yet
+            now = 0
+        steady = steady + 1 if now == count and now >= expect else 0
+        count = now
+    return [hit async for hit in async_scan(opensearch, index=f"{prefix}*", query={"query": {"match_all": {}}})]
+
+
+def missing_shells(hits: list[dict]) -> str:
+    """For a failure: per container, which rounds' shell alerts are missing (as ranges)."""
+    seen = Counter()
+    rounds: dict[str, set[int]] = {c: set() for c in CONTAINERS}
+    for hit in hits:
+        fields = hit["_source"].get("output_fields", {})
+        if hit["_source"]["rule"] == "Shell in container":
+            rounds[fields["container.id"]].add(int(fields["proc.cmdline"].rsplit("round", 1)[1]))
+            seen[fields["container.id"]] += 1
+    lines = []
+    for container, got in rounds.items():
+        gone = sorted(set(range(ROUNDS)) - got)
+        spans, start = [], None
+        for i, n in enumerate(gone):
+            if start is None:
+                start = n
+            if i + 1 == len(gone) or gone[i + 1] != n + 1:
+                spans.append(f"{start}-{n}" if n != start else f"{n}")
+                start = None
+        lines.append(f"{container}{' (node-keyed)' if container in NODE_KEYED else ''}: {len(gone)} missing {', '.join(spans)}")
+    return "\n".join(lines)
+
+
+async def where_they_stand(s, workers: list[subprocess.Popen]) -> str:
+    """For a failure: the group's committed offsets against the topics' ends, and each live
+    worker's /health and /debug/consumer (why a partition is or is not read)."""
+    import urllib.request
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    lines = []
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
+    await admin.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap)
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(s.app_id)
+        ends = await consumer.end_offsets(list(committed))
+        lines += [f"{tp.topic}:{tp.partition} committed {meta.offset} end {ends.get(tp)}" for tp, meta in sorted(committed.items())]
+    finally:
+        await consumer.stop()
+        await admin.close()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for proc in workers:
+        for page in ("health", "debug/consumer"):
+            try:
+                with opener.open(f"http://127.0.0.1:{proc.web_port}/{page}", timeout=5) as response:
+                    lines.append(f"{proc.instance_id} /{page}: {response.read().decode()[:3000]}")
+            except OSError as error:
+                lines.append(f"{proc.instance_id} /{page}: {error}")
+    return "\n".join(lines)
 
 
 async def test_kills_restarts_rebalances_and_outages_together_lose_and_invent_no_alert(setup, opensearch, stack):
@@ -69,7 +154,7 @@ async def test_kills_restarts_rebalances_and_outages_together_lose_and_invent_no
     proxy = TcpProxy(url.hostname, url.port)
     await proxy.start()
     s = await setup(partitions=4, PEREGRINE_OPENSEARCH_URL=f"http://127.0.0.1:{proxy.port}",
-                    PEREGRINE_BATCH_SIZE="8")
+                    PEREGRINE_BATCH_SIZE="8", PEREGRINE_RULES=os.pathsep.join([str(RULES), str(CORRELATIONS)]))
     # static members: a restarted one takes its partitions back at once, without waiting for the
     # group to time out its session; the third worker is a dynamic member, so it rebalances
     members = {name: s.start(instance_id=name) for name in ("chaos-0", "chaos-1")}
@@ -128,9 +213,10 @@ async def test_kills_restarts_rebalances_and_outages_together_lose_and_invent_no
     expected = expected_alerts(ROUNDS)
     total = sum(expected.values())
     context = "; ".join(log)
-    hits = await search_all(opensearch, s.index_prefix, expect=total, timeout=300)
+    hits = await every_alert(opensearch, s.index_prefix, expect=total, timeout=300)
     stored = Counter(hit["_source"]["rule"] for hit in hits)
-    assert stored == expected, f"{context}\n{s.log_text()}"
+    assert stored == expected, (f"{context}\n{missing_shells(hits)}\n{await where_they_stand(s, [*members.values()])}\n"
+                                f"{s.log_text()}")
     ids = [hit["_id"] for hit in hits]
     assert len(set(ids)) == len(ids) == total
     assert {hit["_source"]["uuid"] for hit in hits} == set(ids)
