@@ -960,7 +960,7 @@ class CorrelationEvaluator:
         live = True
         if total >= correlation.count:
             throttled = self._throttled(correlation, state, time)
-            listed = window.fire(state, keep=max(4 * correlation.count, 64))
+            listed = window.fire(state, keep=window.fired_kept(correlation.count))
             if not throttled:
                 alerts.append(self._alert(correlation, values, key, current, listed, state, total, total))
             remembered = newest + span

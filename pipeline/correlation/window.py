@@ -21,9 +21,8 @@ Shape, inside the group's state (:mod:`pipeline.correlation.state`):
   are kept a window after its newest event, so that the same events replayed
   (after a crash or a rebalance) do not count again, however many alerts back
   the replay starts (a worker killed after several alerts of one batch, a
-  regroup partition read again from its last commit); at most ``keep``
-  digests (the evaluator's: four times ``count``), the oldest alerts' dropped
-  first. State written when only the last alert's were kept (no ``"fn"``)
+  regroup partition read again from its last commit); at most
+  :func:`fired_kept` digests, the oldest alerts' dropped first. State written when only the last alert's were kept (no ``"fn"``)
   reads as one alert.
 
 A worker upgraded from the earlier shape (``"t"``/``"v"``/``"f"``: a record per
@@ -133,6 +132,17 @@ def prune(state: dict[str, Any], window: int, count: int) -> int:
 def newest(state: dict[str, Any]) -> int | None:
     times = state.get("wt")
     return state["wb"] + times[-1] if times else None
+
+
+FIRED_KEPT_MIN = 2048  # fired digests kept at least: 128 alerts back at a count of 16
+FIRED_KEPT_MAX = 20_000  # and at most: ~300 KB of the group's changelog record (MAX_PART_BYTES)
+
+
+def fired_kept(count: int) -> int:
+    """How many fired digests a group keeps: four alerts' at least, 2048 for a small count
+    (a replay reaches back as far as the offsets were last committed, which at a busy group
+    can be many alerts), never more than fits its changelog record."""
+    return min(max(4 * count, FIRED_KEPT_MIN), FIRED_KEPT_MAX)
 
 
 def _fired(state: dict[str, Any]) -> tuple[list[int], list[list[int]]]:

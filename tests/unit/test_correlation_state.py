@@ -311,7 +311,7 @@ def test_a_replay_reaching_back_over_several_alerts_counts_none_of_their_events_
     assert state["fn"] == [[int(103 * S), 4]] and len(state["fh"]) == 4
 
 
-def test_fired_digests_are_kept_up_to_four_times_the_count():
+def test_fired_digests_are_kept_up_to_a_bound():
     from pipeline.correlation import window
 
     state: dict = {}
@@ -321,6 +321,7 @@ def test_fired_digests_are_kept_up_to_four_times_the_count():
         window.fire(state, keep=16)
     assert [count for _, count in state["fn"]] == [4, 4, 4, 4] and len(state["fh"]) == 16
     assert window.counted(state, 900) and not window.counted(state, 500)
+    assert [window.fired_kept(n) for n in (16, 1000, 10_000)] == [2048, 4000, 20_000]
     legacy = {"fh": [1, 2], "ft": 50}  # written when only the last alert's were kept
     assert window.forget_fired(legacy, 55, 10) == 60 and window.counted(legacy, 2)
     assert window.forget_fired(legacy, 61, 10) == 0 and legacy == {}
