@@ -91,13 +91,14 @@ class TableCorrelationStore(MutableMapping):
         self.owned = owned
         self._ref: Any = None
         self._partition: int | None = None
+        self._source: tuple[str | None, int | None] = (None, None)
         self._stand_ins: dict[int, PartitionEvent] = {}
-        # key -> (binding, partition, state or _DELETED): the writes of the batch being processed
+        # key -> (binding, partition, state or _DELETED, source (topic, partition)): the writes of the batch being processed
         self._own = BatchWrites()
         self._held: BatchWrites = self._own
         # sealed batches' changes awaiting their delivery (key -> (binding, partition, bytes or
-        # _DELETED)), oldest first
-        self._pending: list[dict[str, tuple[Any, int | None, Any]]] = []
+        # _DELETED, source)), oldest first
+        self._pending: list[dict[str, tuple[Any, int | None, Any, tuple]]] = []
         self.oversized = 0  # groups dropped because their state would not fit a changelog record
         self.unreadable = 0  # stored values that are no group's JSON (read as no group)
 
@@ -113,7 +114,9 @@ class TableCorrelationStore(MutableMapping):
         """The Faust event whose partition the next reads and writes belong to (None: unbound),
         and the batch whose writes they are (None: the store's own, which :meth:`flush` writes)."""
         self._held = self._own if writes is None else writes
-        partition = getattr(getattr(ref, "message", None), "partition", None) if ref is not None else None
+        message = getattr(ref, "message", None) if ref is not None else None
+        partition = getattr(message, "partition", None)
+        self._source = (getattr(message, "topic", None), partition)  # the input partition the writes come from
         if partition is not None and self.partitions:
             partition %= self.partitions
             ref = self._stand_in(partition)
@@ -210,13 +213,13 @@ class TableCorrelationStore(MutableMapping):
         return None
 
     def __setitem__(self, key: str, state: dict) -> None:
-        self._held[key] = (self._ref, self._partition, state)
+        self._held[key] = (self._ref, self._partition, state, self._source)
 
     def pop(self, key: str, default: Any = _MISSING) -> Any:  # type: ignore[override]
         """Delete ``key``; its tombstone goes to the partition that holds it, at :meth:`flush`."""
         held = self._held.get(key)
         if held is not None and held[2] is not _DELETED:
-            self._held[key] = (held[0], held[1], _DELETED)
+            self._held[key] = (held[0], held[1], _DELETED, self._source)
             return held[2]
         value = None
         if held is None:
@@ -227,7 +230,7 @@ class TableCorrelationStore(MutableMapping):
             if default is _MISSING:
                 raise KeyError(key)
             return default
-        self._held[key] = (self._ref, self._partition, _DELETED)
+        self._held[key] = (self._ref, self._partition, _DELETED, self._source)
         readable = self._readable(key, value)
         if readable is not None:
             return readable[1]
@@ -237,14 +240,14 @@ class TableCorrelationStore(MutableMapping):
         """Write the store's own held changes to the table now (nothing to deliver first)."""
         self.commit(self.seal(self._own))
 
-    def seal(self, writes: "BatchWrites") -> dict[str, tuple[Any, int | None, Any]] | None:
+    def seal(self, writes: "BatchWrites") -> dict[str, tuple[Any, int | None, Any, tuple]] | None:
         """A batch's changes, encoded, as a pending layer that reads see until it is committed
         or discarded (None when it changed nothing). ``writes`` is emptied: the evaluator may
         change the same state objects in the next batch."""
         if not writes:
             return None
-        layer: dict[str, tuple[Any, int | None, Any]] = {}
-        for key, (ref, partition, state) in writes.items():
+        layer: dict[str, tuple[Any, int | None, Any, tuple]] = {}
+        for key, (ref, partition, state, source) in writes.items():
             data = _DELETED
             if state is not _DELETED:
                 data = self._encode(state, partition)
@@ -256,14 +259,14 @@ class TableCorrelationStore(MutableMapping):
                     log.warning("correlation group %.200s dropped: its state (%d bytes) is over the %d bytes one "
                                 "changelog record may hold", key, len(data), MAX_PART_BYTES)
                     data = _DELETED
-            layer[key] = (ref, partition, data)
+            layer[key] = (ref, partition, data, source)
         writes.clear()
         if self._held is writes:
             self._held = self._own  # what is written between batches is the store's own
         self._pending.append(layer)
         return layer
 
-    def commit(self, layer: dict[str, tuple[Any, int | None, Any]] | None) -> None:
+    def commit(self, layer: dict[str, tuple[Any, int | None, Any, tuple]] | None) -> None:
         """Write a sealed batch's changes to the table: each changed group once, in the
         partition its last write was bound to; each deleted one as a tombstone where the table
         holds it. Layers are committed in the order they were sealed (one agent delivers its
@@ -271,25 +274,27 @@ class TableCorrelationStore(MutableMapping):
         if layer is None:
             return
         self._drop_layer(layer)
-        for key, (ref, _, data) in layer.items():
+        for key, (ref, _, data, _) in layer.items():
             if data is _DELETED:
                 self._delete(key, ref)
             else:
                 self._write(ref, key, data)
 
-    def discard(self, layer: dict[str, tuple[Any, int | None, Any]] | None) -> None:
+    def discard(self, layer: dict[str, tuple[Any, int | None, Any, tuple]] | None) -> None:
         """A batch given up before its delivery (its offsets stay uncommitted): its changes are
         dropped, so whoever processes it again starts from the state before it."""
         if layer is not None:
             self._drop_layer(layer)
 
-    def give_up(self, partitions: Collection[int]) -> None:
-        """Batches of these table partitions were given up (a stop or a revoke; their offsets
-        stay uncommitted): what pending layers changed there is dropped, also in a batch that
-        read other partitions too and is still delivered, so the partitions' next owner replays
-        those events over the state from before them."""
+    def give_up(self, sources: Collection[tuple[str, int]]) -> None:
+        """Messages of these input partitions (topic, partition) were given up (a stop or a
+        revoke; their offsets stay uncommitted): what they changed last in pending layers is
+        dropped, also in a batch that read other partitions too and is still delivered, so the
+        partitions' next owner replays those events over the state from before them. A change
+        made by another input partition of the same table partition (the regroup topic's, a
+        syscall partition's) stays: its messages are committed."""
         for layer in self._pending:
-            for key in [key for key, (_, partition, _) in layer.items() if partition in partitions]:
+            for key in [key for key, change in layer.items() if change[3] in sources]:
                 del layer[key]
 
     def _drop_layer(self, layer: dict) -> None:
@@ -355,7 +360,7 @@ class TableCorrelationStore(MutableMapping):
             return len(self.table)
         keys = set(self.table.keys())
         for layer in self._pending:
-            for key, (_, _, data) in layer.items():
+            for key, (_, _, data, _) in layer.items():
                 if data is _DELETED:
                     keys.discard(key)
                 else:
@@ -365,7 +370,7 @@ class TableCorrelationStore(MutableMapping):
 
 class BatchWrites(dict):
     """One batch's held changes to a :class:`TableCorrelationStore`: key -> (binding,
-    partition, state or a delete), until :meth:`TableCorrelationStore.seal`."""
+    partition, state or a delete, the input partition that made it), until :meth:`TableCorrelationStore.seal`."""
 
     __slots__ = ()
 

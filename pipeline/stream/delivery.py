@@ -379,13 +379,12 @@ class BatchDelivery:
         if cancelled:
             await asyncio.wait(cancelled, timeout=1.0)  # they end at their next await
         if self.correlation_store is not None and messages:
-            # what the given-up batches changed is dropped (their cancelled deliveries discarded their
+            # what the given-up messages changed is dropped (their cancelled deliveries discarded their
             # own changes; a later batch that also read other partitions keeps only those), and their
-            # clocks start again from the groups at the next batch: the batches' events are read again
-            # and must not be late on a clock they moved
-            partitions = {message.partition % self.settings.partitions for message in messages}
-            self.correlation_store.give_up(partitions)
-            self.correlator.forget_clocks(partitions)
+            # table partitions' clocks start again from the groups at the next batch: the messages'
+            # events are read again and must not be late on a clock they moved
+            self.correlation_store.give_up({(message.topic, message.partition) for message in messages})
+            self.correlator.forget_clocks({message.partition % self.settings.partitions for message in messages})
             self._correlations_owned = frozenset()  # a reindex at the next batch
         return waiting_on
 

@@ -125,3 +125,20 @@ def test_a_batch_replayed_after_its_delivery_was_given_up_fires_its_alert_again_
     # a batch replayed after its delivery (the offsets not committed yet) is counted once: no second alert
     again = run(processor, messages[6:])
     assert again.alerts == []
+
+
+def test_giving_up_an_input_partition_drops_only_what_its_messages_changed():
+    """Table partition 1 takes both syscall partition 1's groups and regroup partition 1's:
+    giving up the syscall partition's messages must keep the regroup partition's changes (its
+    messages are delivered and committed; dropped, their counts would be lost)."""
+    table = ChangelogTable()
+    s = store(table)
+    writes = s.begin()
+    s.bind(Event("syscall", 1), writes)
+    s["seq\x1f[\"c1\"]"] = {"n": 1}
+    s.bind(Event("syscall.by-group", 1), writes)
+    s["thr\x1f[\"bash\"]"] = {"n": 2}
+    layer = s.seal(writes)
+    s.give_up({("syscall", 1)})
+    s.commit(layer)
+    assert list(table) == ["thr\x1f[\"bash\"]"]
