@@ -244,6 +244,8 @@ class TableCorrelationStore(MutableMapping):
         """A batch's changes, encoded, as a pending layer that reads see until it is committed
         or discarded (None when it changed nothing). ``writes`` is emptied: the evaluator may
         change the same state objects in the next batch."""
+        if self._held is writes:
+            self._held = self._own  # what is written between batches is the store's own
         if not writes:
             return None
         layer: dict[str, tuple[Any, int | None, Any, tuple]] = {}
@@ -261,8 +263,6 @@ class TableCorrelationStore(MutableMapping):
                     data = _DELETED
             layer[key] = (ref, partition, data, source)
         writes.clear()
-        if self._held is writes:
-            self._held = self._own  # what is written between batches is the store's own
         self._pending.append(layer)
         return layer
 

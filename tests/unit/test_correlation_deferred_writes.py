@@ -142,3 +142,17 @@ def test_giving_up_an_input_partition_drops_only_what_its_messages_changed():
     s.give_up({("syscall", 1)})
     s.commit(layer)
     assert list(table) == ["thr\x1f[\"bash\"]"]
+
+
+def test_after_a_batch_that_changed_nothing_the_store_holds_its_own_changes_again():
+    table = ChangelogTable()
+    s = store(table)
+    s.bind(Event("syscall", 1))
+    s[KEY] = {"n": 1}
+    s.flush()
+    writes = s.begin()
+    s.bind(Event("syscall", 1), writes)
+    assert s.seal(writes) is None  # nothing changed
+    s.pop(KEY)  # between batches (a reindex dropping the group)
+    s.flush()
+    assert table == {}
