@@ -104,6 +104,12 @@ def missing_shells(hits: list[dict]) -> str:
             rounds[fields["container.id"]].add(int(fields["proc.cmdline"].rsplit("round", 1)[1]))
             seen[fields["container.id"]] += 1
     lines = []
+    counted = Counter()
+    for hit in hits:
+        if hit["_source"]["rule"] == "Chaos shells everywhere":
+            counted.update((e.get("id"), e.get("t", e.get("time"))) for e in hit["_source"]["output_fields"]["corr.events"])
+    twice = [event for event, n in counted.items() if n > 1]
+    lines.append(f"threshold: {len(counted)} distinct events counted, {len(twice)} in more than one alert {twice[:5]}")
     for container, got in rounds.items():
         gone = sorted(set(range(ROUNDS)) - got)
         spans, start = [], None
