@@ -64,3 +64,16 @@ def shell_batch(topic: str, offsets: range, acked: list) -> list[FakeEvent]:
                  "proc.ppid": 1, "proc.name": "bash", "proc.cmdline": "bash -i", "container.id": f"c{offset}"}
         events.append(FakeEvent(FakeMessage(topic, offset, orjson.dumps(event)), acked))
     return events
+
+
+def count_processed(delivery) -> list[int]:
+    """The offsets of the messages ``delivery``'s processor is given, in order (a list it fills)."""
+    processed: list[int] = []
+    steps = delivery.processor.steps
+
+    def counting_steps(messages, store, every=32):
+        processed.extend(m.offset for m in messages)
+        return steps(messages, store, every)
+
+    delivery.processor.steps = counting_steps
+    return processed

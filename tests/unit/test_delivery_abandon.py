@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.stream.delivery import BatchDelivery, build_processor
 from pipeline.stream.settings import PipelineSettings
 
-from delivery_fakes import FakeEvent, FakeTopic, SlowFirstBulk, shell_batch
+from delivery_fakes import FakeEvent, FakeTopic, SlowFirstBulk, shell_batch, count_processed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +23,7 @@ def make_delivery() -> tuple[BatchDelivery, FakeTopic, SlowFirstBulk, list[int]]
     alerts = FakeTopic()
     delivery = BatchDelivery(settings, build_processor(settings), alerts=alerts, deadletters=FakeTopic(), repartition=FakeTopic())
     client = delivery.sink.client = SlowFirstBulk()  # OpenSearch away until client.gate is set
-    processed: list[int] = []
-    steps = delivery.processor.steps
-
-    def counting_steps(messages, store, every=32):
-        processed.extend(m.offset for m in messages)
-        return steps(messages, store, every)
-
-    delivery.processor.steps = counting_steps
+    processed = count_processed(delivery)
     return delivery, alerts, client, processed
 
 

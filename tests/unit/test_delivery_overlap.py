@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.stream.delivery import BatchDelivery, build_processor
 from pipeline.stream.settings import PipelineSettings
 
-from delivery_fakes import FakeTopic, SlowFirstBulk, shell_batch
+from delivery_fakes import FakeTopic, SlowFirstBulk, shell_batch, count_processed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,14 +32,7 @@ async def test_the_next_batch_is_processed_while_the_previous_one_waits_for_open
     delivery, alerts, client = make_delivery()
     topic = delivery.settings.syscall_topic
     acked: list[int] = []
-    processed: list[int] = []
-    steps = delivery.processor.steps
-
-    def counting_steps(messages, store, every=32):
-        processed.extend(m.offset for m in messages)
-        return steps(messages, store, every)
-
-    delivery.processor.steps = counting_steps
+    processed = count_processed(delivery)
     await asyncio.wait_for(delivery.run(shell_batch(topic, range(0, 3), acked), stateful=False), 5)  # returns: delivering
     await settle()
     assert len(client.bodies) == 1 and acked == []  # batch 1's flush held at the gate, nothing acked
