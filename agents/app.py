@@ -10,6 +10,7 @@ from __future__ import annotations
 import faust
 from mode.utils.objects import cached_property
 
+from pipeline.state.changelog_acks import AckedChangelogTable
 from pipeline.stream import kafka_crc, rewind
 from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
@@ -73,6 +74,9 @@ app = PeregrineApp(
     producer_acks=-1,
     producer_compression_type=settings.compression_type,  # PEREGRINE_KAFKA_COMPRESSION, zstd by default
     stream_wait_empty=True,
+    # tables whose changelog records a batch's delivery awaits before it releases the batch's
+    # messages: Faust's flush before a commit can give up on them (pipeline/state/changelog_acks.py)
+    Table=AckedChangelogTable,
     web_host="127.0.0.1",
     web_port=settings.web_port,
     web_in_thread=False,

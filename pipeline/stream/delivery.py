@@ -14,7 +14,10 @@ The order is the delivery guarantee:
 5. the batch's correlation state changes are written to their table (and so
    its changelog): never before its alerts are stored, or a replay of the
    batch would find its matches already made and give no alert
-   (pipeline/correlation/table.py);
+   (pipeline/correlation/table.py); then the delivery waits until Kafka has
+   acknowledged every changelog record of the tables written so far (Faust's
+   own flush before a commit can give up early:
+   pipeline/state/changelog_acks.py);
 6. only then are the messages released, so their offsets can be committed.
 
 Steps 3-5 of one batch overlap step 2 of the next: the agent processes batch
@@ -238,6 +241,8 @@ class BatchDelivery:
         self.regroup = regroup
         self.ocsf = ocsf
         self.store = TableStore(table) if table is not None else None
+        # the tables whose changelog records are awaited before a batch is released (step 5)
+        self._changelogs = [t for t in (table, correlation_table) if hasattr(t, "unacked_changelog")]
         self.topic_factory = topic_factory
         self._priority_topics: dict[str, Any] = {}
         template_name, template = template_for_prefix(_alert_template(), settings.index_prefix)
@@ -343,6 +348,8 @@ class BatchDelivery:
                     self.waiting_on = None  # cancelled: the next delivery says what it waits on
                 if self.correlation_store is not None:
                     self.correlation_store.commit(result.correlation_writes)  # the alerts are stored: step 5
+            for table in self._changelogs:
+                await self._wait_delivered(table.unacked_changelog())
         except asyncio.CancelledError:
             raise  # drain() or abandon() gave up on it: unacked, processed again by the partitions' next owner
         except Exception:  # noqa: BLE001 - nobody awaits this task in time to see it: crash loudly, unacked
