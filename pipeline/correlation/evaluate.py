@@ -108,6 +108,7 @@ from pipeline.correlation.state import (GroupIndex, State, Store, group_key, jso
                                         split_key)
 from pipeline.errors import ConfigError
 from pipeline.ingest.keys import HOST, host_key
+from pipeline.json_bytes import json_bytes
 from pipeline.fields.registry import MISSING, UnknownField
 from pipeline.rules.model import Priority
 
@@ -291,7 +292,10 @@ class _Event:
             for name, extract in self.fields.summary:
                 value = extract(raw)
                 if _present(value) and value != "":
-                    parts.append(f"{name}={value}")
+                    try:
+                        parts.append(f"{name}={value}")
+                    except RecursionError:  # nested deeper than str() recurses: the group was taken for corrupt and dropped
+                        parts.append(f"{name}={json_bytes(value)[:SUMMARY_MAX].decode('utf-8', 'replace')}")
             summary = " ".join(parts)
             if len(summary) > SUMMARY_MAX:
                 summary = summary[: SUMMARY_MAX - 1] + "…"

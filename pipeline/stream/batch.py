@@ -33,7 +33,7 @@ from pipeline.ingest.keys import HOST, host_key
 from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
-from pipeline.stream.regroup import envelope, is_progress, not_regrouped, open_envelope, open_progress, origin_of, progress_record
+from pipeline.stream.regroup import envelope, is_progress, open_envelope, open_progress, origin_of, progress_record, regrouped_here
 from pipeline.stream.settings import REGROUP
 
 log = logging.getLogger("peregrine.batch")
@@ -150,7 +150,9 @@ class BatchProcessor:
         correlator = getattr(scanner, "correlator", None)
         self._regrouping = correlator if correlator is not None and correlator.regroup else None
         # what an envelope read back from the regroup topic may name (the rules may have changed since)
-        self._regrouped_names = correlator.regroup if correlator is not None else frozenset()
+        # (name -> the source it reads: an envelope's event must be of that source)
+        self._regrouped_sources = {c.name: c.source for c in correlator.correlations if c.name in correlator.regroup} \
+            if correlator is not None else {}
         self._loaded_names = frozenset(c.name for c in correlator.correlations) if correlator is not None else frozenset()
         # the sources whose input partitions report their progress to every regroup partition
         self._progress_sources = self._regrouping.regroup_sources if self._regrouping is not None else frozenset()
@@ -438,10 +440,9 @@ class BatchProcessor:
                 except ValueError as error:
                     refusals.add(dl.SCHEMA, str(error), item, index)
                     continue
-                unknown = not_regrouped(names, self._regrouped_names, self._loaded_names)
+                names, unknown = regrouped_here(names, source, self._regrouped_sources, self._loaded_names)
                 if unknown is not None:
                     refusals.add(dl.UNKNOWN_CORRELATION, unknown, item, index)
-                    names = [name for name in names if name in self._regrouped_names]
                     if not names:
                         continue
                 time = correlator.event_time(event, source) if correlator is not None else -1

@@ -21,9 +21,9 @@ its origins' newest event times minus the lateness, and an origin that lags (a b
 slow worker, a partition replayed) holds it back rather than seeing its events dropped as
 late (pipeline/correlation/evaluate.py). An envelope without ``origin`` (an earlier
 Peregrine's) counts as one legacy origin. An envelope naming a
-correlation that the reading worker does not regroup (the rules changed between forwarding
-and reading) is an ``unknown_correlation`` dead letter, the envelope kept whole; the names it
-does regroup are evaluated.
+correlation that the reading worker does not regroup, or does for events of another source than
+the envelope's (the rules changed between forwarding and reading), is an ``unknown_correlation``
+dead letter, the envelope kept whole; the names it does regroup for that source are evaluated.
 
 Progress records. Only events matching a step are forwarded, so an origin may forward nothing
 for long while it is read (a lagging partition whose events match no step). As Kafka Streams
@@ -46,7 +46,7 @@ is left out of the watermark until it is heard from again.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, Mapping
 
 import orjson
 
@@ -114,23 +114,33 @@ def open_envelope(item: Any) -> tuple[str, list[str], dict, str | None]:
     return source, names, event, origin
 
 
-def not_regrouped(names: list[str], regrouped: Collection[str], loaded: Collection[str]) -> str | None:
-    """Why the correlations among ``names`` that are not in ``regrouped`` cannot take this
-    envelope's event (a dead letter's detail), or None when every one is regrouped here.
-    ``loaded``: the names of the correlations this worker runs."""
-    for name in names:  # the usual case, every name regrouped here, allocates nothing
-        if name not in regrouped:
+def regrouped_here(names: list[str], source: str, regrouped: Mapping[str, str],
+                   loaded: Collection[str]) -> tuple[list[str], str | None]:
+    """The names among ``names`` whose correlations this worker evaluates the envelope's event
+    (of ``source``) for, and why the others cannot take it (a dead letter's detail), None when
+    every one can. ``regrouped``: the correlations this worker regroups, name -> the source
+    they read; ``loaded``: the names of the correlations it runs. A correlation named for an
+    event of another source than its own (renamed, or its source changed, since the envelope
+    was forwarded; or an envelope no Peregrine worker wrote) never matched it: the event was
+    lost without a word."""
+    for name in names:  # the usual case, every name regrouped here for its source, allocates nothing
+        if regrouped.get(name) != source:
             break
     else:
-        return None
+        return names, None
+    usable: list[str] = []
     reasons = []
     for name in names:
-        if name in regrouped:
-            continue
-        if name in loaded:
+        reads = regrouped.get(name)
+        if reads == source:
+            usable.append(name)
+        elif reads is not None:
+            reasons.append(f"'{name}' reads {reads} events, not {source} ones")
+        elif name in loaded:
             reasons.append(f"'{name}' is loaded but not regrouped (its 'by' includes its topic's key, or there is one "
                            "partition): its events are correlated where they arrive")
         else:
             reasons.append(f"'{name}' is not loaded (removed, renamed or disabled)")
-    return ("regroup envelope names correlations this worker does not regroup (the rules or PEREGRINE_PARTITIONS changed "
-            "after it was forwarded); its event was not correlated for them: " + "; ".join(reasons))
+    return usable, ("regroup envelope names correlations this worker does not regroup for its event (the rules or "
+                    "PEREGRINE_PARTITIONS changed after it was forwarded); its event was not correlated for them: "
+                    + "; ".join(reasons))
