@@ -11,7 +11,7 @@ import faust
 from mode.utils.objects import cached_property
 
 from pipeline.state.changelog_acks import AckedChangelogTable
-from pipeline.stream import kafka_crc, rewind
+from pipeline.stream import kafka_crc, rewind, stale_fetch
 from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
 from pipeline.stream.fetch_wait import use_fetch_max_wait
@@ -28,6 +28,10 @@ use_fetch_max_wait(settings.fetch_max_wait_ms)
 # after a rebalance, never-committed stream partitions rewind too, and changelog partitions go back
 # to where recovery is, so records fetched and dropped during it are not skipped: pipeline/stream/rewind.py
 rewind.install()
+# records fetched before a seek of their partition (the end of a rebalance's recovery) are not
+# handed to the streams after it, where Faust took them for a gap and committed past records no
+# worker processed: pipeline/stream/stale_fetch.py
+stale_fetch.install()
 # opensearch-py's warning and traceback for each failed request while OpenSearch is away stay out
 # unless at -l debug (the sink logs each retry: why, and when): pipeline/stream/log_level.py
 quiet_opensearch_client()

@@ -42,6 +42,8 @@ from typing import Any, Mapping
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from pipeline.stream import stale_fetch
+
 log = logging.getLogger("peregrine.worker")
 
 
@@ -72,6 +74,9 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         rewind = uncommitted_stream_partitions(committed, self.consumer._is_changelog_tp)
         if rewind:
             await consumer.seek_to_beginning(*rewind)
+            stamps = stale_fetch.stamps_of(consumer._fetcher)  # records fetched before this are stale
+            for tp in rewind:
+                stamps.sought(tp)
             log.info("rewound %d stream partition(s) with no committed offset to their beginning", len(rewind))
         assigned = consumer.assignment()
         for tp, offset in changelogs.items():
