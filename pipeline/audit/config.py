@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import yaml
 
 from pipeline.audit.checks import Check, builtin_checks, normalize_severity, parse_check
+from pipeline.audit.yaml_text import Unreadable, load_documents, yaml_error_text
 from pipeline.errors import AuditError
 
 EXEMPT_ANNOTATION = "polaris.fairwinds.com/exempt"
@@ -155,10 +156,22 @@ def config_from_mapping(document: Any, source: str) -> AuditConfig:
 
 
 def load_config(path: str | Path) -> AuditConfig:
+    """The config of one YAML document at ``path``; AuditError naming the file (and the line and
+    column) when it cannot be read. A config nested deeper than PyYAML recurses printed a
+    RecursionError traceback, one not UTF-8 a UnicodeDecodeError one."""
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise AuditError(f"{path}: cannot read config: {error}") from None
+    try:
+        documents = load_documents(text)
     except yaml.YAMLError as error:
-        raise AuditError(f"{path}: config is not YAML: {error}") from None
+        raise AuditError(f"{path}: config is not YAML: {yaml_error_text(error)}") from None
+    except RecursionError:
+        raise AuditError(f"{path}: config is not YAML Peregrine can read: nested too deep") from None
+    if len(documents) > 1:
+        raise AuditError(f"{path}: config holds {len(documents)} YAML documents; a Polaris config is one")
+    document = documents[0] if documents else None
+    if document.__class__ is Unreadable:
+        raise AuditError(f"{path}: config is not YAML Peregrine can read: {document.message}")
     return config_from_mapping(document, str(path))

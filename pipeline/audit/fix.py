@@ -20,6 +20,7 @@ import yaml
 from pipeline.audit.checks import Check
 from pipeline.audit.evaluate import Finding
 from pipeline.audit.manifests import Manifest
+from pipeline.audit.yaml_text import yaml_error_text
 from pipeline.errors import AuditError
 
 
@@ -123,8 +124,14 @@ def render_files(manifests: list[Manifest], fixed: list[dict]) -> list[FixedFile
     for path, pairs in by_file.items():
         try:
             documents = list(yaml.safe_load_all(Path(path).read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError):
-            documents = [None] * (max(m.index for m, _ in pairs) + 1)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+            # the file is dumped from its documents: without them, only the fixed objects would be
+            # written back, and --in-place dropped every other document of the file (RecursionError:
+            # a traceback, nested deeper than PyYAML's parser recurses)
+            why = yaml_error_text(error) if isinstance(error, yaml.YAMLError) else \
+                "nested too deep" if isinstance(error, RecursionError) else str(error)
+            raise AuditError(f"{path}: --fix cannot rewrite a file with a document it cannot read ({why}); "
+                             "fix or remove that document first, or audit the file without --fix") from None
         for manifest, obj in pairs:
             if manifest.item is None:
                 documents[manifest.index] = obj

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.audit.yaml_text import Unreadable, load_documents, yaml_error_text
 from pipeline.errors import AuditError
 
 #: Workloads: their pod templates are audited.
@@ -134,7 +135,7 @@ def read_text(text: str, path: str) -> tuple[list[Manifest], list[Problem]]:
     manifests: list[Manifest] = []
     problems: list[Problem] = []
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = load_documents(text)
     except (yaml.YAMLError, RecursionError) as error:
         # Keep the documents before the broken one: split on separators and parse each.
         return _read_split(text, path, error)
@@ -158,27 +159,16 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     return chunks
 
 
-def yaml_error_text(error: Exception, first_line: int = 0) -> str:
-    """A one-line account of a YAML error, at its line and column in the file (1-based);
-    ``first_line`` is the 0-based file line the parsed text started on."""
-    if not isinstance(error, yaml.MarkedYAMLError):
-        return str(error).splitlines()[0] if str(error) else type(error).__name__
-    parts = []
-    for words, mark in ((error.context, error.context_mark), (error.problem, error.problem_mark)):
-        if words and mark is not None:
-            parts.append(f"{words} at line {first_line + mark.line + 1}, column {mark.column + 1}")
-        elif words:
-            parts.append(words)
-    return "; ".join(parts) or type(error).__name__
-
-
 def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest], list[Problem]]:
     manifests: list[Manifest] = []
     problems: list[Problem] = []
     index = 0
     for first_line, chunk in _chunks(text):
         try:
-            document = yaml.safe_load(chunk)
+            loaded = load_documents(chunk, first_line)
+            if len(loaded) > 1:  # a separator this split does not see ('--- {...}'): not one document to name
+                raise yaml.YAMLError(f"more than one document from line {first_line + 1} (a '---' with content on its line?)")
+            document = loaded[0] if loaded else None
         except yaml.YAMLError as chunk_error:
             problems.append(Problem(path, index, f"not YAML: {yaml_error_text(chunk_error, first_line)}"))
             index += 1
@@ -200,6 +190,9 @@ def _read_split(text: str, path: str, error: Exception) -> tuple[list[Manifest],
 def _add(document: Any, path: str, index: int, manifests: list[Manifest], problems: list[Problem]) -> None:
     if document is None:
         return  # an empty document, as between two '---'
+    if document.__class__ is Unreadable:
+        problems.append(Problem(path, index, f"not YAML Peregrine can read: {document.message}"))
+        return
     if is_config_file(document):
         return  # not an object the API server stores: nothing to audit, nothing wrong
     if isinstance(document, dict) and isinstance(document.get("kind"), str) and document["kind"].endswith("List") \

@@ -26,6 +26,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pipeline.errors import RuleError, RuleLoadError, SourceLocation
+from pipeline.yaml_aliases import MAX_ALIAS_EXPANSION, alias_problem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -115,52 +116,16 @@ def compose_documents(source: SourceText) -> list[Node]:
     return documents
 
 
-# How many nodes more than the file has that aliases may add: a file without aliases never
-# reaches it (each node is at least one character), a "billion laughs" does at once.
-MAX_ALIAS_EXPANSION = 1_000_000
-
-
 def _check_aliases(source: SourceText, documents: list[Node]) -> None:
-    """Refuse aliases that make the documents infinite or huge once followed.
-
-    The composer shares an anchored node wherever an alias names it, so a recursive anchor
-    (``&a [x, *a]``) makes a cycle and nested aliases (``&b [*a, *a, ...]``) a graph whose
-    walk is exponential: every reader that walks the nodes (rules, exceptions, correlations)
-    would recurse forever or for hours. Each distinct node is visited once (sizes are
-    remembered), without recursion. Raises RuleLoadError at the node in question."""
+    """Refuse aliases that make the documents infinite or huge once followed
+    (pipeline/yaml_aliases.py): every reader that walks the nodes (rules, exceptions,
+    correlations) would recurse forever or for hours. Raises RuleLoadError at the node in question."""
     limit = MAX_ALIAS_EXPANSION + len(source.text)
-    sizes: dict[int, int] = {}  # id(node) -> how many nodes it holds, aliases followed
-    on_path: set[int] = set()
+    sizes: dict[int, int] = {}
     for document in documents:
-        stack: list[tuple[Node, bool]] = [(document, False)]
-        while stack:
-            node, done = stack.pop()
-            key = id(node)
-            if done:
-                on_path.discard(key)
-                total = 1 + sum(sizes[id(child)] for child in _children(node))
-                if total > limit:
-                    raise source.error(
-                        "YAML aliases make this node too large once expanded (over a million nodes more than the file "
-                        "holds: an alias bomb?); write its items out", node
-                    )
-                sizes[key] = total
-                continue
-            if key in sizes:
-                continue
-            if key in on_path:
-                raise source.error("a YAML alias inside this anchored node refers to the node itself (a recursive anchor)", node)
-            on_path.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
-
-
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, SequenceNode):
-        return node.value
-    if isinstance(node, MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
+        problem = alias_problem(document, limit, sizes)
+        if problem is not None:
+            raise source.error(*problem)
 
 
 def read_rules_file(path: str, report: Callable[[RuleError], None]) -> str | None:
