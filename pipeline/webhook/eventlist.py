@@ -28,6 +28,7 @@ from pipeline.json_bytes import json_bytes
 
 TRIMMED_ANNOTATION = "peregrine.dev/trimmed"
 _TRIMMABLE = ("responseObject", "requestObject")
+MAX_AUDIT_ID_CHARS = 200  # of an auditID that is not a string as a log line shows it, of a value a 400 quotes
 
 
 class BadAuditBody(EventError):
@@ -72,11 +73,11 @@ def parse_body(body: bytes) -> list[dict]:
     api_version = document.get("apiVersion")
     kind = document.get("kind")
     if not isinstance(api_version, str) or not api_version.startswith("audit.k8s.io/"):
-        raise BadAuditBody(f"apiVersion is {api_version!r}, not audit.k8s.io/v1 (an audit EventList or Event)")
+        raise BadAuditBody(f"apiVersion is {_shown(api_version)}, not audit.k8s.io/v1 (an audit EventList or Event)")
     if kind == "Event":
         return [document]
     if kind != "EventList":
-        raise BadAuditBody(f"kind is {kind!r}, not EventList or Event")
+        raise BadAuditBody(f"kind is {_shown(kind)}, not EventList or Event")
     items = document.get("items")
     if items is None:
         return []  # Go encodes an empty list as null
@@ -107,7 +108,7 @@ def to_batch(events: list[dict], max_event_bytes: int) -> Batch:
     records: list[AuditRecord] = []
     dropped: list[DroppedEvent] = []
     for event in events:
-        audit_id = str(event.get("auditID", ""))
+        audit_id = _audit_id(event)
         value = json_bytes(event)
         trimmed = False
         if len(value) > max_event_bytes:
@@ -119,6 +120,16 @@ def to_batch(events: list[dict], max_event_bytes: int) -> Batch:
             trimmed = True
         records.append(AuditRecord(audit_key(event), value, audit_id, trimmed))
     return Batch(tuple(records), tuple(dropped))
+
+
+def _audit_id(event: dict) -> str:
+    """The event's ``auditID`` (the API server's is a UUID), for the log line of a dropped event;
+    any other value as its JSON, cut short. str() of a list nested a thousand deep raised
+    RecursionError in the handler: a 500, which the API server retries, so the batch never got in."""
+    audit_id = event.get("auditID", "")
+    if audit_id.__class__ is str:
+        return audit_id
+    return json_bytes(audit_id)[:MAX_AUDIT_ID_CHARS].decode("utf-8", "replace")
 
 
 def _trimmed(event: dict, max_event_bytes: int) -> bytes | None:
@@ -135,6 +146,16 @@ def _trimmed(event: dict, max_event_bytes: int) -> bytes | None:
         if len(value) <= max_event_bytes:
             return value
     return None
+
+
+def _shown(value: object) -> str:
+    """A value a 400's reason quotes: a scalar as Python writes it (a string cut short), an array
+    or an object by its type. repr() of one nested a thousand deep raised RecursionError: a 500,
+    which the API server retries for ever, instead of the 400 it drops."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {_type(value)}"
+    shown = repr(value)
+    return shown if len(shown) <= MAX_AUDIT_ID_CHARS else shown[:MAX_AUDIT_ID_CHARS] + "..."
 
 
 def _type(value: object) -> str:
