@@ -32,7 +32,6 @@ from urllib.parse import urlparse
 from pathlib import Path
 
 import orjson
-import pytest
 
 from pipeline_harness import RULES, TcpProxy, ndjson, produce, read_topic, wait_for_health
 from test_pipeline_e2e import setup  # noqa: F401 - the fixture
@@ -222,13 +221,9 @@ async def test_kills_restarts_rebalances_and_outages_together_lose_and_invent_no
     context = "; ".join(log)
     hits = await every_alert(opensearch, s.index_prefix, expect=total, timeout=300)
     stored = Counter(hit["_source"]["rule"] for hit in hits)
-    # Known issue (docs/pipeline.md): the regrouped threshold sometimes loses one count under chaos,
-    # so one of its alerts is missing (no event counted twice: a count lost). Everything else is
-    # asserted exactly below; that shortfall alone makes the test xfail, visibly, instead of passing
-    regrouped_short = expected["Chaos shells everywhere"] - stored["Chaos shells everywhere"]
-    if regrouped_short == 1:
-        total -= 1
-        expected["Chaos shells everywhere"] -= 1
+    # a shortfall here was Faust committing past records fetched before a seek, or before its tables'
+    # changelog records were written (docs/pipeline.md); the failure shows which shells are missing,
+    # each partition's committed offset, and the workers' logs ("left out N record(s)" after a seek)
     assert stored == expected, (f"{context}\n{missing_shells(hits)}\n{await where_they_stand(s, [*members.values()])}\n"
                                 f"{s.log_text()}")
     ids = [hit["_id"] for hit in hits]
@@ -242,5 +237,3 @@ async def test_kills_restarts_rebalances_and_outages_together_lose_and_invent_no
     assert dead == [], f"{context}\n" + "\n".join(r.value.decode(errors="replace")[:300] for r in dead[:5])
     assert all(proc.poll() is None for proc in members.values()), s.log_text()
     print(f"chaos: {context}; {total} alerts stored once, {len(on_topic)} on the alert topic")
-    if regrouped_short:
-        pytest.xfail(f"known issue: the regrouped threshold lost one count ({context}; {missing_shells(hits).splitlines()[0]})")
