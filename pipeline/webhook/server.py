@@ -97,6 +97,14 @@ async def _receive(request: web.Request, settings: WebhookSettings) -> web.Respo
             body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _answer(413, {"reason": f"body is over the limit of {limit} bytes"})
+    except web.RequestPayloadError as error:
+        # a body its Content-Encoding (gzip, deflate) cannot decode: aiohttp raises it from read(),
+        # and the handler answered 500, which the API server retries with the same body. aiohttp
+        # closes the connection after it: the answer says so, or a client reuses it and fails
+        cause = getattr(error.__cause__, "message", None) or str(error)
+        response = _answer(400, {"reason": f"body cannot be read: {' '.join(str(cause).split())}"})
+        response.force_close()
+        return response
     except TimeoutError:
         log.warning("answering 408 to %s: its body was not read within %gs (PEREGRINE_WEBHOOK_READ_TIMEOUT_S)",
                     request.remote, settings.read_timeout_s)

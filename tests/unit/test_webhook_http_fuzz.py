@@ -8,6 +8,7 @@ contract (pipeline/webhook/server.py): 200 with what was accepted, trimmed and d
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 
 import aiohttp
@@ -20,6 +21,7 @@ from webhook_serving import EVENTLIST, loopback_settings, read_answer, serving
 
 MAX_BODY_BYTES = 64_000
 MAX_EVENT_BYTES = 4_000
+BOMB = gzip.compress(b"0" * 16_000_000)
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70), st.floats(allow_nan=False, allow_infinity=False),
@@ -60,7 +62,8 @@ bodies = st.one_of(
     json_values.map(encode),
 )
 requests = st.tuples(bodies, st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", "", "bogus"]),
-                     st.booleans())  # chunked (no Content-Length)
+                     st.booleans(),  # chunked (no Content-Length)
+                     st.sampled_from([None, None, "gzip", "gzip-bomb", "not-gzip", "not-deflate"]))
 
 
 async def _chunks(data: bytes):
@@ -68,15 +71,43 @@ async def _chunks(data: bytes):
         yield data[start:start + 16_384]
 
 
-async def _post(session: aiohttp.ClientSession, url: str, body: bytes, content_type: str, chunked: bool) -> tuple[int, dict]:
-    headers = {"Content-Type": content_type} if content_type else {}
-    data = _chunks(body) if chunked else body
+def _encoded(body: bytes, encoding: str | None) -> tuple[bytes, dict[str, str]]:
+    """The body as sent with a Content-Encoding: compressed, a gzip bomb (16 MB of zeros, the body
+    left out), or the body itself under a name it does not have."""
+    if encoding is None:
+        return body, {}
+    if encoding == "gzip":
+        return gzip.compress(body), {"Content-Encoding": "gzip"}
+    if encoding == "gzip-bomb":
+        return BOMB, {"Content-Encoding": "gzip"}
+    return body, {"Content-Encoding": encoding.removeprefix("not-")}
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: bytes, content_type: str, chunked: bool,
+                encoding: str | None = None) -> tuple[int, dict]:
+    data, headers = _encoded(body, encoding)
+    if content_type:
+        headers["Content-Type"] = content_type
+    data = _chunks(data) if chunked else data
     async with session.post(url, data=data, headers=headers) as response:
-        return response.status, orjson.loads(await response.read())
+        text = await response.read()
+        try:
+            return response.status, orjson.loads(text)
+        except orjson.JSONDecodeError:  # aiohttp's own answer to a body it cannot decode before the handler runs
+            return response.status, {"aiohttp": text.decode()}
 
 
-def _check(status: int, answer: dict, body: bytes) -> None:
+def _check(status: int, answer: dict, body: bytes, encoding: str | None) -> None:
     assert status in (200, 400, 413), (status, answer, body[:200])
+    if encoding == "gzip-bomb":
+        assert status == 413, answer
+        return
+    if "aiohttp" in answer:
+        assert status == 400 and encoding is not None and encoding.startswith("not-") and answer["aiohttp"], answer
+        return
+    if encoding is not None and encoding.startswith("not-") and status == 400:  # (an empty body decodes as one)
+        assert answer["reason"].startswith(("body cannot be read: Can not decode content-encoding", "body is not JSON")), answer
+        return
     if status == 200:
         assert set(answer) == {"accepted", "trimmed", "dropped"}, answer
         events = orjson.loads(body)
@@ -88,10 +119,19 @@ def _check(status: int, answer: dict, body: bytes) -> None:
 
 async def _exchange(posts: list[tuple[bytes, str, bool]]) -> None:
     settings = loopback_settings(max_body_bytes=MAX_BODY_BYTES, max_event_bytes=MAX_EVENT_BYTES)
-    async with serving(settings) as receiver, aiohttp.ClientSession() as session:
-        for body, content_type, chunked in posts:
-            status, answer = await _post(session, receiver.url, body, content_type, chunked)
-            _check(status, answer, body)
+    # a connection a post: a 413 answered before the body is read keeps its connection open, and
+    # aiohttp drops it once the rest of the body fails to decode: a client reusing it fails
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with serving(settings) as receiver, aiohttp.ClientSession(connector=connector) as session:
+        for body, content_type, chunked, encoding in posts:
+            try:
+                status, answer = await _post(session, receiver.url, body, content_type, chunked, encoding)
+            except aiohttp.ServerDisconnectedError:
+                # a body over the limit that is not what its Content-Encoding says: answered 413 before it
+                # is read, aiohttp drops the connection when the rest of it fails to decode
+                assert len(body) > MAX_BODY_BYTES and encoding is not None and encoding.startswith("not-")
+            else:
+                _check(status, answer, body, encoding)
             assert await _post(session, receiver.url, EVENTLIST, "application/json", False) == (200, {"accepted": 2, "trimmed": 0, "dropped": 0})
 
 
@@ -151,3 +191,17 @@ def test_a_kind_or_api_version_nested_a_thousand_deep_is_a_400_with_its_reason(f
     with default_recursion_limit():
         status, answer = asyncio.run(exchange())
     assert status == 400 and answer["reason"].startswith(reason)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_body_that_is_not_what_its_content_encoding_says_is_a_400_not_a_500(encoding):
+    """aiohttp raises from read() for such a body: the handler answered 500, which the API server
+    retries with the same body."""
+    async def exchange() -> tuple[int, dict]:
+        async with serving(loopback_settings()) as receiver, aiohttp.ClientSession() as session:
+            answer = await _post(session, receiver.url, EVENTLIST, "application/json", False, f"not-{encoding}")
+            assert await _post(session, receiver.url, EVENTLIST, "application/json", False, "gzip") == (
+                200, {"accepted": 2, "trimmed": 0, "dropped": 0})
+            return answer
+
+    assert asyncio.run(exchange()) == (400, {"reason": f"body cannot be read: Can not decode content-encoding: {encoding}"})
