@@ -138,6 +138,8 @@ class BatchProcessor:
         self.max_message_bytes = max_message_bytes
         self.tree_limits = tree_limits or TreeLimits()
         self.validate = validate
+        # source -> the validator's fast check (pipeline/fields/schema.py's fast_check), if it has one
+        self._fast_check: Callable[[str], Callable[[dict], bool] | None] | None = getattr(validate, "fast_check", None)
         self.repartition = repartition
         self._partition_cache: dict[str, int] = {}
         self.containers = ContainerIndex(container_limits, clock) if clock is not None else ContainerIndex(container_limits)
@@ -193,6 +195,12 @@ class BatchProcessor:
         progress: dict[str, list] = {}  # origin -> [source, its newest event time in the batch]
         progress_sources = self._progress_sources
         validate = self.validate
+        fast_check = self._fast_check
+        # bound once a batch: what every syscall event calls (a scanner's attributes do not change
+        # during a batch; a test's fake scanner is bound the same way)
+        scan = self.scanner.scan_event
+        regrouping = self._regrouping
+        repartition = self.repartition
         writes = self.correlation_store.begin() if self.correlation_store is not None else None
         for position, message in enumerate(messages, start=1):
             if position % every == 0:
@@ -223,6 +231,9 @@ class BatchProcessor:
             tracked = source in progress_sources  # once a message: nothing per event on the other sources
             if tracked:
                 self._regrouping.progress_time = -1
+            # the validator's own fast check, when it offers one (pipeline/fields/schema.py): an
+            # event it passes fits, and the validator is called only for the others
+            check = fast_check(source) if fast_check is not None else None
             # a collector's message is mostly one container's events: its partition check and its
             # tree are looked up when the container changes, not for every event
             current_cid: str | None = None
@@ -232,7 +243,7 @@ class BatchProcessor:
                     result.events -= 1
                     refusals.add(dl.UNDECODABLE, event.detail, index=index, original=event.original)
                     continue
-                if validate is not None:
+                if validate is not None and (check is None or not check(event)):
                     try:
                         validate(event, source)
                     except EventError as error:
@@ -246,7 +257,7 @@ class BatchProcessor:
                     cid = host_key(event)  # one tree and one partition per node's host processes
                 if cid != current_cid:
                     current_cid = cid
-                    if self.repartition and self.partition_of(cid) != message.partition:
+                    if repartition and self.partition_of(cid) != message.partition:
                         state = None  # another partition's container: forwarded
                     else:
                         state = open_trees.get(cid)
@@ -276,7 +287,16 @@ class BatchProcessor:
                     result.enriched += 1
                 if tree.update(event):
                     state[2] = True
-                self._evaluate(result, refusals, index, event, undo, SYSCALL, state[4])
+                # _evaluate's steps, inline: this runs for every syscall event
+                try:
+                    alerts = scan(event, SYSCALL)
+                except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
+                    self._unevaluated(refusals, error, event, undo, index)
+                    continue
+                if regrouping is not None and regrouping.routes:
+                    self._regroup(result, refusals, regrouping.routes, event, undo, SYSCALL, index)
+                if alerts:
+                    self._add_alerts(result, alerts, event, undo, state[4])
             refusals.close()
             if tracked and self._regrouping.progress_time >= 0:
                 self._progressed(progress, message, source, self._regrouping.progress_time)
@@ -348,25 +368,37 @@ class BatchProcessor:
     def _evaluate(self, result: BatchResult, refusals: "_Refusals", index: int, event: dict, undo: list | None, source: str,
                   key: bytes | None) -> None:
         """Alerts of ``event`` (enriched by the tree when ``undo`` is set: as_produced(event, undo)
-        is the event as sent, for alert ids and dead letters)."""
+        is the event as sent, for alert ids and dead letters). :meth:`steps` runs the same steps
+        inline for a syscall event."""
         try:
             alerts = self.scanner.scan_event(event, source)
-        except (EvaluationError, EventError) as error:
-            refusals.add(dl.EVALUATION_ERROR, str(error), as_produced(event, undo), index)
-            return
         except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker
-            refusals.add(dl.EVALUATION_ERROR, f"{type(error).__name__}: {error}", as_produced(event, undo), index)
+            self._unevaluated(refusals, error, event, undo, index)
             return
         regrouping = self._regrouping
         if regrouping is not None and regrouping.routes:
-            try:
-                message = refusals.message
-                self._route(result, regrouping.routes, event, source, origin_of(message.topic, message.partition))
-            except TypeError as error:  # nested deeper than orjson writes: its rules ran, its correlations cannot
-                refusals.add(dl.UNDECODABLE, f"cannot be sent to its correlation group's partition: {error}",
-                             as_produced(event, undo), index)
-        if not alerts:
-            return
+            self._regroup(result, refusals, regrouping.routes, event, undo, source, index)
+        if alerts:
+            self._add_alerts(result, alerts, event, undo, key)
+
+    @staticmethod
+    def _unevaluated(refusals: "_Refusals", error: Exception, event: dict, undo: list | None, index: int) -> None:
+        """The event's evaluation raised: a dead letter of the event as produced."""
+        detail = str(error) if isinstance(error, (EvaluationError, EventError)) else f"{type(error).__name__}: {error}"
+        refusals.add(dl.EVALUATION_ERROR, detail, as_produced(event, undo), index)
+
+    def _regroup(self, result: BatchResult, refusals: "_Refusals", routes: list[tuple[str, str]], event: dict,
+                 undo: list | None, source: str, index: int) -> None:
+        """The event to its correlation groups' regroup partitions (:meth:`_route`)."""
+        try:
+            message = refusals.message
+            self._route(result, routes, event, source, origin_of(message.topic, message.partition))
+        except TypeError as error:  # nested deeper than orjson writes: its rules ran, its correlations cannot
+            refusals.add(dl.UNDECODABLE, f"cannot be sent to its correlation group's partition: {error}",
+                         as_produced(event, undo), index)
+
+    @staticmethod
+    def _add_alerts(result: BatchResult, alerts: list[Alert], event: dict, undo: list | None, key: bytes | None) -> None:
         original = as_produced(event, undo)
         for alert in alerts:
             if undo is not None and "corr.type" not in alert.output_fields:
