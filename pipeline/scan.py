@@ -60,6 +60,9 @@ class Scanner:
         if detect_source is None and source == AUTO:
             from pipeline.fields import detect_source  # type: ignore[attr-defined,no-redef]
         self.engine = Engine.from_ruleset(ruleset, registry_for, rule_matching=rule_matching, min_priority=min_priority)
+        # source -> its rules' evaluator, bound once: scan_event runs for every event, and
+        # Engine.evaluate's own per-call lookup was one more call layer each time
+        self._evaluators = {name: self.engine.evaluator(name) for name in self.engine.sources}
         self.alerts = AlertBuilder(registry_for, hostname)
         self.source = source
         self._detect = detect_source
@@ -90,7 +93,8 @@ class Scanner:
     def scan_event(self, event: Any, source: str | None = None) -> list[Alert]:
         """Alerts for one event. Raises EventError (unknown source) or EvaluationError."""
         source = source or self.source_of(event)
-        rules = self.engine.evaluate(event, source)
+        evaluate = self._evaluators.get(source)
+        rules = evaluate(event) if evaluate is not None else ()
         alerts = [self.alerts.build(rule, event, source) for rule in rules] if rules else []
         if self.live_audit is not None and source == "k8s_audit":
             found = self.live_audit.alerts(event)
