@@ -141,7 +141,8 @@ def check_dead_letters(result, messages: list[list[tuple[str, bytes]]]) -> None:
     for offset, lines in enumerate(messages):
         if not any(is_object(line) for _, line in lines):  # no event in the message: it is refused whole, once
             letters = [letter for (at, _), found in list(by_line.items()) if at == offset for letter in by_line.pop((at, _))]
-            assert [letter.reason for letter in letters] == [dl.UNDECODABLE], (lines, letters)
+            # ('{' and '}' on two lines are one JSON object whole: an envelope without its fields)
+            assert [letter.reason for letter in letters] in ([dl.UNDECODABLE], [dl.SCHEMA]), (lines, letters)
             continue
         for index, (expected, line) in enumerate(lines):
             reasons = [letter.reason for letter in by_line.pop((offset, index), [])]
