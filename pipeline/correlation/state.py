@@ -148,9 +148,9 @@ class GroupIndex:
     def expired(self, watermark: int, clock: Hashable = None) -> list[str]:
         """Keys of ``clock`` whose deadline is before ``watermark`` (that clock's); they are
         removed from the index. Other clocks' groups are not looked at."""
-        out: list[str] = []
         heap = self._heaps.get(clock)
-        if not heap:
+        out: list[str] = []
+        if not heap or heap[0][0] >= watermark:  # the usual call (one an event): nothing due
             return out
         touched = self._touched
         while heap and heap[0][0] < watermark:
