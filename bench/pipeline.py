@@ -173,17 +173,16 @@ def loads_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> float:
     return total_events / best
 
 
-def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> tuple[float, int]:
-    """bench/engine.py's loop (orjson.loads + evaluate + an alert per match) on the same bytes,
-    with the worker's rules and registries."""
+def engine_loop(msgs: list[tuple[bytes, bytes]], paths: list[str]) -> Callable[[], int]:
+    """bench/engine.py's loop (orjson.loads + evaluate + an alert per match) over ``msgs`` with
+    the rules of ``paths``: a function that runs it once and returns how many alerts it gave."""
     from pipeline.rules.loader import RulesLoader
     from pipeline.scan import Scanner
 
     loader = RulesLoader()
-    for path in rule_files():
+    for path in paths:
         loader.add_file(path)
-    scanner = Scanner(loader.load(), source="syscall")
-    scan = scanner.scan_event
+    scan = Scanner(loader.load(), source="syscall").scan_event
     loads = orjson.loads
 
     def run() -> int:
@@ -193,6 +192,12 @@ def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> tuple[fl
                 alerts += len(scan(loads(line), "syscall"))
         return alerts
 
+    return run
+
+
+def engine_alone(msgs: list[tuple[bytes, bytes]], total_events: int) -> tuple[float, int]:
+    """The engine's loop on the same bytes, with the worker's rules and registries."""
+    run = engine_loop(msgs, rule_files())
     run()  # warm
     began = time.perf_counter()
     alerts = run()

@@ -82,8 +82,6 @@ def bench_pipeline():
 
 def measure(args: argparse.Namespace) -> dict:
     bp = bench_pipeline()
-    from pipeline.rules.loader import RulesLoader
-    from pipeline.scan import Scanner
     from pipeline.stream.batch import DictStateStore, Message, kafka_partition
     from pipeline.stream.delivery import build_processor
     from pipeline.stream.settings import PipelineSettings
@@ -97,20 +95,7 @@ def measure(args: argparse.Namespace) -> dict:
     settings = PipelineSettings.from_env(partitions=args.partitions)
     batch = [Message(settings.syscall_topic, kafka_partition(k, args.partitions), i, k, v) for i, (k, v) in enumerate(msgs)]
 
-    loader = RulesLoader()
-    for path in rules.split(os.pathsep):
-        loader.add_file(path)
-    scan = Scanner(loader.load(), source="syscall").scan_event
-    import orjson
-
-    loads = orjson.loads
-
-    def engine() -> int:
-        alerts = 0
-        for _, value in msgs:
-            for line in value.split(b"\n"):
-                alerts += len(scan(loads(line), "syscall"))
-        return alerts
+    engine = bp.engine_loop(msgs, rules.split(os.pathsep))
 
     def processor_run(profiler: cProfile.Profile | None = None) -> tuple[float, int]:
         """One pass over the events by a processor built for it (outside the clock), with an
