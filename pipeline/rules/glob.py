@@ -86,23 +86,31 @@ def _bracket(pattern: str, start: int) -> tuple[str, int] | None:
                 parts.append(_CLASSES[name])
                 i = end + 2
                 continue
-        if c == "\\" and i + 1 < n:
-            i += 1
-            c = pattern[i]
-        low = c
-        i += 1
+        low, i = _member(pattern, i)
         if i + 1 < n and pattern[i] == "-" and pattern[i + 1] != "]":
-            high = pattern[i + 1]
-            i += 2
-            if high == "\\" and i < n:
-                high = pattern[i]
-                i += 1
+            high, i = _member(pattern, i + 1)
             if ord(high) >= ord(low):
                 parts.append(_in_set(low) + "-" + _in_set(high))
             # a reversed range matches nothing in glibc: leave it out
             continue
         parts.append(_in_set(low))
     return None
+
+
+def _member(pattern: str, i: int) -> tuple[str, int]:
+    """The set member at ``pattern[i]`` (a character, an escaped one, or a collating symbol
+    ``[.c.]``) and the index after it. In the C locale a collating symbol is one character:
+    glibc refuses any other (``[.ab.]``, ``[..]``, a ``[.`` never closed), and the pattern
+    then matches nothing."""
+    c = pattern[i]
+    if c == "[" and pattern.startswith("[.", i):
+        end = pattern.find(".]", i + 2)
+        if end != i + 3:
+            raise _Malformed(pattern[i:])
+        return pattern[i + 2], end + 2
+    if c == "\\" and i + 1 < len(pattern):
+        return pattern[i + 1], i + 2
+    return c, i + 1
 
 
 def _in_set(c: str) -> str:

@@ -33,6 +33,17 @@ def test_glob_is_fnmatch_3(pattern, value):
     assert glob_match(pattern, value) == (LIBC.fnmatch(pattern.encode(), value.encode(), 0) == 0)
 
 
+@pytest.mark.skipif(LIBC is None, reason="compares with the C library's fnmatch(3) (Linux)")
+@pytest.mark.parametrize(("pattern", "value"), [
+    ("[[.\\[:digit:]", ":"),  # found by the property test: a collating symbol never closed
+    ("[[.a]", "a"), ("[[.a]", "[[.a]"), ("x[[.a]", "x["), ("[[..]]", "."), ("[[.ab.]]", "a"),
+    ("[[.a.]b]", "a"), ("[[.a.]b]", "b"), ("[[.\\.]]", "\\"), ("[[.-.]]", "-"), ("[[.].]]", "]"),
+    ("[[.a.]-c]", "b"), ("[a-[.c.]]", "b"), ("[a-[.c.]]", "d"),
+])
+def test_collating_symbols_are_read_as_fnmatch_3_reads_them(pattern, value):
+    assert glob_match(pattern, value) == (LIBC.fnmatch(pattern.encode(), value.encode(), 0) == 0)
+
+
 @pytest.mark.parametrize(("condition", "name", "expected"), [
     ("proc.name glob '[^a]b'", "cb", True),  # negation, as [!a]: Python's fnmatch reads a set of ^ and a
     ("proc.name glob '[^a]b'", "ab", False),
