@@ -3,16 +3,28 @@
 led) and ``GET /metrics``.
 
 Answers, in the order they are checked: none, the connection reset as soon as it is
-accepted, while ``max_connections`` are open (connection_cap.py); 401 without a client certificate
-when ``--client-ca`` is set (mutual TLS: a certificate the CA did not sign
+accepted, while ``max_connections`` are open (connection_cap.py); 400, and the connection
+closed, for a request head aiohttp's parser refuses, and 415 for a Content-Encoding it has no
+decoder for (br, zstd), both before anything else is checked (parse_errors.py); 401 without a
+client certificate when ``--client-ca`` is set (mutual TLS: a certificate the CA did not sign
 fails the handshake; the probes, which have none, still reach /healthz and
 /readyz); 403 for a certificate none of whose names is a ``--client-name``;
-401 without the bearer token; 413
-for a body over the limit (before it is read, when Content-Length says so);
-408, and the connection closed, for a body not read within the read timeout;
-400 with ``{"reason": ...}`` for a body that is not an audit EventList or
+401 without the bearer token; 415 for any Content-Encoding but gzip, deflate or identity,
+before the body is read, and the connection closed; 413
+for a body over the limit, and the connection closed (before the body is read, when
+Content-Length says so); 503, with Retry-After, while ``max_concurrent`` posts are in flight;
+408, and the connection closed, for a body not read within the read
+timeout; 400, and the connection closed at once, for a body that cannot be read (not what its
+Content-Encoding says, malformed chunks); 400 for a body that is not an audit EventList or
 Event; 503 when Kafka does not ack (the API server retries); 200 once Kafka
-has acked every event of the request.
+has acked every event of the request. Every answer is JSON, a refusal's ``{"reason": ...}``;
+none is a 500 but a bug's (the API server retries a 500 with the same batch for ever).
+
+Connections closed after an answer sent before the body was read (413, 415) are half-closed
+first (``_refuse_unread_body``): the client sees the answer and the end at once, and its
+body's bytes are read and dropped until it has come or for aiohttp's 10 s, so that closing
+does not reset the connection under an answer not read yet (a TLS connection cannot be
+half-closed: its answer's Connection: close, then the same close).
 
 Slow clients: aiohttp reads a request's head and body with no deadline of its own, so a
 client sending a byte now and then held a connection, its descriptor and (while its body
@@ -35,16 +47,18 @@ from functools import partial
 from typing import Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from pipeline import metrics
 from pipeline.errors import ConfigError
+from pipeline.webhook.answers import accepts_encoding, answer, description, unsupported_encoding
 from pipeline.webhook.client_names import ClientIdentity, ClientNames
 from pipeline.webhook.connection_cap import CappedListener, ConnectionCap
 from pipeline.webhook.eventlist import BadAuditBody, parse_body, to_batch
 from pipeline.webhook.open_files import default_max_connections, open_files_limit, raise_open_files_limit, reserved_files
+from pipeline.webhook.parse_errors import ParseErrorsHandler
 from pipeline.webhook.producer import AuditProducer, KafkaRefused
 from pipeline.webhook.settings import WebhookSettings
-from pipeline.webhook.stalled_heads import HeadWatchingHandler
 from pipeline.webhook.token import BearerToken
 
 log = logging.getLogger("peregrine.webhook")
@@ -58,31 +72,30 @@ IN_FLIGHT = web.AppKey("in_flight", list)  # [posts being read, parsed or waitin
 SHUTDOWN_TIMEOUT_S = 20.0
 
 
-def _answer(status: int, body: dict, headers: dict[str, str] | None = None) -> web.Response:
-    metrics.WEBHOOK_REQUESTS.labels(str(status)).inc()
-    return web.json_response(body, status=status, headers=headers)
-
-
 async def receive(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if settings.client_ca is not None:
         certificate = _peer_certificate(request)
         if not certificate:
-            return _answer(401, {"reason": "a client certificate signed by the webhook's --client-ca is required"})
+            return answer(401, {"reason": "a client certificate signed by the webhook's --client-ca is required"})
         identity = ClientIdentity.of(certificate)
         if not request.app[CLIENT_NAMES].admits(identity):
             log.warning("refused a post from %s: a client certificate the CA signed, but for none of --client-name %s",
                         identity, ", ".join(sorted(settings.client_names)))
-            return _answer(403, {"reason": f"the client certificate ({identity}) names none of the webhook's --client-name"})
+            return answer(403, {"reason": f"the client certificate ({identity}) names none of the webhook's --client-name"})
     if not request.app[TOKEN].accepts(request.headers.get("Authorization")):
-        return _answer(401, {"reason": "missing or wrong bearer token"}, {"WWW-Authenticate": 'Bearer realm="peregrine"'})
+        return answer(401, {"reason": "missing or wrong bearer token"}, {"WWW-Authenticate": 'Bearer realm="peregrine"'})
+    content_encodings = request.headers.getall("Content-Encoding", [])
+    if not accepts_encoding(content_encodings):
+        return await _refuse_unread_body(request, unsupported_encoding(", ".join(content_encodings)))
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return _answer(413, {"reason": f"body of {request.content_length} bytes is over the limit of {limit}"})
+        return await _refuse_unread_body(
+            request, answer(413, {"reason": f"body of {request.content_length} bytes is over the limit of {limit}"}))
     app = request.app
     if app[IN_FLIGHT][0] >= settings.max_concurrent:
-        return _answer(503, {"reason": f"busy: {settings.max_concurrent} posts in flight (PEREGRINE_WEBHOOK_MAX_CONCURRENT)"},
-                       {"Retry-After": "1"})
+        return answer(503, {"reason": f"busy: {settings.max_concurrent} posts in flight (PEREGRINE_WEBHOOK_MAX_CONCURRENT)"},
+                      {"Retry-After": "1"})
     app[IN_FLIGHT][0] += 1
     try:
         return await _receive(request, settings)
@@ -96,15 +109,13 @@ async def _receive(request: web.Request, settings: WebhookSettings) -> web.Respo
         async with asyncio.timeout(settings.read_timeout_s):
             body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _answer(413, {"reason": f"body is over the limit of {limit} bytes"})
+        return await _refuse_unread_body(request, answer(413, {"reason": f"body is over the limit of {limit} bytes"}))
     except web.RequestPayloadError as error:
-        # a body its Content-Encoding (gzip, deflate) cannot decode: aiohttp raises it from read(),
-        # and the handler answered 500, which the API server retries with the same body. aiohttp
-        # closes the connection after it: the answer says so, or a client reuses it and fails
-        cause = getattr(error.__cause__, "message", None) or str(error)
-        response = _answer(400, {"reason": f"body cannot be read: {' '.join(str(cause).split())}"})
-        response.force_close()
-        return response
+        # a body its Content-Encoding (gzip, deflate) cannot decode, or whose chunks cannot be parsed
+        # (parse_errors.py): aiohttp raises it from read(); uncaught it was a 500, which the API
+        # server retries with the same body for ever. The parser cannot go on past it: the
+        # connection is closed at once, and the answer says so, or a client reuses it and fails
+        return await _answer_and_close(request, 400, {"reason": f"body cannot be read: {_unreadable_because(error)}"})
     except TimeoutError:
         log.warning("answering 408 to %s: its body was not read within %gs (PEREGRINE_WEBHOOK_READ_TIMEOUT_S)",
                     request.remote, settings.read_timeout_s)
@@ -112,7 +123,7 @@ async def _receive(request: web.Request, settings: WebhookSettings) -> web.Respo
     try:
         events = parse_body(body)
     except BadAuditBody as error:
-        return _answer(400, {"reason": str(error)})
+        return answer(400, {"reason": str(error)})
     batch = to_batch(events, settings.max_event_bytes)
     for dropped in batch.dropped:
         log.warning("audit event %s of %d bytes dropped: over %d bytes even without its request and response objects",
@@ -125,20 +136,45 @@ async def _receive(request: web.Request, settings: WebhookSettings) -> web.Respo
         await request.app[PRODUCER].send(batch.records)
     except KafkaRefused as error:
         log.warning("answering 503: %s", error)
-        return _answer(503, {"reason": str(error)}, {"Retry-After": "1"})
+        return answer(503, {"reason": str(error)}, {"Retry-After": "1"})
     metrics.WEBHOOK_EVENTS.inc(len(batch.records))
-    return _answer(200, {"accepted": len(batch.records), "trimmed": trimmed, "dropped": len(batch.dropped)})
+    return answer(200, {"accepted": len(batch.records), "trimmed": trimmed, "dropped": len(batch.dropped)})
 
 
 async def _answer_and_close(request: web.Request, status: int, body: dict) -> web.Response:
     """Send the answer, then close the connection at once: aiohttp would otherwise go on reading
-    (and dropping) the rest of the body for up to 10 s, which a slow client sends slowly."""
-    response = _answer(status, body)
+    (and dropping) the rest of the body for up to 10 s, which a slow client sends slowly, and
+    which a body the parser refused never ends."""
+    response = answer(status, body)
     response.force_close()
     await response.prepare(request)
     await response.write_eof()
     request.protocol.force_close()
     return response
+
+
+async def _refuse_unread_body(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` to a post whose body is not read, and end the connection: kept open,
+    the rest of a body over the limit (or in a coding the webhook does not decode) would be read
+    and dropped for aiohttp's 10 s, and a client that stopped sending it and went on with its
+    next request would have that request taken for body bytes. Connection: close says so. The
+    end is a half-close, as nginx's lingering close: FIN after the answer, the client's bytes
+    still read and dropped until its body has come (or 10 s) and the socket is closed. Closing
+    it at once, with the body's bytes unread, would send a reset, which can destroy the answer
+    in the client's buffers before it reads it. A TLS connection cannot be half-closed; it gets
+    Connection: close and the same close after the body."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    transport = request.transport
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
+    return response
+
+
+def _unreadable_because(error: web.RequestPayloadError) -> str:
+    cause = error.__cause__
+    return description(cause) if isinstance(cause, HttpProcessingError) else " ".join(str(error).split())
 
 
 def _peer_certificate(request: web.Request) -> dict | None:
@@ -279,7 +315,7 @@ class Receiver:
         # the runner's server keeps the connections for a graceful shutdown; keepalive_timeout:
         # aiohttp's keep-alive timer runs from a connection's opening and from each answer until
         # the next request head is complete: the read deadline for heads, and for idle connections
-        handlers = partial(HeadWatchingHandler, runner.server, loop=loop, access_log=None,
+        handlers = partial(ParseErrorsHandler, runner.server, loop=loop, access_log=None,
                            keepalive_timeout=self.settings.read_timeout_s)
         # ssl_handshake_timeout: a client that connects and never completes its TLS handshake held
         # its descriptor (and a slot of the cap) for asyncio's 60 s default; the read timeout is

@@ -55,13 +55,38 @@ def post_bytes(body: bytes = EVENTLIST, path: str = "/k8s-audit") -> bytes:
 
 async def read_answer(reader: asyncio.StreamReader, within_s: float = 20.0) -> tuple[int, bytes]:
     """(status, body) of one answer read off a raw connection, which stays open."""
-    async def read() -> tuple[int, bytes]:
+    status, _, body = await read_answer_and_headers(reader, within_s)
+    return status, body
+
+
+async def read_answer_and_headers(reader: asyncio.StreamReader, within_s: float = 20.0) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers with their names in lower case, body) of one answer read off a raw
+    connection, which stays open."""
+    async def read() -> tuple[int, dict[str, str], bytes]:
         head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
-        return status, await reader.readexactly(length)
+        status_line, *lines = head.decode("latin-1").removesuffix("\r\n\r\n").split("\r\n")
+        headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+        return int(status_line.split(" ", 2)[1]), headers, await reader.readexactly(int(headers["content-length"]))
 
     return await asyncio.wait_for(read(), within_s)
+
+
+async def hung_up_within(reader: asyncio.StreamReader, within_s: float) -> bytes:
+    """What the server sent until it closed the connection (a reset counts as closed); fails
+    if it kept the connection open ``within_s``."""
+    async def rest() -> bytes:
+        received = b""
+        try:
+            while chunk := await reader.read(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received
+
+    try:
+        return await asyncio.wait_for(rest(), within_s)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the server kept the connection open for {within_s}s") from None
 
 
 async def until(condition: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
