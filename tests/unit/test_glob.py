@@ -1,5 +1,6 @@
 """Falco's glob is glibc's fnmatch(3) with no flags (libsinsp's sinsp_utils::glob_match):
-pipeline/rules/glob.py against the C library itself, on random patterns and values."""
+pipeline/rules/glob.py against the C library itself, in the C locale, on random patterns and
+values."""
 
 from __future__ import annotations
 
@@ -19,18 +20,40 @@ from pipeline.rules.parser import parse_condition
 LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
 if LIBC is not None:
     LIBC.fnmatch.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    LIBC.newlocale.restype = ctypes.c_void_p
+    LIBC.newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+    LIBC.uselocale.restype = ctypes.c_void_p
+    LIBC.uselocale.argtypes = [ctypes.c_void_p]
+    # Falco runs in the C locale; Python sets LC_CTYPE from the environment (C.UTF-8, say),
+    # where glibc's fnmatch reads the pattern as wide characters: [=é=] is then one character
+    C_LOCALE = LIBC.newlocale(0x1FBF, b"C", None)  # glibc's LC_ALL_MASK
+    assert C_LOCALE, "newlocale(LC_ALL_MASK, \"C\")"
 
-# pieces of patterns: wildcards, sets and their syntax, escapes, POSIX classes (not as a range's
-# end, where glibc's answer depends on its internals), and ordinary characters
-PIECES = ["a", "b", "z", "1", "/", ".", ":", "*", "?", "[", "]", "!", "^", "-", "\\", "[:digit:]", "[:alpha:]", "[:punct:]", "[:space:]"]
+
+def fnmatch_3(pattern: str, value: str) -> bool:
+    """The C library's fnmatch(pattern, value, 0) == 0, in the C locale (this thread only)."""
+    before = LIBC.uselocale(C_LOCALE)
+    try:
+        return LIBC.fnmatch(pattern.encode(), value.encode(), 0) == 0
+    finally:
+        LIBC.uselocale(before)
+
+
+# pieces of patterns: wildcards, sets and their syntax, escapes, POSIX classes (a range's end
+# too), collating symbols, equivalence classes ([=a=], [===], [=]=] and [=\=] are each one
+# character; [==] and [=ab=] are malformed; "[=" and "=]" make others, closed or not), and
+# ordinary characters
+PIECES = ["a", "b", "z", "1", "/", ".", ":", "=", "*", "?", "[", "]", "!", "^", "-", "\\",
+          "[:digit:]", "[:alpha:]", "[:punct:]", "[:space:]", "[.a.]", "[..]",
+          "[=a=]", "[=-=]", "[==]", "[===]", "[=]=]", "[=\\=]", "[=ab=]", "[=", "=]"]
 
 
 @pytest.mark.skipif(LIBC is None, reason="compares with the C library's fnmatch(3) (Linux)")
 @settings(max_examples=3000, deadline=None)
-@given(pattern=st.lists(st.sampled_from(PIECES), max_size=7).map("".join).filter(lambda p: "-[:" not in p),
-       value=st.text(alphabet="abz1/.:*?[]!^-\\ ", max_size=6))
+@given(pattern=st.lists(st.sampled_from(PIECES), max_size=7).map("".join),
+       value=st.text(alphabet="abz1/.:=*?[]!^-\\ ", max_size=6))
 def test_glob_is_fnmatch_3(pattern, value):
-    assert glob_match(pattern, value) == (LIBC.fnmatch(pattern.encode(), value.encode(), 0) == 0)
+    assert glob_match(pattern, value) == fnmatch_3(pattern, value)
 
 
 @pytest.mark.skipif(LIBC is None, reason="compares with the C library's fnmatch(3) (Linux)")
@@ -41,7 +64,37 @@ def test_glob_is_fnmatch_3(pattern, value):
     ("[[.a.]-c]", "b"), ("[a-[.c.]]", "b"), ("[a-[.c.]]", "d"),
 ])
 def test_collating_symbols_are_read_as_fnmatch_3_reads_them(pattern, value):
-    assert glob_match(pattern, value) == (LIBC.fnmatch(pattern.encode(), value.encode(), 0) == 0)
+    assert glob_match(pattern, value) == fnmatch_3(pattern, value)
+
+
+@pytest.mark.skipif(LIBC is None, reason="compares with the C library's fnmatch(3) (Linux)")
+@pytest.mark.parametrize(("pattern", "value"), [
+    ("[[=c=]]", "c"), ("[[=c=]]", "c]"), ("[[=c=]]", "[]"), ("[[=c=]d]", "d"),  # one character, as c
+    ("[[===]]", "="), ("[[=]=]]", "]"), ("[[=]=]]", "[=]=]]"),  # "=" and "]" may be the character
+    ("[[=\\=]]", "\\"), ("[[=\\]=]]", "]]"), ("[[=\\]=]]", "[]"),  # no escape inside: [=\=] is "\"
+    ("[[==]]", "="), ("[[==]]", "[]"), ("[[=ab=]]", "a"), ("[[=ab=]]", "[]"),  # malformed: "[" is a member
+    ("[a[=bc=]]", "a]"), ("[a[=bc=]]", "b]"), ("[a[=bc=]]", "[]"),  # ... but after a match, nothing
+    ("[!a[=bc=]]", "x]"), ("[![=bc=]a]", "xa]"), ("[![=c=]]", "c"), ("[![=c=]]", "d"),
+    ("[[=a=]-z]", "-"), ("[[=a=]-z]", "b"),  # no range starts at an equivalence class
+    ("[a-[=c=]]", "b"), ("[a-[=c=]]", "=]"),  # a range ends at "[", then "=c=" are members
+    ("[[=", "[[="), ("[[=a", "[[=a"), ("[[=a=", "[[=a="), ("[[[=", "[[[="),  # never closed
+    ("[a[=a=]", "[aa"), ("[a[=a=]", "a"), ("*[a[=bc=]]", "xa]"), ("*[a[=bc=]]", "x[]"),
+    ("[[=é=]]", "=]"), ("[[=é=]]", "é"), ("[a[=é=]]", "a]"),  # C locale: é is two bytes, not one
+])
+def test_equivalence_classes_are_read_as_fnmatch_3_reads_them(pattern, value):
+    assert glob_match(pattern, value) == fnmatch_3(pattern, value)
+
+
+@pytest.mark.skipif(LIBC is None, reason="compares with the C library's fnmatch(3) (Linux)")
+@pytest.mark.parametrize(("pattern", "value"), [
+    # glibc tries a set's members in order: one malformed after the member that matched is not read
+    ("[a[.bc.]]", "a"), ("[a[.bc.]]", "b"), ("[a[..]b]", "a"), ("[a[:foo:]b]", "a"), ("[a[:foo:]b]", "b"),
+    ("[[:a-:]]", ":]"), ("[[:]:]", "[:]"), ("[[.a.]-]", "a"), ("[[.a.]-]", "-"),
+    ("[[a-", "[[a-"), ("[a-", "[a-"), ("[1/-[:space:]", "1"), ("[[", "[["),  # never closed
+    ("[[.é.]]", "é"), ("[[.é.]]", "["),  # C locale: a collating symbol of two bytes is refused
+])
+def test_set_members_are_tried_in_order_as_fnmatch_3_does(pattern, value):
+    assert glob_match(pattern, value) == fnmatch_3(pattern, value)
 
 
 @pytest.mark.parametrize(("condition", "name", "expected"), [
