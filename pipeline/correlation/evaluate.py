@@ -846,8 +846,10 @@ class CorrelationEvaluator:
                 completed = _newest_per_ending(completed)
         if early:
             waiting = self._hold(correlation, current, indexes, waiting)
+            if hits[-1] and waiting:  # an older end of a chain a newer event ended
+                held.ended_earlier(waiting, current.record(steps[-1])["id"], time, last_index - 1)
         if completed and waiting:  # what a match took is not held for another (in order, it would not be)
-            waiting = held.spent(waiting, completed, last_index - 1)
+            waiting = held.spent(waiting, completed, last_index - 1, span)
         if waiting:
             state["h"] = waiting
         else:
@@ -873,7 +875,7 @@ class CorrelationEvaluator:
                           and held.fits(entry, partial["b"]) and not held.broken(partial, entry["t"])
                           and ("o" not in partial or entry["t"] < partial["o"])
                           and not _replayed(entry["r"], partial["e"], by_id)
-                          and ("c" not in entry or not held.ended(entry, partial["b"]))), key=lambda entry: entry["t"])
+                          and ("c" not in entry or not held.ended(entry, partial["b"], partial["l"]))), key=lambda entry: entry["t"])
         if not fitting:
             return [partial]
         # without bindings the earliest held event takes the step; the partial stays open for an

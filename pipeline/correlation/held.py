@@ -100,21 +100,21 @@ def left_to_older(partial: dict[str, Any], time: int) -> dict[str, Any]:
     return dict(partial, o=time)
 
 
-def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: int) -> list[dict[str, Any]]:
+def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: int, span: int) -> list[dict[str, Any]]:
     """The held events once ``completed`` matches were made (``last``: the last step's index). What a
     match took for an earlier step is held for no other (in order, it would have been taken by
     this chain, whose other partials close with it). The event that ended a match stays held
     for the partials bound otherwise, which it would have ended too in order; it is marked with
-    the bindings it ended (``"c"``) so that no partial bound the same way ends with it again."""
+    the chain it ended (``"c"``, see :func:`ending_mark`) so that no partial bound the same way
+    (every partial, for a sequence without bindings), which in order would have been that chain,
+    ends with it again; once an older event that could have ended the chain arrives, the partials
+    that reach the last step after that one may (:func:`ended_earlier`)."""
     used: set[tuple[Any, int]] = set()
-    endings: dict[tuple[Any, int], list[str]] = {}
+    endings: dict[tuple[Any, int], list[list[Any]]] = {}
     for match in completed:
         *earlier, ending = match["e"]
         used.update((record["id"], record["t"]) for record in earlier)
-        if match["b"]:  # without bindings no other partial could end with it
-            endings.setdefault((ending["id"], ending["t"]), []).append(bindings_text(match["b"]))
-        else:
-            used.add((ending["id"], ending["t"]))
+        endings.setdefault((ending["id"], ending["t"]), []).append(ending_mark(match, span))
     out = []
     for entry in waiting:
         record = entry["r"]
@@ -130,9 +130,51 @@ def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: 
     return out
 
 
-def ended(entry: dict[str, Any], bound: dict[str, Any]) -> bool:
-    """Whether a held last step already ended a match bound as a partial with ``bound`` would be."""
-    return bindings_text(dict(bound, **entry["v"]) if entry["v"] else bound) in entry["c"]
+def ending_mark(match: dict[str, Any], span: int) -> list[Any]:
+    """What a held last step remembers of the chain it ended: ``[its bindings (text), the time the
+    chain ended in event time, the time it reached its last step, the latest time it could end]``.
+    The end is the ending event's own time until an older event that could have ended the chain
+    arrives (:func:`ended_earlier`)."""
+    before = match["e"][-2]["t"] if len(match["e"]) > 1 else match["f"]
+    return [bindings_text(match["b"]), match["l"], before, match["f"] + span]
+
+
+def ended_earlier(waiting: list[dict[str, Any]], event_id: Any, time: int, last: int) -> None:
+    """The held last step of ``event_id`` at ``time``, if it fits a chain a newer event ended, is
+    the event that ended that chain in event time: the chain's marks end at ``time`` (a partial
+    bound the same way that reaches the last step after it is not that chain: in order the newer
+    event would have ended that partial), and this entry carries them too."""
+    entry = next((other for other in reversed(waiting) if other["k"] == last and other["t"] == time
+                  and other["r"]["id"] == event_id), None)
+    if entry is None:
+        return  # not held (the group's held limit)
+    for other in waiting:
+        if other is entry or "c" not in other:
+            continue
+        for mark in other["c"]:
+            # a mark written before marks recorded their chain (a string) ends at its entry's time
+            if isinstance(mark, str) or not mark[2] <= time < mark[1] or time > mark[3]:
+                continue
+            if not fits(entry, json.loads(mark[0])):
+                continue
+            mark[1] = time
+            marks = entry.setdefault("c", [])
+            if not any(not isinstance(own, str) and own[0] == mark[0] and own[2] == mark[2] for own in marks):
+                marks.append(list(mark))
+
+
+def ended(entry: dict[str, Any], bound: dict[str, Any], last: int) -> bool:
+    """Whether a held last step already ended a match bound as a partial with ``bound``, whose last
+    event is at ``last``, would be: a chain bound the same way that had not ended by ``last``, which
+    in event-time order the partial would have been merged with."""
+    text = bindings_text(dict(bound, **entry["v"]) if entry["v"] else bound)
+    for mark in entry["c"]:
+        if isinstance(mark, str):
+            if mark == text:
+                return True
+        elif mark[0] == text and last <= mark[1]:
+            return True
+    return False
 
 
 def bindings_text(bound: dict[str, Any]) -> str:
@@ -145,4 +187,4 @@ def broken(partial: dict[str, Any], time: int) -> bool:
     return until is not None and time >= until
 
 
-__all__ = ["NEVER", "UNTIL", "bindings_text", "broken", "covers", "end", "ended", "fits", "hold", "left_to_older", "mark", "spent", "until_after"]
+__all__ = ["NEVER", "UNTIL", "bindings_text", "broken", "covers", "end", "ended", "ended_earlier", "ending_mark", "fits", "hold", "left_to_older", "mark", "spent", "until_after"]

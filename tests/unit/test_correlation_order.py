@@ -135,3 +135,17 @@ def test_out_of_order_arrival_within_the_lateness_alerts_as_often_as_event_time_
     expected = matches(text, in_time, LIMITS)
     got = matches(text, arrival, LIMITS)
     assert len(got) >= len(expected), (expected, got)
+
+
+def test_an_older_end_arriving_after_a_newer_one_ended_the_chain_frees_the_newer_for_the_next_chain():
+    """Hypothesis's example (seed 2477): in event time get y, create, delete y (10.0) end one chain,
+    and get y (9.0), create (10.5), delete y (10.7) a second. The delete at 10.7 arrives first and ends
+    the first chain; the older delete then arrives: in event time it ended that chain, so the one at
+    10.7 is left for the second chain, which reaches its last step after 10.0."""
+    get_y, create, get_y2 = audit(3, 8.1, "get", "y"), audit(5, 8.2, "create"), audit(13, 9.0, "get", "y")
+    delete_old, create2, delete_new = audit(6, 10.0, "delete", "y"), audit(4, 10.5, "create"), audit(15, 10.7, "delete", "y")
+    in_time = [get_y, create, get_y2, delete_old, create2, delete_new]
+    arrival = [get_y, create, get_y2, delete_new, delete_old, create2]
+    for text in (BOUND, PLAIN):
+        assert len(matches(text, in_time, LIMITS)) == 2
+        assert len(matches(text, arrival, LIMITS)) == 2, text
