@@ -13,28 +13,15 @@ import asyncio
 import aiohttp
 
 from pipeline import metrics
-from webhook_serving import EVENTLIST, loopback_settings, post_bytes, read_answer, self_signed, serving, trusting
+from webhook_serving import (EVENTLIST, hung_up_within, loopback_settings, post_bytes, read_answer, self_signed, serving,
+                             trusting)
 
 READ_TIMEOUT_S = 1.0
 HANG_UP_WITHIN_S = 20.0  # a server that never hangs up fails the test after this
 
 
-async def _hung_up(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sent until it closed the connection (a reset counts as closed)."""
-    received = b""
-    try:
-        while chunk := await reader.read(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
-
-
 async def _until_hung_up(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await asyncio.wait_for(_hung_up(reader), HANG_UP_WITHIN_S)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"the server kept the connection open for {HANG_UP_WITHIN_S}s") from None
+    return await hung_up_within(reader, HANG_UP_WITHIN_S)
 
 
 async def _drip(writer: asyncio.StreamWriter, data: bytes, pause_s: float = 0.2) -> None:
