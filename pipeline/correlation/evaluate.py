@@ -847,7 +847,7 @@ class CorrelationEvaluator:
         if early:
             waiting = self._hold(correlation, current, indexes, waiting)
             if hits[-1] and waiting:  # an older end of a chain a newer event ended
-                held.ended_earlier(waiting, current.record(steps[-1])["id"], time, last_index - 1)
+                held.ended_earlier(waiting, current.ident()[0], time, last_index - 1)
         if completed and waiting:  # what a match took is not held for another (in order, it would not be)
             waiting = held.spent(waiting, completed, last_index - 1, span)
         if waiting:
