@@ -11,6 +11,7 @@ import faust
 from mode.utils.objects import cached_property
 
 from pipeline.state.changelog_acks import AckedChangelogTable
+from pipeline.stream.backlog import Backlog
 from pipeline.stream import kafka_crc, rewind, stale_fetch
 from pipeline.stream.bounded_stop import BoundedStop
 from pipeline.stream.credentials import faust_credentials
@@ -26,8 +27,10 @@ kafka_crc.install()
 # the broker holds a fetch at most this long, not Faust's fixed 1.5 s: pipeline/stream/fetch_wait.py
 use_fetch_max_wait(settings.fetch_max_wait_ms)
 # after a rebalance, never-committed stream partitions rewind too, and changelog partitions go back
-# to where recovery is, so records fetched and dropped during it are not skipped: pipeline/stream/rewind.py
-rewind.install()
+# to where recovery is, so records fetched and dropped during it are not skipped: pipeline/stream/rewind.py;
+# where each partition's reading starts goes to the backlog (pipeline/stream/backlog.py)
+backlog = Backlog()
+rewind.install(backlog.started)
 # records fetched before a seek of their partition (the end of a rebalance's recovery) are not
 # handed to the streams after it, where Faust took them for a gap and committed past records no
 # worker processed: pipeline/stream/stale_fetch.py

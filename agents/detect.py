@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import gc
 
-from agents.app import (alerts_topic, app, correlation_state, deadletter_topic, ocsf_topic, other_topics, process_tree,
+from agents.app import (alerts_topic, app, backlog, correlation_state, deadletter_topic, ocsf_topic, other_topics, process_tree,
                         regroup_topic, repartition_topic, settings, syscall_topics)
 from pipeline.stream.delivery import BatchDelivery, build_processor
 
@@ -34,6 +34,8 @@ def delivery() -> BatchDelivery:
             table=process_tree,
             correlation_table=correlation_state,
             topic_factory=lambda name: app.topic(name, key_serializer="raw", value_serializer="raw"),
+            backlog=backlog,
+            consumer=lambda: app.consumer,
         )
         _tune_gc()
     return _delivery

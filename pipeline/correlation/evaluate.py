@@ -198,6 +198,7 @@ class CorrelationStats:
     corrupt_groups: int = 0  # dropped because their stored state could not be read
     idle_origins: int = 0  # regroup origins left out of their clock's watermark after regroup_idle without an envelope
     progress: int = 0  # regroup progress records taken (an input partition's newest event time; no event)
+    behind: int = 0  # origins a regroup clock waited for on a behind record (unread events, no time of theirs yet)
     forgotten_origins: int = 0  # regroup origins forgotten to stay under max_regroup_origins
 
 
@@ -560,6 +561,42 @@ class CorrelationEvaluator:
         self.stats.progress += 1
         self._expire(clock, watermark)
 
+    def behind(self, source: str, origin: str, until: int) -> None:
+        """A behind record from the regroup topic: ``origin`` (an input topic partition) has
+        events of ``source`` its worker has not read yet, of unknown time; that worker's batch
+        read others up to ``until``. If the regrouped clock has no time of ``origin``, it waits
+        for it: ``origin`` joins its origins at -1, so the merged time (their oldest) cannot
+        move until ``origin`` reports a time, or goes idle ``regroup_idle`` past ``until`` (the
+        record is heard from at ``until``: the batch's forwards that follow it, up to that
+        time, do not make it idle). An origin the clock has a time of is left as it is: a
+        backlog that never reads as drained (a transactional producer's last commit marker)
+        holds no watermark for ever."""
+        if source not in self.regroup_sources:
+            return
+        clock = self._clock(source + REGROUPED)
+        origins = self._origins.get(clock)
+        if origins is None:  # started by its first time (_merged_watermark)
+            origins = self._origins[clock] = _Origins(-1)
+            self.clocks.setdefault(clock, 0)
+        if until > self._horizon and until > self._refresh_horizon():
+            until = origins.high  # from the future: heard now
+        newest, heard = origins.newest, origins.heard
+        known = newest.get(origin)
+        if known is None:
+            if len(newest) >= self.limits.max_regroup_origins:
+                forgotten = next(iter(heard))
+                del heard[forgotten], newest[forgotten]
+                self.stats.forgotten_origins += 1
+            newest[origin] = -1
+            self.stats.behind += 1
+        elif known >= 0:
+            return
+        else:
+            del heard[origin]
+        # at the end of ``heard`` though ``until`` may be past ``high``: another origin heard
+        # before ``high`` reaches it can only be found idle later than it would, never earlier
+        heard[origin] = max(until, origins.high)
+
     def _merged_watermark(self, clock: Hashable, origin: Hashable, time: int, event: bool = True) -> int | None:
         """A regrouped clock's watermark once ``origin`` forwarded an event (else, ``event``
         False, a progress record) at ``time`` (None: ``time`` is from the future; an event is
@@ -576,18 +613,24 @@ class CorrelationEvaluator:
                 return None
             if origins is None:
                 origins = self._origins[clock] = _Origins(time)
+            elif origins.start < 0:  # created by a behind record: starts at its first time
+                origins.start = time
             origins.high = time
         high = origins.high
         newest, heard = origins.newest, origins.heard
         known = newest.get(origin)
+        # an origin's time is what its progress records say: its worker forwards a batch's events
+        # group by group, so its envelopes arrive out of event time, and one regroup batch may end
+        # between them; a legacy origin (an earlier Peregrine's envelopes, no progress) moves with them
+        moves = not event or origin is LEGACY_ORIGIN
         if known is None:
             if len(newest) >= self.limits.max_regroup_origins:
                 forgotten = next(iter(heard))
                 del heard[forgotten], newest[forgotten]
                 self.stats.forgotten_origins += 1
-            newest[origin] = time
+            newest[origin] = time if moves else -1
         else:
-            if time > known:
+            if moves and time > known:
                 newest[origin] = time
             del heard[origin]
         heard[origin] = high  # ``heard`` stays in the order of its values: ``high`` only grows

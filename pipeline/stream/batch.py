@@ -19,7 +19,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterable, Iterator, Protocol, Sequence
 
 import orjson
 
@@ -33,7 +33,7 @@ from pipeline.ingest.keys import HOST, host_key
 from pipeline.json_bytes import json_bytes
 from pipeline.state.containers import ContainerIndex, ContainerLimits
 from pipeline.state.process_tree import ProcessTree, TreeLimits, as_produced
-from pipeline.stream.regroup import envelope, is_progress, open_envelope, open_progress, origin_of, progress_record, regrouped_here
+from pipeline.stream.regroup import behind_record, envelope, is_progress, open_envelope, open_progress, origin_of, progress_record, regrouped_here
 from pipeline.stream.settings import REGROUP
 
 log = logging.getLogger("peregrine.batch")
@@ -85,6 +85,9 @@ class BatchResult:
     regrouped: dict[bytes, list[bytes]] = field(default_factory=dict)  # regroup topic: group key -> envelopes
     # regroup topic: partition -> progress records (every partition, the same lines), produced after ``regrouped``
     progress: dict[int, list[bytes]] = field(default_factory=dict)
+    # regroup topic: partition -> behind records (every partition, the same lines), produced before ``regrouped``
+    behind: dict[int, list[bytes]] = field(default_factory=dict)
+    read_until: dict[str, int] = field(default_factory=dict)  # source -> the newest time its progress records say
     # the batch's correlation state changes, sealed: written to the table (and its changelog) once
     # the batch is delivered (TableCorrelationStore.commit), dropped if it is given up (discard)
     correlation_writes: Any = None
@@ -158,6 +161,19 @@ class BatchProcessor:
         self._loaded_names = frozenset(c.name for c in correlator.correlations) if correlator is not None else frozenset()
         # the sources whose input partitions report their progress to every regroup partition
         self._progress_sources = self._regrouping.regroup_sources if self._regrouping is not None else frozenset()
+
+    def behind_records(self, result: BatchResult, unread: Iterable[tuple[str, int]]) -> None:
+        """Once a batch that read a source with regrouped correlations is processed: a behind
+        record for each of ``unread`` (input topic partitions this worker owns and has not read
+        to their end) of such a source, for every regroup partition, produced before the batch's
+        forwards (pipeline/stream/regroup.py)."""
+        if not result.progress:
+            return
+        until = result.read_until
+        lines = [behind_record(source, origin_of(topic, partition), until[source]) for topic, partition in unread
+                 if (source := self.source_topics.get(topic)) in until]
+        if lines:
+            result.behind = {partition: lines for partition in range(self.partitions)}
 
     def partition_of(self, container_id: str) -> int:
         found = self._partition_cache.get(container_id)
@@ -305,6 +321,9 @@ class BatchProcessor:
         if progress:
             lines = [progress_record(source, origin, time) for origin, (source, time) in progress.items()]
             result.progress = {partition: lines for partition in range(self.partitions)}
+            for source, time in progress.values():
+                if time > result.read_until.get(source, -1):
+                    result.read_until[source] = time
         if self.correlation_store is not None:
             # each group this batch changed, logged once, after the batch's delivery
             result.correlation_writes = self.correlation_store.seal(writes)
@@ -461,11 +480,13 @@ class BatchProcessor:
                     continue
                 if is_progress(item):  # an input partition's progress: no event (names None below)
                     try:
-                        source, origin, time = open_progress(item)
+                        source, origin, time, behind = open_progress(item)
                     except ValueError as error:
                         refusals.add(dl.SCHEMA, str(error), item, index)
                         continue
-                    opened.append((time, len(opened), message, refusals, index, item, source, None, None, origin))
+                    # a behind record first (as untimed): it only makes the clock wait for its origin
+                    opened.append((-1 if behind else time, len(opened), message, refusals, index, item, source, None,
+                                   time if behind else None, origin))
                     continue
                 try:
                     source, names, event, origin = open_envelope(item)
@@ -487,9 +508,12 @@ class BatchProcessor:
             if store is not None:
                 store.bind(message.ref, writes)  # the group's partition: its message's
             try:
-                if names is None:
+                if names is None:  # a progress record, or a behind record (its time in ``event``)
                     if correlator is not None:
-                        correlator.progress(source, origin, time)
+                        if event is None:
+                            correlator.progress(source, origin, time)
+                        else:
+                            correlator.behind(source, origin, event)
                     continue
                 alerts = self.scanner.scan_regrouped(event, source, names, origin)
             except Exception as error:  # noqa: BLE001 - nothing a producer sends may stop the worker

@@ -56,6 +56,7 @@ from pipeline.sinks.opensearch import AlertSink, template_for_prefix
 from pipeline.state.containers import ContainerLimits
 from pipeline.state.process_tree import TreeLimits
 from pipeline.state.table_partition import PartitionEvent
+from pipeline.stream.backlog import Backlog
 from pipeline.stream.batch import BatchProcessor, Message, ndjson_records
 from pipeline.stream.credentials import opensearch_options
 from pipeline.stream.regroup import regrouped_correlations
@@ -232,8 +233,14 @@ class BatchDelivery:
         table: Any = None,
         correlation_table: Any = None,
         topic_factory: Callable[[str], Any] | None = None,
+        backlog: Backlog | None = None,
+        consumer: Callable[[], Any] | None = None,
     ) -> None:
+        """``backlog`` and ``consumer`` (the worker's Faust consumer, when asked): which owned
+        input partitions have records not read yet, for the regroup clocks' behind records."""
         self.settings = settings
+        self.backlog = backlog
+        self._consumer = consumer
         self.processor = processor
         self.alerts = alerts
         self.deadletters = deadletters
@@ -316,6 +323,8 @@ class BatchDelivery:
                         result = done.value
                         break
                     await asyncio.sleep(0)  # let Faust's fetch loop run: the next messages arrive meanwhile
+                if self.backlog is not None:
+                    self._note_backlog(messages, result)
             except Exception:  # noqa: BLE001 - a bug must not ack; crash loudly instead of losing events
                 log.exception("batch processing failed; the worker stops without acking this batch")
                 os._exit(70)
@@ -415,6 +424,16 @@ class BatchDelivery:
             self._in_flight_messages.pop(name, None)
         return not pending
 
+    def _note_backlog(self, messages: list, result: Any) -> None:
+        """The batch's messages are read; if it read a source with regrouped correlations, the
+        owned partitions of such sources still behind get behind records (pipeline/stream/backlog.py)."""
+        backlog = self.backlog
+        for message in messages:
+            backlog.took(message.topic, message.partition, message.offset)
+        if result.progress and self._consumer is not None:
+            consumer = self._consumer()
+            self.processor.behind_records(result, backlog.behind(consumer.assignment(), consumer.highwater))
+
     def _follow_assignment(self) -> None:
         """When this worker's partitions change, the container index keeps only the owned
         partitions' containers and learns those recovered into the table, so they expire too."""
@@ -447,6 +466,12 @@ class BatchDelivery:
         for key, value in result.forwards:
             pending.append(await self.repartition.send(key=key, value=value))
             metrics.FORWARDED.inc(value.count(b"\n") + 1)
+        # before the forwards: a clock learns of a backlog before other partitions' events move it
+        for partition, lines in result.behind.items():
+            if self.regroup is None:
+                raise RuntimeError("behind records but no regroup topic")
+            for record in ndjson_records(lines):
+                pending.append(await self.regroup.send(key=PROGRESS_KEY, value=record, partition=partition))
         for key, lines in result.regrouped.items():
             if self.regroup is None:  # a processor that regroups needs the topic: a wiring bug, not input
                 raise RuntimeError("events to regroup but no regroup topic")

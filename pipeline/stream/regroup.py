@@ -42,6 +42,21 @@ dead letter. A worker from before progress records reads one as an envelope with
 ``event``: a ``schema`` dead letter (a rolling upgrade leaves such dead letters, no event lost).
 One origin heard from neither way for ``regroup_idle`` of event time (its partition not read)
 is left out of the watermark until it is heard from again.
+
+Behind records. A worker that starts with a backlog may read one input partition far ahead
+of another it owns (Faust takes what the fetcher returns: a first batch can hold one partition's
+records only). The partition read first moved a clock that had not heard of the other past the
+other's events, which were then late (the atelier's burst of forbidden execs, 20 in 7 s, lost
+that way when the worker started behind). So before a batch's forwards, a worker whose batch
+read a source with regrouped correlations sends every regroup partition one line per input
+partition of that source it owns and has not read to its end (its next offset below the
+partition's high watermark, pipeline/stream/backlog.py):
+``{"source": ..., "origin": "topic:partition", "behind": ns}``, ``ns`` the newest event time of
+that source the batch read (its progress records' newest). A clock that has no time for that
+origin yet waits for it: its watermark does not move until the origin reports a time, or goes
+idle, ``regroup_idle`` past the last behind record's time. An origin the clock has a time for is
+left as it is: its time holds the watermark already (and a partition that never reads as
+drained, a transactional producer's last commit marker past its last record, holds nothing).
 """
 
 from __future__ import annotations
@@ -81,21 +96,31 @@ def progress_record(source: str, origin: str, time: int) -> bytes:
     return orjson.dumps({"source": source, "origin": origin, "progress": time})
 
 
+def behind_record(source: str, origin: str, until: int) -> bytes:
+    """A behind record: ``origin`` has events of ``source`` its worker has not read yet; the
+    batch sending it read other partitions' events of ``source`` up to ``until`` (ns)."""
+    return orjson.dumps({"source": source, "origin": origin, "behind": until})
+
+
 def is_progress(item: Any) -> bool:
-    """Whether a decoded line of the regroup topic is a progress record (no ``event``)."""
-    return item.__class__ is dict and "progress" in item and "event" not in item
+    """Whether a decoded line of the regroup topic is a progress or behind record (no ``event``)."""
+    return item.__class__ is dict and ("progress" in item or "behind" in item) and "event" not in item
 
 
-def open_progress(item: dict) -> tuple[str, str, int]:
-    """(source, origin, time) of a decoded progress record; ValueError naming what is wrong."""
-    source, origin, time = item.get("source"), item.get("origin"), item.get("progress")
+def open_progress(item: dict) -> tuple[str, str, int, bool]:
+    """(source, origin, time, behind) of a decoded progress record (``behind`` False) or behind
+    record (True, the time its ``behind``); ValueError naming what is wrong."""
+    source, origin = item.get("source"), item.get("origin")
     if not isinstance(source, str) or not source:
         raise ValueError("a regroup progress record needs a 'source' string")
     if not isinstance(origin, str) or not origin or len(origin) > MAX_ORIGIN_CHARS:
         raise ValueError(f"a regroup progress record's 'origin' must be a topic partition name of 1 to {MAX_ORIGIN_CHARS} characters")
+    behind = "progress" not in item
+    time = item["behind"] if behind else item["progress"]
     if not isinstance(time, int) or isinstance(time, bool) or time < 0:
-        raise ValueError("a regroup progress record's 'progress' must be an event time, a non-negative integer (ns)")
-    return source, origin, time
+        kind, name = ("behind", "behind") if behind else ("progress", "progress")
+        raise ValueError(f"a regroup {kind} record's '{name}' must be an event time, a non-negative integer (ns)")
+    return source, origin, time, behind
 
 
 def open_envelope(item: Any) -> tuple[str, list[str], dict, str | None]:

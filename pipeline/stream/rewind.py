@@ -33,18 +33,24 @@ recovery applied (Faust's own ``active_offsets``/``standby_offsets``): what
 was dropped is fetched again, and what was not is skipped by recovery as
 already seen. A partition recovery has no offset for yet is left alone:
 recovery seeks it itself.
+
+Where each stream partition's reading starts (its committed offset, or its
+first one when rewound) goes to the hook :func:`install` is given: the
+worker's :class:`~pipeline.stream.backlog.Backlog`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline.stream import stale_fetch
 
 log = logging.getLogger("peregrine.worker")
+
+_on_started: Callable[[Mapping[Any, int]], None] | None = None  # see install()
 
 
 def uncommitted_stream_partitions(committed: Mapping[Any, int | None], is_changelog: Any) -> list:
@@ -74,6 +80,7 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         rewind = uncommitted_stream_partitions(committed, self.consumer._is_changelog_tp)
         if rewind:
             await consumer.seek_to_beginning(*rewind)
+        if rewind:
             stamps = stale_fetch.stamps_of(consumer._fetcher)  # records fetched before this are stale
             for tp in rewind:
                 stamps.sought(tp)
@@ -82,10 +89,24 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         for tp, offset in changelogs.items():
             if tp in assigned:
                 consumer.seek(tp, offset)
+        if _on_started is not None:  # after the seeks and their stamps: this awaits a broker's answer
+            try:
+                starts = {tp: offset for tp, offset in committed.items() if offset and not self.consumer._is_changelog_tp(tp)}
+                if rewind:
+                    starts.update(await consumer.beginning_offsets(rewind))
+                _on_started(starts)
+            except Exception:  # noqa: BLE001 - only the regroup clocks' knowledge of a backlog depends on it
+                log.warning("could not read where the assigned partitions start; no behind records until the next assignment",
+                            exc_info=True)
+                _on_started({})
         return committed
 
     return await self.call_thread(seek)
 
 
-def install() -> None:
+def install(on_started: Callable[[Mapping[Any, int]], None] | None = None) -> None:
+    """``on_started``: called, on the consumer's thread, with where each stream partition's
+    reading starts after each assignment's seek."""
+    global _on_started
+    _on_started = on_started
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]

@@ -59,10 +59,16 @@ _ids = iter(range(1_000_000))
 
 def forward(ev: CorrelationEvaluator, origin: str | None, at: int, user: str = "mallory", exec_: bool = True) -> list:
     """An event back from the regroup topic, forwarded from ``origin``: a forbidden exec by
-    ``user`` at ``at`` (else a get that matches no step but moves the clock)."""
+    ``user`` at ``at`` (else a get that matches no step but moves the clock), then, as a worker
+    sends after each batch's forwards, ``origin``'s progress record at ``at`` (an origin's time
+    moves with its progress records; envelopes without origin, an earlier Peregrine's, move
+    it themselves)."""
     event = {"ka.auditid": f"id-{next(_ids)}", "evt.time": at, "ka.user.name": user, "ka.verb": "create" if exec_ else "get",
              "ka.target.resource": "pods", "ka.target.subresource": "exec" if exec_ else "", "ka.response.code": "403"}
-    return ev.process(event, "k8s_audit", regrouped=[NAME], origin=origin)
+    alerts = ev.process(event, "k8s_audit", regrouped=[NAME], origin=origin)
+    if origin is not None:
+        ev.progress("k8s_audit", origin, at)
+    return alerts
 
 
 def known_and_past_start(ev: CorrelationEvaluator, lagging: str | None, leading: str = A) -> None:
