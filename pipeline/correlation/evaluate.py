@@ -53,7 +53,11 @@ the input topic partition the event was read from (``"topic:partition"``,
 carried by the envelope; envelopes an earlier Peregrine wrote name none and
 count as one legacy origin), so a partition lagging behind the others (a
 backlog, a slower worker, a partition replayed after a restart) holds the
-watermark back and loses nothing. Few events are forwarded (only those
+watermark back and loses nothing. An origin's time moves with its progress
+records only (a legacy origin's with its envelopes): a worker forwards a
+batch's events group by group, out of event time, and a regroup batch may end
+between two groups. A behind record (:meth:`behind`) makes a clock wait for an
+origin its worker has not read to the end yet. Few events are forwarded (only those
 matching a step), so an origin also reports how far it has got: as Kafka
 Streams and Flink carry watermarks through a repartition, the worker sends
 every regroup partition, after each batch's forwards, a progress record per
