@@ -886,15 +886,19 @@ class CorrelationEvaluator:
         for partial in grown:
             kept.extend(self._take_held(partial, waiting, steps, span, by_id, completed, watermark) if waiting else (partial,))
         if completed:
-            # a chain alerts once: the partials grown from a completed match's first event go with it
-            origins = {(match["e"][0]["id"], match["f"]) for match in completed}
-            kept = [p for p in kept if (p["e"][0]["id"], p["f"]) not in origins]
-            if len(completed) > 1:
-                completed = _newest_per_ending(completed)
+            kept, completed = _closed_with(kept, completed)
         if early:
             waiting = self._hold(correlation, current, indexes, waiting)
-            if hits[-1] and waiting:  # an older end of a chain a newer event ended
-                held.ended_earlier(waiting, current.ident()[0], time, last_index - 1)
+            # an older end of a chain a newer event ended: the newer one may end a partial already
+            # open, which reached the last step after this event (in event time it would have)
+            if hits[-1] and waiting and held.ended_earlier(waiting, current.ident()[0], time, last_index - 1):
+                more: list[dict[str, Any]] = []
+                kept = [out for partial in kept for out in
+                        (self._take_held(partial, waiting, steps, span, by_id, more, watermark)
+                         if partial["n"] == last_index - 1 and partial["l"] > time else (partial,))]
+                if more:
+                    kept, more = _closed_with(kept, more)
+                    completed.extend(more)
         if completed and waiting:  # what a match took is not held for another (in order, it would not be)
             waiting = held.spent(waiting, completed, last_index - 1, span)
         if waiting:
@@ -1075,6 +1079,16 @@ class CorrelationEvaluator:
 def _advanced(partial: dict[str, Any], time: int, record: dict[str, Any], bound: dict[str, Any]) -> dict[str, Any]:
     """``partial`` one step on, by the event of ``record`` at ``time``, bound so."""
     return {"n": partial["n"] + 1, "f": partial["f"], "l": time, "e": partial["e"] + [record], "b": bound}
+
+
+def _closed_with(kept: list[dict[str, Any]], completed: list[dict[str, Any]]) -> tuple[list, list]:
+    """A chain alerts once: the partials grown from a completed match's first event close with
+    it; of matches ended by one event, the newest."""
+    origins = {(match["e"][0]["id"], match["f"]) for match in completed}
+    kept = [p for p in kept if (p["e"][0]["id"], p["f"]) not in origins]
+    if len(completed) > 1:
+        completed = _newest_per_ending(completed)
+    return kept, completed
 
 
 def _newest_per_ending(completed: list[dict[str, Any]]) -> list[dict[str, Any]]:

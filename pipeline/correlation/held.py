@@ -139,15 +139,17 @@ def ending_mark(match: dict[str, Any], span: int) -> list[Any]:
     return [bindings_text(match["b"]), match["l"], before, match["f"] + span]
 
 
-def ended_earlier(waiting: list[dict[str, Any]], event_id: Any, time: int, last: int) -> None:
+def ended_earlier(waiting: list[dict[str, Any]], event_id: Any, time: int, last: int) -> bool:
     """The held last step of ``event_id`` at ``time``, if it fits a chain a newer event ended, is
     the event that ended that chain in event time: the chain's marks end at ``time`` (a partial
     bound the same way that reaches the last step after it is not that chain: in order the newer
-    event would have ended that partial), and this entry carries them too."""
+    event would have ended that partial), and this entry carries them too. Whether a mark moved:
+    the newer event may now end a partial already open."""
     entry = next((other for other in reversed(waiting) if other["k"] == last and other["t"] == time
                   and other["r"]["id"] == event_id), None)
     if entry is None:
-        return  # not held (the group's held limit)
+        return False  # not held (the group's held limit)
+    moved = False
     for other in waiting:
         if other is entry or "c" not in other:
             continue
@@ -158,9 +160,11 @@ def ended_earlier(waiting: list[dict[str, Any]], event_id: Any, time: int, last:
             if not fits(entry, json.loads(mark[0])):
                 continue
             mark[1] = time
+            moved = True
             marks = entry.setdefault("c", [])
             if not any(not isinstance(own, str) and own[0] == mark[0] and own[2] == mark[2] for own in marks):
                 marks.append(list(mark))
+    return moved
 
 
 def ended(entry: dict[str, Any], bound: dict[str, Any], last: int) -> bool:

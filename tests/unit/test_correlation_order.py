@@ -149,3 +149,18 @@ def test_an_older_end_arriving_after_a_newer_one_ended_the_chain_frees_the_newer
     for text in (BOUND, PLAIN):
         assert len(matches(text, in_time, LIMITS)) == 2
         assert len(matches(text, arrival, LIMITS)) == 2, text
+
+
+def test_a_newer_end_freed_by_an_older_one_ends_a_partial_already_open():
+    """Random streams' example (seed 270733234): in event time get (6.8), create (7.0), delete (8.9)
+    end one chain and get (8.7), create (9.3), delete (9.7) a second. The delete at 9.7 arrives first
+    and ends the first chain; the second chain's create arrives next, so its partial reaches the last
+    step before the older delete arrives and frees the newer one. The newer delete must then end
+    that partial, already open, as in event time it would have."""
+    get1, create1, get2 = audit(15, 6.8, "get"), audit(0, 7.0, "create"), audit(14, 8.7, "get")
+    delete1, create2, delete2 = audit(2, 8.9, "delete"), audit(10, 9.3, "create"), audit(8, 9.7, "delete")
+    in_time = [get1, create1, get2, delete1, create2, delete2]
+    arrival = [get1, create1, get2, delete2, create2, delete1]
+    for text in (BOUND, PLAIN):
+        assert matches(text, in_time, LIMITS) == [["id15", "id0", "id2"], ["id14", "id10", "id8"]]
+        assert matches(text, arrival, LIMITS) == [["id15", "id0", "id8"], ["id14", "id10", "id8"]], text
