@@ -926,7 +926,8 @@ class CorrelationEvaluator:
                           and held.fits(entry, partial["b"]) and not held.broken(partial, entry["t"])
                           and ("o" not in partial or entry["t"] < partial["o"])
                           and not _replayed(entry["r"], partial["e"], by_id)
-                          and ("c" not in entry or not held.ended(entry, partial["b"], partial["l"]))), key=lambda entry: entry["t"])
+                          and ("c" not in entry or not held.ended(entry, partial["b"], partial["l"]))
+                          and ("x" not in entry or not held.taken(entry, partial["b"]))), key=lambda entry: entry["t"])
         if not fitting:
             return [partial]
         # without bindings the earliest held event takes the step; the partial stays open for an

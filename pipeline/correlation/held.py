@@ -102,18 +102,21 @@ def left_to_older(partial: dict[str, Any], time: int) -> dict[str, Any]:
 
 def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: int, span: int) -> list[dict[str, Any]]:
     """The held events once ``completed`` matches were made (``last``: the last step's index). What a
-    match took for an earlier step is held for no other (in order, it would have been taken by
-    this chain, whose other partials close with it). The event that ended a match stays held
+    match took for an earlier step is held for no partial bound as the match is (in order, it would
+    have been taken by this chain, whose other partials close with it), only for those bound to
+    other values, which in order it would have advanced too; it remembers the bindings of the
+    matches that took it (``"x"``, see :func:`taken`). The event that ended a match stays held
     for the partials bound otherwise, which it would have ended too in order; it is marked with
     the chain it ended (``"c"``, see :func:`ending_mark`) so that no partial bound the same way
     (every partial, for a sequence without bindings), which in order would have been that chain,
     ends with it again; once an older event that could have ended the chain arrives, the partials
     that reach the last step after that one may (:func:`ended_earlier`)."""
-    used: set[tuple[Any, int]] = set()
+    used: dict[tuple[Any, int], list[dict[str, Any]]] = {}
     endings: dict[tuple[Any, int], list[list[Any]]] = {}
     for match in completed:
         *earlier, ending = match["e"]
-        used.update((record["id"], record["t"]) for record in earlier)
+        for record in earlier:
+            used.setdefault((record["id"], record["t"]), []).append(match["b"])
         endings.setdefault((ending["id"], ending["t"]), []).append(ending_mark(match, span))
     out = []
     for entry in waiting:
@@ -125,9 +128,20 @@ def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: 
         if entry["k"] == last and event in endings:
             entry["c"] = entry.get("c", []) + endings[event]
             out.append(entry)
-        elif event not in used:
+        elif event in used:
+            if any(match for match in used[event]):  # a match without bindings: every partial is its chain
+                entry["x"] = entry.get("x", []) + used[event]
+                out.append(entry)
+        else:
             out.append(entry)
     return out
+
+
+def taken(entry: dict[str, Any], bound: dict[str, Any]) -> bool:
+    """Whether a match that took the held ``entry`` for an earlier step is the chain a partial bound
+    with ``bound`` would be: their bindings agree on every name both have (with the entry's own)."""
+    mine = dict(bound, **entry["v"]) if entry["v"] else bound
+    return any(all(mine[name] == value for name, value in match.items() if name in mine) for match in entry["x"])
 
 
 def ending_mark(match: dict[str, Any], span: int) -> list[Any]:

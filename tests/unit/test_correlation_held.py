@@ -7,6 +7,7 @@ from __future__ import annotations
 from correlation_helpers import S, evaluator, load_text, run
 
 from pipeline.correlation import CorrelationLimits
+from pipeline.correlation import held
 
 T0 = 1_700_000_000 * S
 
@@ -63,11 +64,16 @@ def test_steps_arriving_in_any_order_within_the_lateness_complete_the_chain():
         alerts = run(ev, order, "k8s_audit")
         assert outputs(alerts) == expected, order
         assert [event.id for event in alerts[0].events] == ["id-1", "id-2", "id-3"]
-        (state,) = ev._store.values()  # what the match took is not held for another one; the read that
-        # ended it only for a chain bound to another secret
+        (state,) = ev._store.values()  # what the match took, and the read that ended it, are held
+        # only for a chain bound to another secret: the grant with the bindings of the match that
+        # took it, the read with the chain it ended
         # (the chain's bindings, when it ended, when it reached its last step, the latest it could end)
-        assert [(entry["r"]["id"], entry.get("c")) for entry in state.get("h", ())] in (
-            [], [("id-3", [['{"secret": "db-password"}', T0 + 2 * S, T0 + 1 * S, T0 + 60 * S]])]), order
+        ended = ("id-3", None, [['{"secret": "db-password"}', T0 + 2 * S, T0 + 1 * S, T0 + 60 * S]])
+        taken = ("id-2", [{"secret": "db-password"}], None)
+        assert [(entry["r"]["id"], entry.get("x"), entry.get("c")) for entry in state.get("h", ())] in (
+            [], [ended], [taken], [taken, ended], [ended, taken]), order
+        assert not any(held.taken(entry, {"secret": "db-password"}) is False for entry in state.get("h", ()) if "x" in entry)
+        assert all(held.taken(entry, {"secret": "api-key"}) is False for entry in state.get("h", ()) if "x" in entry)
         again = run(ev, order, "k8s_audit")  # replayed: the same match (so the same alert id), once
         assert [[event.id for event in alert.events] for alert in again] == [["id-1", "id-2", "id-3"]], order
 
