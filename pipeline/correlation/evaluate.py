@@ -587,10 +587,7 @@ class CorrelationEvaluator:
         newest, heard = origins.newest, origins.heard
         known = newest.get(origin)
         if known is None:
-            if len(newest) >= self.limits.max_regroup_origins:
-                forgotten = next(iter(heard))
-                del heard[forgotten], newest[forgotten]
-                self.stats.forgotten_origins += 1
+            self._make_room(origins)
             newest[origin] = -1
             self.stats.behind += 1
         elif known >= 0:
@@ -600,6 +597,13 @@ class CorrelationEvaluator:
         # at the end of ``heard`` though ``until`` may be past ``high``: another origin heard
         # before ``high`` reaches it can only be found idle later than it would, never earlier
         heard[origin] = max(until, origins.high)
+
+    def _make_room(self, origins: _Origins) -> None:
+        """Room for one more origin: past ``max_regroup_origins`` the least recently heard is forgotten."""
+        if len(origins.newest) >= self.limits.max_regroup_origins:
+            forgotten = next(iter(origins.heard))
+            del origins.heard[forgotten], origins.newest[forgotten]
+            self.stats.forgotten_origins += 1
 
     def _merged_watermark(self, clock: Hashable, origin: Hashable, time: int, event: bool = True) -> int | None:
         """A regrouped clock's watermark once ``origin`` forwarded an event (else, ``event``
@@ -628,10 +632,7 @@ class CorrelationEvaluator:
         # between them; a legacy origin (an earlier Peregrine's envelopes, no progress) moves with them
         moves = not event or origin is LEGACY_ORIGIN
         if known is None:
-            if len(newest) >= self.limits.max_regroup_origins:
-                forgotten = next(iter(heard))
-                del heard[forgotten], newest[forgotten]
-                self.stats.forgotten_origins += 1
+            self._make_room(origins)
             newest[origin] = time if moves else -1
         else:
             if moves and time > known:

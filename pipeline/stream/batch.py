@@ -167,8 +167,6 @@ class BatchProcessor:
         record for each of ``unread`` (input topic partitions this worker owns and has not read
         to their end) of such a source, for every regroup partition, produced before the batch's
         forwards (pipeline/stream/regroup.py)."""
-        if not result.progress:
-            return
         until = result.read_until
         lines = [behind_record(source, origin_of(topic, partition), until[source]) for topic, partition in unread
                  if (source := self.source_topics.get(topic)) in until]
