@@ -882,12 +882,14 @@ class CorrelationEvaluator:
             (completed if advanced["n"] == last_index else grown).append(advanced)
         if hits[0] and not until_hit:
             first = current.record(steps[0])
-            if not any(_replayed(first, p["e"][:1], by_id) for p in kept + grown):
+            # a replayed first event starts its chain again (the same match, the same alert id); an
+            # alerted chain's partial left to older events (``"a"``) is not that chain
+            if not any(_replayed(first, p["e"][:1], by_id) for p in kept + grown if "a" not in p):
                 grown.append(held.mark({"n": 1, "f": time, "l": time, "e": [first], "b": _bind(steps[0], event, {})}, waiting))
         for partial in grown:
             kept.extend(self._take_held(partial, waiting, steps, span, by_id, completed, watermark) if waiting else (partial,))
         if completed:
-            kept, completed = _closed_with(kept, completed)
+            kept, completed = _closed_with(kept, completed, last_index)
         if early:
             waiting = self._hold(correlation, current, indexes, waiting)
             # an older end of a chain a newer event ended: the newer one may end a partial already
@@ -898,7 +900,7 @@ class CorrelationEvaluator:
                         (self._take_held(partial, waiting, steps, span, by_id, more, watermark)
                          if partial["n"] == last_index - 1 and partial["l"] > time else (partial,))]
                 if more:
-                    kept, more = _closed_with(kept, more)
+                    kept, more = _closed_with(kept, more, last_index)
                     completed.extend(more)
         if completed and waiting:  # what a match took is not held for another (in order, it would not be)
             waiting = held.spent(waiting, completed, last_index - 1, span)
@@ -1079,15 +1081,26 @@ class CorrelationEvaluator:
 
 
 def _advanced(partial: dict[str, Any], time: int, record: dict[str, Any], bound: dict[str, Any]) -> dict[str, Any]:
-    """``partial`` one step on, by the event of ``record`` at ``time``, bound so."""
-    return {"n": partial["n"] + 1, "f": partial["f"], "l": time, "e": partial["e"] + [record], "b": bound}
+    """``partial`` one step on, by the event of ``record`` at ``time``, bound so. A partial of an
+    alerted chain (``"a"``, see :func:`_closed_with`) stays for events older than its ``"o"``."""
+    advanced = {"n": partial["n"] + 1, "f": partial["f"], "l": time, "e": partial["e"] + [record], "b": bound}
+    if "a" in partial:
+        advanced["a"], advanced["o"] = 1, partial["o"]
+    return advanced
 
 
-def _closed_with(kept: list[dict[str, Any]], completed: list[dict[str, Any]]) -> tuple[list, list]:
+def _closed_with(kept: list[dict[str, Any]], completed: list[dict[str, Any]], last: int) -> tuple[list, list]:
     """A chain alerts once: the partials grown from a completed match's first event close with
-    it; of matches ended by one event, the newest."""
+    it; of matches ended by one event, the newest. One left to older events (``"o"``: a newer
+    event took its next step) before its last step (``last``: the number of steps; an older last
+    step is the match's own end, moved back by held.ended_earlier) stays for them, marked
+    (``"a"``) so that all it grows into stays older than that: an older step arriving late
+    re-forms the chain event-time order would have completed first, from the same first event
+    (the alerted match's steps from there on belong, in event time, to a chain whose first step
+    may arrive later still)."""
     origins = {(match["e"][0]["id"], match["f"]) for match in completed}
-    kept = [p for p in kept if (p["e"][0]["id"], p["f"]) not in origins]
+    kept = [p if (p["e"][0]["id"], p["f"]) not in origins else dict(p, a=1) for p in kept
+            if (p["e"][0]["id"], p["f"]) not in origins or ("o" in p and p["n"] < last - 1)]
     if len(completed) > 1:
         completed = _newest_per_ending(completed)
     return kept, completed

@@ -179,3 +179,21 @@ def test_an_older_first_step_bound_otherwise_takes_a_step_a_completed_match_took
     assert matches(BOUND, arrival, LIMITS) == [["id13", "id12", "id1"], ["id10", "id12", "id8"]]
     # without bindings there is one chain: the create it took is spent, as in order
     assert len(matches(PLAIN, in_time, LIMITS)) == len(matches(PLAIN, arrival, LIMITS)) == 1
+
+
+def test_an_older_middle_step_arriving_after_its_first_step_alerted_re_forms_the_older_chain():
+    """Random streams' example (seed 381738634): in event time get (3.2), create (4.5), delete (4.9)
+    end one chain and get (6.2), create (6.4), delete (6.7) a second. The first get's partial took
+    the newer create and delete and alerted; the older create arrives after that: with the held
+    delete at 4.9, from the same first get, it completes the chain event time completed first
+    (the alerted one's create and delete were, in event time, the second get's, which arrives
+    last and finds them spent)."""
+    get1, create1, delete1 = audit(3, 3.2, "get"), audit(0, 4.5, "create"), audit(8, 4.9, "delete")
+    get2, create2, delete2 = audit(12, 6.2, "get"), audit(14, 6.4, "create"), audit(13, 6.7, "delete")
+    in_time = [get1, create1, delete1, get2, create2, delete2]
+    arrival = [get1, delete1, create2, delete2, create1, get2]
+    assert matches(PLAIN, in_time, LIMITS) == [["id3", "id0", "id8"], ["id12", "id14", "id13"]]
+    assert matches(PLAIN, arrival, LIMITS) == [["id3", "id14", "id13"], ["id3", "id0", "id8"]]
+    # the partial left for older events takes none as new as the alerted chain's create
+    late = audit(20, 6.5, "create")
+    assert matches(PLAIN, arrival[:4] + [late, audit(21, 6.9, "delete")], LIMITS) == [["id3", "id14", "id13"]]
