@@ -902,7 +902,7 @@ class CorrelationEvaluator:
                 if more:
                     kept, more = _closed_with(kept, more, last_index)
                     completed.extend(more)
-        if completed and waiting:  # what a match took is not held for another (in order, it would not be)
+        if completed and waiting:  # what a match took is held only for chains bound otherwise (held.spent)
             waiting = held.spent(waiting, completed, last_index - 1, span)
         if waiting:
             state["h"] = waiting
@@ -1099,8 +1099,13 @@ def _closed_with(kept: list[dict[str, Any]], completed: list[dict[str, Any]], la
     (the alerted match's steps from there on belong, in event time, to a chain whose first step
     may arrive later still)."""
     origins = {(match["e"][0]["id"], match["f"]) for match in completed}
-    kept = [p if (p["e"][0]["id"], p["f"]) not in origins else dict(p, a=1) for p in kept
-            if (p["e"][0]["id"], p["f"]) not in origins or ("o" in p and p["n"] < last - 1)]
+    still = []
+    for partial in kept:
+        if (partial["e"][0]["id"], partial["f"]) not in origins:
+            still.append(partial)
+        elif "o" in partial and partial["n"] < last - 1:
+            still.append(dict(partial, a=1))
+    kept = still
     if len(completed) > 1:
         completed = _newest_per_ending(completed)
     return kept, completed

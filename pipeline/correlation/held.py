@@ -129,7 +129,7 @@ def spent(waiting: list[dict[str, Any]], completed: list[dict[str, Any]], last: 
             entry["c"] = entry.get("c", []) + endings[event]
             out.append(entry)
         elif event in used:
-            if any(match for match in used[event]):  # a match without bindings: every partial is its chain
+            if any(used[event]):  # a match without bindings: every partial is its chain
                 entry["x"] = entry.get("x", []) + used[event]
                 out.append(entry)
         else:

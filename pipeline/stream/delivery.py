@@ -461,17 +461,21 @@ class BatchDelivery:
         else:
             self.correlator.reindex()
 
+    async def _to_every_regroup_partition(self, lines_by_partition: dict[int, list[bytes]], pending: list) -> None:
+        """Progress or behind records, sent to the regroup partitions they name (not by key)."""
+        for partition, lines in lines_by_partition.items():
+            if self.regroup is None:  # a processor that regroups needs the topic: a wiring bug, not input
+                raise RuntimeError("progress or behind records but no regroup topic")
+            for record in ndjson_records(lines):
+                pending.append(await self.regroup.send(key=PROGRESS_KEY, value=record, partition=partition))
+
     async def _deliver(self, result) -> None:
         pending: list[Any] = []
         for key, value in result.forwards:
             pending.append(await self.repartition.send(key=key, value=value))
             metrics.FORWARDED.inc(value.count(b"\n") + 1)
         # before the forwards: a clock learns of a backlog before other partitions' events move it
-        for partition, lines in result.behind.items():
-            if self.regroup is None:
-                raise RuntimeError("behind records but no regroup topic")
-            for record in ndjson_records(lines):
-                pending.append(await self.regroup.send(key=PROGRESS_KEY, value=record, partition=partition))
+        await self._to_every_regroup_partition(result.behind, pending)
         for key, lines in result.regrouped.items():
             if self.regroup is None:  # a processor that regroups needs the topic: a wiring bug, not input
                 raise RuntimeError("events to regroup but no regroup topic")
@@ -481,11 +485,7 @@ class BatchDelivery:
         # after the forwards: a regroup partition reads an input partition's progress only after
         # that partition's events up to it (the producer keeps each partition's records in the
         # order sent, one batch in flight a partition; this lane's previous batch is delivered)
-        for partition, lines in result.progress.items():
-            if self.regroup is None:
-                raise RuntimeError("progress records but no regroup topic")
-            for record in ndjson_records(lines):
-                pending.append(await self.regroup.send(key=PROGRESS_KEY, value=record, partition=partition))
+        await self._to_every_regroup_partition(result.progress, pending)
         for letter in result.dead_letters:
             pending.append(await self.deadletters.send(key=letter.key, value=letter.to_json()))
             self.dead_letter_counts[letter.reason] += 1

@@ -46,8 +46,7 @@ is left out of the watermark until it is heard from again.
 Behind records. A worker that starts with a backlog may read one input partition far ahead
 of another it owns (Faust takes what the fetcher returns: a first batch can hold one partition's
 records only). The partition read first moved a clock that had not heard of the other past the
-other's events, which were then late (the atelier's burst of forbidden execs, 20 in 7 s, lost
-that way when the worker started behind). So before a batch's forwards, a worker whose batch
+other's events, which were then late. So before a batch's forwards, a worker whose batch
 read a source with regrouped correlations sends every regroup partition one line per input
 partition of that source it owns and has not read to its end (its next offset below the
 partition's high watermark, pipeline/stream/backlog.py):
