@@ -9,8 +9,14 @@ own data under ``corr.*``:
 distinct count lists its newest 50), ``corr.count`` (the events in the match) and
 ``corr.suppressed`` (matches not alerted since the previous alert, under
 throttling); the group fields themselves are there too. The ``uuid`` is
-derived from the rule, the group key and the contributing event ids, so a
-replay gives the same id and an index never holds a match twice.
+derived from the rule, the group key and the contributing events, so a
+replay gives the same id and an index never holds a match twice: each event
+by its id and its time, or by its id alone where the source gives every
+event an id of its own (K8s audit ``auditID``, CloudTrail ``eventID``; one
+audit request's stages share it). A syscall event's ``evt.num`` restarts
+with the collector and repeats across nodes, and a collector without it
+gives ``<pid>/<evt.type>``: by ids alone, the same attack again later made
+the same uuid, and OpenSearch refused its alert as already stored.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ import uuid
 
 from pipeline.alerts import Alert
 from pipeline.alerts.output import clock_ns
-from pipeline.correlation.evaluate import CorrelationAlert
+from pipeline.correlation.evaluate import UNIQUE_IDS, CorrelationAlert
 
 CORRELATION_NAMESPACE = uuid.UUID("0f1d3c5e-7a9b-4c2d-8e6f-a1b2c3d4e5f6")
 
 
 def correlation_uuid(alert: CorrelationAlert) -> str:
-    ids = ",".join(str(event.id) for event in alert.events)
+    if alert.source in UNIQUE_IDS:
+        ids = ",".join(str(event.id) for event in alert.events)
+    else:
+        ids = ",".join(f"{event.id}@{event.time}" for event in alert.events)
     return str(uuid.uuid5(CORRELATION_NAMESPACE, f"{alert.rule}\x00{alert.group_key}\x00{ids}"))
 
 

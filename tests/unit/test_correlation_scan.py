@@ -53,3 +53,18 @@ def test_peregrine_scan_stops_on_a_bad_correlation(test_registries, tmp_path, ca
     err = capsys.readouterr().err
     assert code == 2
     assert f"{bad}:58:12: 'maxspan' must be a positive duration" in err and "nothing scanned" in err
+
+
+def test_the_same_attack_again_later_is_another_alert_with_another_id():
+    """A syscall event's ``evt.num`` restarts with the collector (and a collector without it
+    gives ``<pid>/<evt.type>``): the same ids at other times are another match. With the ids
+    alone in its uuid, the second match's alert was refused by OpenSearch as the first's
+    (a demo run moved to the present again stored no Log4Shell chain)."""
+    ruleset, correlations = peregrine_correlations()
+    scanner = Scanner(ruleset, registry_for=correlation_fields.registry_for, source="syscall", hostname="h", correlations=correlations)
+    first = events("drop_execute.jsonl")
+    later = [dict(event, **{"evt.time": event["evt.time"] + 3600 * 1_000_000_000}) for event in first]
+    alerts = [alert for event in first + later for alert in scanner.scan_event(event)]
+    assert [a.rule for a in alerts] == ["Drop and execute"] * 2
+    assert [e["id"] for e in alerts[0].output_fields["corr.events"]] == [e["id"] for e in alerts[1].output_fields["corr.events"]]
+    assert alerts[0].uuid != alerts[1].uuid
