@@ -4,7 +4,10 @@ Stack up (topics, alert template) -> a `peregrine worker` subprocess ->
 the demo attack in deploy/atelier/demo/ replayed to the input topics -> the
 alerts read back from OpenSearch and printed as a table. The worker is
 stopped at the end unless --keep-worker. Each phase's time is printed.
-Alert ids are deterministic, so running the demo again stores no duplicates.
+The attack is moved to the present, its gaps kept (pipeline/ingest/retime.py):
+its alerts are today's, where dashboards and `peregrine alerts report` look.
+With --recorded-times it keeps the times it was recorded at; alert ids being
+deterministic, running that again stores no duplicates.
 """
 
 from __future__ import annotations
@@ -48,6 +51,60 @@ def _health(port: int) -> dict | None:
         return None
 
 
+def _stop_kept_worker(pidfile: Path, say) -> None:
+    """Stop the worker an earlier ``--keep-worker`` left running. Still in the demo's consumer
+    group, it took part of the partitions from the new worker, with its own (maybe older)
+    code, and each start made the group rebalance around it: the new worker waited for
+    partitions past its minute."""
+    import psutil
+
+    try:
+        text = pidfile.read_text()
+    except OSError:
+        return
+    pidfile.unlink(missing_ok=True)
+    try:
+        pid = int(text.strip())
+    except ValueError:
+        return
+    try:
+        process = psutil.Process(pid)
+        if "agents.detect:app" not in " ".join(process.cmdline()):
+            return  # the pid is another program's by now
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except psutil.TimeoutExpired:
+            process.kill()
+    except psutil.Error:  # gone already, or not ours to stop
+        return
+    say(f"stopped the worker an earlier --keep-worker left running (pid {pid})")
+
+
+async def _newest_alert_ns(settings) -> int | None:
+    """The time of the newest stored alert up to an hour ahead (a previous demo run's may lie a
+    few seconds ahead), None when there is none or OpenSearch does not answer."""
+    from opensearchpy import AsyncOpenSearch
+
+    from pipeline.fields.coerce import to_time_ns
+    from pipeline.stream.credentials import opensearch_options
+
+    client = AsyncOpenSearch(hosts=[settings.opensearch_url], timeout=10, **opensearch_options(settings))
+    try:
+        await client.indices.refresh(index=f"{settings.index_prefix}*", ignore_unavailable=True)
+        result = await client.search(index=f"{settings.index_prefix}*", ignore_unavailable=True, body={
+            "size": 1, "sort": [{"time": "desc"}], "_source": ["time"],
+            "query": {"range": {"time": {"lte": "now+1h"}}},
+        })
+        hits = result["hits"]["hits"]
+        newest = to_time_ns(hits[0]["_source"]["time"]) if hits else None
+        return newest if newest.__class__ is int else None
+    except Exception:  # noqa: BLE001 - no index yet: nothing to stay after
+        return None
+    finally:
+        await client.close()
+
+
 async def _alerts(settings, start_ns: int, end_ns: int) -> list[dict]:
     from opensearchpy import AsyncOpenSearch
 
@@ -71,12 +128,14 @@ async def _alerts(settings, start_ns: int, end_ns: int) -> list[dict]:
 def demo(
     keep_worker: bool = typer.Option(False, "--keep-worker", help="Leave the worker running at the end"),
     timeout: float = typer.Option(90.0, "--timeout", help="Seconds to wait for the alerts"),
+    recorded_times: bool = typer.Option(False, "--recorded-times", help="Replay the attack at the times it was "
+                                        "recorded (default: moved to now, so its alerts are today's)"),
 ) -> None:
     """Run the whole pipeline on a demo attack and print the alerts from OpenSearch."""
     from rich.console import Console
 
     from pipeline.alerts.falco_json import event_time_ns
-    from pipeline.cli.replay import _source, load_events, produce
+    from pipeline.cli.replay import _source, load_events, moved_to_now, produce
     from pipeline.stack.lifecycle import up
     from pipeline.stack.settings import StackSettings
     from pipeline.stream.settings import PipelineSettings
@@ -104,6 +163,8 @@ def demo(
     settings = PipelineSettings.from_env(env)
     logs = settings.data_dir / "demo-worker.log"
     logs.parent.mkdir(parents=True, exist_ok=True)
+    kept = settings.data_dir / "demo-worker.pid"
+    _stop_kept_worker(kept, lambda message: console.print(f"  {message}"))
     worker = subprocess.Popen([str(Path(sys.executable).with_name("peregrine")), "worker", "-l", "warning"],
                               env=env, stdout=logs.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -122,6 +183,8 @@ def demo(
     try:
         files = sorted(str(p) for p in DEMO_DIR.glob("*.jsonl"))
         events = load_events(files)
+        if not recorded_times:  # after the newest alert: a run right after another would share its range
+            events = moved_to_now(events, after_ns=asyncio.run(_newest_alert_ns(settings)))
         topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
         sent = asyncio.run(produce(settings.broker, events, topics, batch=50, settings=settings))
         times = [event_time_ns(event, _source(event, hint)) for event, hint in events]
@@ -140,7 +203,8 @@ def demo(
         mark = phase(f"{len(found)} alerts searchable in OpenSearch", mark)
     finally:
         if keep_worker:
-            console.print(f"worker left running: pid {worker.pid} (stop it with kill {worker.pid})")
+            kept.write_text(f"{worker.pid}\n")  # the next demo stops it first
+            console.print(f"worker left running: pid {worker.pid} (stop it with kill {worker.pid}; the next demo does)")
         else:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -9,7 +9,9 @@ to N events of the same key into one NDJSON message, as collectors do, and
 never more bytes than the worker takes in one message
 (``PEREGRINE_MAX_MESSAGE_BYTES``). An event that cannot be sent as it is
 (larger than that alone, or nested deeper than JSON is written here) is
-skipped and reported, and the command exits 1.
+skipped and reported, and the command exits 1. ``--now`` moves a recording's
+times to the present, gaps kept (pipeline/ingest/retime.py), so its alerts
+land in today's index, where dashboards and ``peregrine alerts report`` look.
 """
 
 from __future__ import annotations
@@ -67,6 +69,22 @@ def load_events(paths: Iterable[str]) -> list[tuple[dict, str | None]]:
         except OSError as error:
             raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
     return events
+
+
+def moved_to_now(events: list[tuple[dict, str | None]], after_ns: int | None = None) -> list[tuple[dict, str | None]]:
+    """The events shifted to end now, their gaps kept (pipeline/ingest/retime.py); with
+    ``after_ns``, to begin after it when ending now would not."""
+    from pipeline.ingest.retime import retimed, time_range
+
+    sourced = [(event, _source(event, hint)) for event, hint in events]
+    found = time_range(sourced)
+    if found is None:
+        return events
+    start = time.time_ns() - (found[1] - found[0])
+    if after_ns is not None:
+        start = max(start, after_ns + 1_000_000_000)  # the earliest lands in the second up to start
+    moved, _ = retimed(sourced, start)
+    return [(event, hint) for event, (_, hint) in zip(moved, events)]
 
 
 async def produce(
@@ -199,6 +217,8 @@ def replay(
     topic: str = typer.Option(None, "--topic", "-t", help="Send everything to this topic (default: each source's topic)"),
     rate: float = typer.Option(0.0, "--rate", help="Events per second (default: as fast as possible)"),
     batch: int = typer.Option(1, "--batch", help="Events per Kafka message (NDJSON), grouped by key"),
+    now: bool = typer.Option(False, "--now", help="Move the events' times so the latest is now, keeping their gaps "
+                             "(recorded events then alert in today's index)"),
 ) -> None:
     """Produce events from files to Peregrine's input topics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -211,6 +231,8 @@ def replay(
         raise ConfigError(f"--rate must be a number of events per second, 0 for as fast as possible; got {rate}")
     settings = PipelineSettings.from_env()
     events = load_events(files)
+    if now:
+        events = moved_to_now(events)
     topics = {"syscall": settings.syscall_topic, "k8s_audit": settings.k8s_audit_topic, "aws_cloudtrail": settings.cloudtrail_topic}
     skipped: list[str] = []
     with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:

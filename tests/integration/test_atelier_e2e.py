@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import pytest
 import yaml
 
 from pipeline.alerts.falco_json import event_time_ns
-from pipeline.cli.replay import _source, load_events, produce
+from pipeline.cli.replay import _source, load_events, moved_to_now, produce
 from pipeline.fields.coerce import to_time_ns
+from pipeline.sinks.opensearch import daily_index
 from pipeline_harness import WorkerSetup, health, read_topic, search_all
 from webhook_process import WebhookProcess, eventlist
 
@@ -133,12 +135,14 @@ async def test_a_worker_started_after_every_attack_was_sent_gives_the_same_alert
 
 async def test_the_demo_attack_gives_the_demo_alerts_in_opensearch(setup, opensearch):
     """`peregrine demo`'s events through a worker configured as the demo configures it:
-    default rules (PEREGRINE_RULES empty), default rule matching, the live audit on."""
+    default rules (PEREGRINE_RULES empty), default rule matching, the live audit on, and the
+    recorded attack moved to end now: its alerts are today's, in today's index."""
     demo = yaml.safe_load((ATELIER / "catalog.yaml").read_text())["demo"]
     s = await setup(1, PEREGRINE_RULES="")
     s.start()
     await assigned(s)
-    events = load_events([str(ATELIER / demo["events"])])
+    began = time.time_ns()
+    events = moved_to_now(load_events([str(ATELIER / demo["events"])]))
     topics = {"syscall": s.topics["syscall"], "k8s_audit": s.topics["k8s_audit"], "aws_cloudtrail": s.topics["cloudtrail"]}
     await produce(s.bootstrap, events, topics, batch=50)
     expected = Counter(demo["expect"])
@@ -146,3 +150,18 @@ async def test_the_demo_attack_gives_the_demo_alerts_in_opensearch(setup, opense
     assert Counter(hit["_source"]["rule"] for hit in hits) == expected, s.log_text()
     chain = [hit["_source"] for hit in hits if hit["_source"]["rule"] == "Log4Shell exploitation chain"]
     assert chain[0]["output_fields"]["corr.group"] == {"container.id": "7d3f9a2b1c4e"}
+    recorded = [event_time_ns(event, _source(event, hint)) for event, hint in load_events([str(ATELIER / demo["events"])])]
+    span = max(recorded) - min(recorded)
+    for hit in hits:
+        at = to_time_ns(hit["_source"]["time"])
+        assert began - span - 1_000_000_000 < at <= time.time_ns(), hit["_source"]  # the recording ends now
+        assert hit["_index"] == daily_index(s.index_prefix, at)
+    # the demo run again, after the first (as `peregrine demo` places it): the same attack
+    # later is as many alerts again, the Log4Shell chain too (its events' evt.num repeat),
+    # but the live audit's (it reports an unchanged object's failures once, docs/audit.md)
+    newest = max(to_time_ns(hit["_source"]["time"]) for hit in hits)
+    await produce(s.bootstrap, moved_to_now(load_events([str(ATELIER / demo["events"])]), after_ns=newest), topics, batch=50)
+    twice = Counter({rule: count * (1 if rule.startswith("Polaris ") else 2) for rule, count in expected.items()})
+    hits = await search_all(opensearch, s.index_prefix, expect=sum(twice.values()), timeout=240)
+    assert Counter(hit["_source"]["rule"] for hit in hits) == twice, s.log_text()
+    assert len({hit["_id"] for hit in hits}) == sum(twice.values())
