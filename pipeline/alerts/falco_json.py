@@ -74,7 +74,8 @@ def _ns(value: Any) -> int | None:
     return parse_rfc3339_ns(value) if isinstance(value, str) else None
 
 
-_TIME_KEYS = {
+#: per source, the top-level fields that hold an event's own time, the first present wins
+TIME_KEYS: dict[str, tuple[str, ...]] = {
     "syscall": ("evt.time", "evt.rawtime"),
     "k8s_audit": ("stageTimestamp", "requestReceivedTimestamp"),
     "aws_cloudtrail": ("eventTime",),
@@ -86,7 +87,7 @@ def event_time_ns(event: Any, source: str) -> int:
     ``stageTimestamp`` (else ``requestReceivedTimestamp``) for k8s_audit, ``eventTime``
     for CloudTrail; now when the event has none."""
     if isinstance(event, dict):
-        for key in _TIME_KEYS.get(source, ("evt.time",)):
+        for key in TIME_KEYS.get(source, ("evt.time",)):
             found = _ns(event.get(key))
             if found is not None:
                 return found

@@ -74,16 +74,13 @@ def load_events(paths: Iterable[str]) -> list[tuple[dict, str | None]]:
 def moved_to_now(events: list[tuple[dict, str | None]], after_ns: int | None = None) -> list[tuple[dict, str | None]]:
     """The events shifted to end now, their gaps kept (pipeline/ingest/retime.py); with
     ``after_ns``, to begin after it when ending now would not."""
-    from pipeline.ingest.retime import retimed, time_range
+    from pipeline.ingest.retime import offset_to_end_at, retimed, time_range
 
     sourced = [(event, _source(event, hint)) for event, hint in events]
     found = time_range(sourced)
     if found is None:
         return events
-    start = time.time_ns() - (found[1] - found[0])
-    if after_ns is not None:
-        start = max(start, after_ns + 1_000_000_000)  # the earliest lands in the second up to start
-    moved, _ = retimed(sourced, start)
+    moved = retimed(sourced, offset_to_end_at(found, time.time_ns(), after_ns))
     return [(event, hint) for event, (_, hint) in zip(moved, events)]
 
 

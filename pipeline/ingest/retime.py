@@ -6,16 +6,17 @@ recorded at. Replayed as it is, its alerts land in that day's index
 ``peregrine alerts report``'s default range, and the first retention run
 deletes them. :func:`retimed` shifts every event by one offset, so the events
 keep their order and their gaps, which correlation windows (``maxspan``,
-``within``) measure; ``peregrine replay --now`` and ``peregrine demo`` choose
-the offset that makes the recording end now (:func:`time_range`), so that no
-event lies in the future of the views that look at "the last hour".
+``within``) measure; ``peregrine replay --now`` and ``peregrine demo`` take
+the offset that makes the recording end now (:func:`offset_to_end_at`), so
+that no event lies in the future of the views that look at "the last hour".
 
 The offset is a whole number of seconds: a CloudTrail ``eventTime`` has no
 fraction, and a shift that kept the gaps exactly must not need one. Each time
 keeps its form: ``evt.time`` as an int stays an int (a numeric string a
 numeric string), an RFC 3339 time stays one with as many fraction digits as
 it had, in UTC. Only the fields the pipeline reads an event's time from are
-moved (:data:`TIME_KEYS`); an event without any is left as it is.
+moved (:data:`pipeline.alerts.falco_json.TIME_KEYS`); an event without any is
+left as it is.
 """
 
 from __future__ import annotations
@@ -24,20 +25,14 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from pipeline.alerts.falco_json import parse_rfc3339_ns
-
-#: per source, the top-level fields that hold the event's time
-TIME_KEYS: dict[str, tuple[str, ...]] = {
-    "syscall": ("evt.time", "evt.rawtime"),
-    "k8s_audit": ("requestReceivedTimestamp", "stageTimestamp"),
-    "aws_cloudtrail": ("eventTime",),
-}
+from pipeline.alerts.falco_json import TIME_KEYS, parse_rfc3339_ns
 
 _SECOND = 1_000_000_000
 _FRACTION = re.compile(r"\.(\d+)")
 
 
 def _as_ns(value: Any) -> int | None:
+    """A time in a form :func:`shifted` writes back (an int, a digit string, RFC 3339), else None."""
     if value.__class__ is int:
         return value if value > 0 else None
     if value.__class__ is str:
@@ -86,20 +81,24 @@ def time_range(events: Iterable[tuple[dict, str]]) -> tuple[int, int] | None:
     return None if first is None else (first, last)  # type: ignore[return-value]
 
 
-def retimed(events: list[tuple[dict, str]], start_ns: int) -> tuple[list[dict], int]:
-    """Copies of the events, each of ``(event, source)``, shifted by one offset (whole seconds)
-    that puts the earliest in the second up to ``start_ns`` (never after it); returns them and
-    the offset in ns. The given events are not changed."""
-    found = time_range(events)
-    if found is None:
-        return [event for event, _ in events], 0
-    offset = (start_ns - found[0]) // _SECOND * _SECOND
+def offset_to_end_at(found: tuple[int, int], end_ns: int, after_ns: int | None = None) -> int:
+    """The shift, whole seconds, that makes events spanning ``found`` (:func:`time_range`) end
+    in the second up to ``end_ns``; with ``after_ns``, begin after it if ending then would not."""
+    start = end_ns - (found[1] - found[0])
+    if after_ns is not None:
+        start = max(start, after_ns + _SECOND)
+    return (start - found[0]) // _SECOND * _SECOND
+
+
+def retimed(events: list[tuple[dict, str]], offset_ns: int) -> list[dict]:
+    """Copies of the events, each of ``(event, source)``, their times moved by ``offset_ns``;
+    the given events are not changed, an event without a time is given back as it is."""
     out = []
     for event, source in events:
         keys = [key for key in TIME_KEYS.get(source, ()) if key in event]
         if keys:
             event = dict(event)
             for key in keys:
-                event[key] = shifted(event[key], offset)
+                event[key] = shifted(event[key], offset_ns)
         out.append(event)
-    return out, offset
+    return out

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.alerts.falco_json import event_time_ns, parse_rfc3339_ns
 from pipeline.cli.replay import moved_to_now
-from pipeline.ingest.retime import retimed, shifted, time_range
+from pipeline.ingest.retime import offset_to_end_at, retimed, shifted, time_range
 
 S = 1_000_000_000
 NOW = 1_796_000_000 * S + 123_456_789  # 2026-11-30, within a second
@@ -34,7 +34,7 @@ def test_what_is_not_a_time_is_left_as_it_is():
         assert shifted(value, 10 * S) == value
 
 
-def test_the_earliest_event_lands_in_the_second_up_to_the_start_and_the_gaps_stay():
+def test_the_recording_ends_in_the_second_up_to_the_end_and_the_gaps_stay():
     events = [
         ({"evt.time": 1_763_800_006_000_000_500, "evt.type": "execve"}, "syscall"),
         ({"kind": "Event", "requestReceivedTimestamp": "2025-11-22T08:26:40.000000Z",
@@ -42,11 +42,13 @@ def test_the_earliest_event_lands_in_the_second_up_to_the_start_and_the_gaps_sta
         ({"eventName": "ConsoleLogin", "eventTime": "2025-11-22T08:27:00Z"}, "aws_cloudtrail"),
     ]
     before = copy.deepcopy(events)
-    moved, offset = retimed(events, NOW)
-    assert events == before  # copies, not the given events
+    offset = offset_to_end_at(time_range(events), NOW)
     assert offset % S == 0
+    moved = retimed(events, offset)
+    assert events == before  # copies, not the given events
     first = parse_rfc3339_ns(moved[1]["requestReceivedTimestamp"])
-    assert NOW - S < first <= NOW
+    last = parse_rfc3339_ns(moved[2]["eventTime"])
+    assert NOW - S < last <= NOW
     assert moved[0]["evt.time"] - first == 6 * S + 500
     assert parse_rfc3339_ns(moved[1]["stageTimestamp"]) - first == 250_000_000
     assert parse_rfc3339_ns(moved[2]["eventTime"]) - first == 20 * S
@@ -57,7 +59,7 @@ def test_nested_times_and_events_without_a_time_are_not_touched():
     audit = {"kind": "Event", "stageTimestamp": "2025-11-22T08:26:40.000000Z",
              "requestObject": {"metadata": {"creationTimestamp": "2025-11-22T08:26:40Z"}}}
     bare = {"evt.type": "open"}
-    moved, _ = retimed([(audit, "k8s_audit"), (bare, "syscall")], NOW)
+    moved = retimed([(audit, "k8s_audit"), (bare, "syscall")], 3600 * S)
     assert moved[0]["requestObject"] == audit["requestObject"]
     assert moved[1] is bare
 
@@ -65,7 +67,7 @@ def test_nested_times_and_events_without_a_time_are_not_touched():
 def test_events_without_any_time_are_returned_unchanged():
     events = [({"evt.type": "open"}, "syscall"), ({"kind": "Event"}, "k8s_audit")]
     assert time_range(events) is None
-    assert retimed(events, NOW) == ([events[0][0], events[1][0]], 0)
+    assert retimed(events, 3600 * S) == [events[0][0], events[1][0]]
 
 
 def test_moved_to_now_ends_the_recording_now_and_keeps_each_hint():
@@ -99,8 +101,16 @@ def test_time_range_spans_every_source():
 
 @given(st.lists(st.integers(min_value=1, max_value=4_000_000_000 * S), min_size=1, max_size=40),
        st.integers(min_value=1_000_000_000 * S, max_value=4_000_000_000 * S))
-def test_the_gaps_between_any_syscall_times_are_kept(times, start):
-    moved, _ = retimed([({"evt.time": t}, "syscall") for t in times], start)
-    new = [event["evt.time"] for event in moved]
+def test_the_gaps_between_any_syscall_times_are_kept(times, end):
+    events = [({"evt.time": t}, "syscall") for t in times]
+    new = [event["evt.time"] for event in retimed(events, offset_to_end_at(time_range(events), end))]
     assert [b - a for a, b in zip(times, times[1:])] == [b - a for a, b in zip(new, new[1:])]
-    assert start - S < min(new) <= start
+    assert end - S < max(new) <= end
+
+
+def test_an_offset_after_a_given_time_begins_the_events_after_it():
+    found = (100 * S, 113 * S)  # 13 s of events
+    assert offset_to_end_at(found, 200 * S) == 87 * S  # ending at 200 s
+    assert offset_to_end_at(found, 200 * S, after_ns=195 * S) == 96 * S  # beginning at 196 s, after 195
+    assert offset_to_end_at(found, 200 * S, after_ns=150 * S) == 87 * S  # ending now begins after it already
+    assert offset_to_end_at(found, 200 * S + S // 2) == 87 * S  # whole seconds, never past the end
