@@ -114,12 +114,11 @@ def open_progress(item: dict) -> tuple[str, str, int, bool]:
         raise ValueError("a regroup progress record needs a 'source' string")
     if not isinstance(origin, str) or not origin or len(origin) > MAX_ORIGIN_CHARS:
         raise ValueError(f"a regroup progress record's 'origin' must be a topic partition name of 1 to {MAX_ORIGIN_CHARS} characters")
-    behind = "progress" not in item
-    time = item["behind"] if behind else item["progress"]
+    kind = "progress" if "progress" in item else "behind"  # a record's kind is its time's key
+    time = item[kind]
     if not isinstance(time, int) or isinstance(time, bool) or time < 0:
-        kind, name = ("behind", "behind") if behind else ("progress", "progress")
-        raise ValueError(f"a regroup {kind} record's '{name}' must be an event time, a non-negative integer (ns)")
-    return source, origin, time, behind
+        raise ValueError(f"a regroup {kind} record's '{kind}' must be an event time, a non-negative integer (ns)")
+    return source, origin, time, kind == "behind"
 
 
 def open_envelope(item: Any) -> tuple[str, list[str], dict, str | None]:

@@ -80,7 +80,6 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         rewind = uncommitted_stream_partitions(committed, self.consumer._is_changelog_tp)
         if rewind:
             await consumer.seek_to_beginning(*rewind)
-        if rewind:
             stamps = stale_fetch.stamps_of(consumer._fetcher)  # records fetched before this are stale
             for tp in rewind:
                 stamps.sought(tp)
